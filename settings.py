@@ -1,0 +1,203 @@
+"""Reads digest.toml: the one settings module every floor may import.
+
+`load_settings()` picks the file (`--config`, else `$DIGEST_CONFIG`, else `./digest.toml`,
+else the packaged default), validates every key it knows, and resolves paths relative to the
+file. With the packaged default, data paths resolve against the current directory and the
+registry is the packaged sources.toml.
+
+Sections later features read (`[relevance]`, `[issue]`, `[schedule]`, `[editor]`, `[scale]`)
+are kept whole in `Settings.sections` for their own modules to validate.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+PACKAGE_DIR = Path(str(resources.files("alliance_digest")))
+DEFAULT_CONFIG = PACKAGE_DIR / "digest.toml"
+DEFAULT_USER_AGENT = (
+    "AllianceDigest/0.1 (+https://github.com/alliance-digest/alliance-digest; news tracking)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class HttpSettings:
+    """`[http]`: how we talk to publishers' servers."""
+
+    user_agent: str = DEFAULT_USER_AGENT
+    connect_timeout: float = 10.0
+    read_timeout: float = 30.0
+    #: Whole-source deadline: a server trickling one byte a second is cut off here.
+    total_timeout: float = 60.0
+    max_bytes: int = 10 * 1024 * 1024
+    max_redirects: int = 5
+    per_host_concurrency: int = 2
+    #: Requests in flight across all hosts.
+    max_connections: int = 32
+
+
+@dataclass(frozen=True, slots=True)
+class CollectSettings:
+    """`[collect]`: when sources are due and when they count as stale."""
+
+    interval_minutes: int = 60
+    stale_days: int = 30
+    max_backoff_minutes: int = 24 * 60
+    #: Parser processes; 0 means one per CPU core.
+    parse_processes: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The loaded configuration."""
+
+    #: The file read, or None when the packaged default is in use.
+    config_path: Path | None
+    store_path: Path
+    sources_file: Path
+    http: HttpSettings = field(default_factory=HttpSettings)
+    collect: CollectSettings = field(default_factory=CollectSettings)
+    #: Other top-level tables, unvalidated here (each feature validates its own).
+    sections: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def base_dir(self) -> Path:
+        """Folder that relative paths in the config resolve against."""
+        return self.config_path.parent if self.config_path else Path.cwd()
+
+    @property
+    def data_dir(self) -> Path:
+        """Folder that holds the database (and other runtime files next to it)."""
+        return self.store_path.parent
+
+    @property
+    def uses_packaged_default(self) -> bool:
+        return self.config_path is None
+
+    def resolve(self, value: str | os.PathLike[str]) -> Path:
+        """Resolve a path from the config relative to the config file."""
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else (self.base_dir / p)
+
+
+def config_file(explicit: str | os.PathLike[str] | None = None) -> Path | None:
+    """Which config file applies: explicit, $DIGEST_CONFIG, ./digest.toml, or None (packaged)."""
+    chosen = explicit or os.environ.get("DIGEST_CONFIG")
+    if chosen:
+        path = Path(chosen).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found")
+        return path.resolve()
+    local = Path("digest.toml")
+    return local.resolve() if local.is_file() else None
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Parse a TOML file, turning every failure into one ConfigError line naming the file."""
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: invalid TOML: {e}") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
+
+
+def _typed(where: str, key: str, value: Any, want: type | tuple[type, ...]) -> Any:
+    # bool is an int in Python; a number where a boolean is wanted (or the reverse) is a mistake.
+    if isinstance(value, bool) and want is not bool and bool not in (
+        want if isinstance(want, tuple) else (want,)
+    ):
+        raise ConfigError(f"{where}: '{key}' must be {_name(want)}, not a boolean")
+    if not isinstance(value, want):
+        raise ConfigError(f"{where}: '{key}' must be {_name(want)}, got {value!r}")
+    return value
+
+
+def _name(want: type | tuple[type, ...]) -> str:
+    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+    if isinstance(want, tuple):
+        return " or ".join(names.get(w, w.__name__) for w in want)
+    return names.get(want, want.__name__)
+
+
+def _section(where: str, data: dict[str, Any], cls: type, numbers_positive: bool = True) -> Any:
+    """Build a settings dataclass from a table, refusing unknown keys and wrong types."""
+    defaults = cls()
+    known = {f for f in cls.__dataclass_fields__}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key '{unknown[0]}' (known: {', '.join(sorted(known))})")
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        default = getattr(defaults, key)
+        if isinstance(default, float):
+            _typed(where, key, value, (int, float))
+            value = float(value)
+        else:
+            _typed(where, key, value, type(default))
+        if numbers_positive and isinstance(value, int | float) and not isinstance(value, bool):
+            allowed_zero = key == "parse_processes"
+            if value < 0 or (value == 0 and not allowed_zero):
+                raise ConfigError(f"{where}: '{key}' must be greater than 0, got {value!r}")
+        values[key] = value
+    return cls(**values)
+
+
+def load_settings(explicit: str | os.PathLike[str] | None = None) -> Settings:
+    """Load and validate the configuration (see module docstring for which file)."""
+    path = config_file(explicit)
+    data = read_toml(path or DEFAULT_CONFIG)
+    where = str(path or DEFAULT_CONFIG)
+    base = path.parent if path else Path.cwd()
+
+    store = data.pop("store", {})
+    _typed(where, "store", store, dict)
+    extra = sorted(set(store) - {"path"})
+    if extra:
+        raise ConfigError(f"{where}: [store] unknown key '{extra[0]}' (known: path)")
+    store_path = Path(_typed(f"{where}: [store]", "path", store.get("path", "data/digest.db"), str))
+
+    src = data.pop("sources", {})
+    _typed(where, "sources", src, dict)
+    extra = sorted(set(src) - {"file"})
+    if extra:
+        raise ConfigError(f"{where}: [sources] unknown key '{extra[0]}' (known: file)")
+    sources_file = Path(
+        _typed(f"{where}: [sources]", "file", src.get("file", "sources.toml"), str)
+    )
+    if path is None and not sources_file.is_absolute():
+        # The packaged default's registry ships next to it.
+        sources_file = PACKAGE_DIR / sources_file
+    elif not sources_file.is_absolute():
+        sources_file = base / sources_file
+
+    http = _section(f"{where}: [http]", _table(where, data.pop("http", {}), "http"), HttpSettings)
+    collect = _section(
+        f"{where}: [collect]", _table(where, data.pop("collect", {}), "collect"), CollectSettings
+    )
+    if http.per_host_concurrency > http.max_connections:
+        raise ConfigError(f"{where}: [http] 'per_host_concurrency' exceeds 'max_connections'")
+    return Settings(
+        config_path=path,
+        store_path=store_path if store_path.is_absolute() else base / store_path,
+        sources_file=sources_file,
+        http=http,
+        collect=collect,
+        sections=data,
+    )
+
+
+def _table(where: str, value: Any, name: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: '{name}' must be a table ([{name}])")
+    return value

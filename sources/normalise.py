@@ -1,0 +1,214 @@
+"""Turning whatever a source gave us into clean `Entry` values.
+
+Shared by the three parsers (feeds, JSON endpoints, listing pages) so that every item gets the
+same canonical URL, the same sanitising and the same identity rule:
+
+    identity = source guid            -> "guid:<guid>"
+             else canonical link      -> "url:<canonical url>"
+             else hash(title, summary)-> "hash:<sha1>"
+
+and two entries of one feed that share an identity both survive (the second gets a suffix
+derived from its own content, so the suffix is stable across fetches).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+import time
+from collections.abc import Iterable
+from dataclasses import replace
+from datetime import UTC, datetime
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+
+import nh3
+
+from .types import Entry
+
+#: Query parameters that only track the reader (dropped from canonical URLs).
+TRACKING_PARAMS = frozenset(
+    {
+        "fbclid", "gclid", "dclid", "gbraid", "wbraid", "msclkid", "yclid", "twclid",
+        "igshid", "mc_cid", "mc_eid", "_ga", "_gl", "_hsenc", "_hsmi", "mkt_tok", "oly_anon_id",
+        "oly_enc_id", "vero_id", "wt_mc", "cmpid", "ocid", "sr_share", "ref_src",
+    }
+)
+TRACKING_PREFIXES = ("utm_", "pk_", "hsa_")
+
+ALLOWED_TAGS = frozenset(
+    {
+        "a", "abbr", "b", "blockquote", "br", "code", "em", "figcaption", "figure", "h2", "h3",
+        "h4", "i", "img", "li", "ol", "p", "pre", "q", "small", "strong", "sub", "sup", "table",
+        "tbody", "td", "th", "thead", "tr", "u", "ul",
+    }
+)
+ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "img": {"src", "alt", "title"}, "abbr": {"title"}}
+_URL_ATTRIBUTES = {("a", "href"), ("img", "src")}
+_BLOCK = re.compile(r"<(/?(?:p|div|br|li|ul|ol|h[1-6]|tr|td|th|blockquote|figure|section)\b)",
+                    re.IGNORECASE)
+_SPACE = re.compile(r"\s+")
+_MIN_YEAR = 1990
+
+
+def canonical_url(url: str | None, base: str | None = None) -> str | None:
+    """Absolute http(s) URL with lower-case scheme and host, no fragment, no tracking params.
+
+    Returns None for anything that is not http or https (`javascript:`, `mailto:`, `data:`…).
+    """
+    if not url:
+        return None
+    url = url.strip()
+    if base:
+        url = urljoin(base, url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname:
+        return None
+    host = parts.hostname.lower()
+    if port and not ((scheme == "http" and port == 80) or (scheme == "https" and port == 443)):
+        host = f"{host}:{port}"
+    if parts.username:
+        host = f"{parts.username}@{host}"
+    query = [
+        (k, v)
+        for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        if k.lower() not in TRACKING_PARAMS and not k.lower().startswith(TRACKING_PREFIXES)
+    ]
+    return urlunsplit((scheme, host, parts.path or "/", urlencode(query, doseq=True), ""))
+
+
+def sanitize_html(fragment: str | None, base_url: str | None = None) -> str:
+    """Allow-list HTML: formatting, links and images only, links absolute and http(s) only."""
+    if not fragment:
+        return ""
+
+    def keep(tag: str, attribute: str, value: str) -> str | None:
+        if (tag, attribute) in _URL_ATTRIBUTES:
+            return canonical_url(value, base_url)
+        return value
+
+    return nh3.clean(
+        fragment,
+        tags=set(ALLOWED_TAGS),
+        attributes={k: set(v) for k, v in ALLOWED_ATTRIBUTES.items()},
+        url_schemes={"http", "https"},
+        link_rel="noopener noreferrer nofollow",
+        attribute_filter=keep,
+    ).strip()
+
+
+def html_to_text(fragment: str | None) -> str:
+    """Plain text of an HTML fragment: tags dropped (script/style with their content)."""
+    if not fragment:
+        return ""
+    if "<" not in fragment and "&" not in fragment:
+        return _SPACE.sub(" ", fragment).strip()
+    spaced = _BLOCK.sub(r" <\1", fragment)
+    text = nh3.clean(spaced, tags=set(), attributes={})
+    return _SPACE.sub(" ", html.unescape(text)).strip()
+
+
+def to_utc_iso(value: datetime | time.struct_time | None) -> str | None:
+    """ISO-8601 UTC with a Z ("2026-11-26T08:00:00Z"); naive datetimes are taken as UTC.
+
+    Dates before 1990 are treated as missing: they are placeholders (epoch 0, 0001-01-01),
+    not news.
+    """
+    if value is None:
+        return None
+    if isinstance(value, time.struct_time):
+        try:
+            value = datetime(*value[:6], tzinfo=UTC)
+        except (ValueError, OverflowError):
+            return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    value = value.astimezone(UTC)
+    if value.year < _MIN_YEAR:
+        return None
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _digest(*parts: str | None) -> str:
+    h = hashlib.sha1(usedforsecurity=False)
+    for p in parts:
+        h.update((p or "").encode("utf-8", "surrogatepass"))
+        h.update(b"\x00")
+    return h.hexdigest()
+
+
+def make_entry(
+    *,
+    guid: str | None,
+    link: str | None,
+    title: str | None,
+    summary_html: str | None,
+    published: datetime | time.struct_time | None = None,
+    updated: datetime | time.struct_time | None = None,
+    language: str | None = None,
+    image: str | None = None,
+    author: str | None = None,
+    base_url: str | None = None,
+    title_is_html: bool = True,
+) -> Entry | None:
+    """Normalise one raw entry; None when it has nothing to show (no title, summary or link)."""
+    url = canonical_url(link, base_url)
+    summary = sanitize_html(summary_html, url or base_url)
+    summary_text = html_to_text(summary)
+    title_text = html_to_text(title) if title_is_html else _SPACE.sub(" ", title or "").strip()
+    if not title_text:
+        # Untitled entries (microblog-style feeds) read best by their first words.
+        title_text = summary_text[:120].rsplit(" ", 1)[0] if len(summary_text) > 120 else summary_text
+    if not title_text and not url:
+        return None
+    title_text = title_text or url or ""
+    guid = (guid or "").strip() or None
+    if guid:
+        identity = f"guid:{guid}"
+    elif url:
+        identity = f"url:{url}"
+    else:
+        identity = f"hash:{_digest(title_text, summary_text)}"
+    published_iso = to_utc_iso(published)
+    updated_iso = to_utc_iso(updated)
+    return Entry(
+        identity=identity,
+        guid=guid,
+        url=url,
+        title=title_text,
+        summary=summary,
+        summary_text=summary_text,
+        published_at=published_iso or updated_iso,
+        updated_at=updated_iso,
+        language=(language or "").strip().lower() or None,
+        image_url=canonical_url(image, url or base_url),
+        author=(author or "").strip() or None,
+    )
+
+
+def unique_identities(entries: Iterable[Entry]) -> tuple[Entry, ...]:
+    """Keep every entry, giving later holders of a repeated identity a content-derived suffix.
+
+    Feeds do repeat guids for different stories; both must survive, and the suffix must be the
+    same on the next fetch so re-fetching never duplicates.
+    """
+    seen: dict[str, int] = {}
+    out: list[Entry] = []
+    for entry in entries:
+        identity = entry.identity
+        if identity in seen:
+            identity = f"{entry.identity}~{_digest(entry.url, entry.title, entry.summary_text)[:12]}"
+            n = 1
+            while identity in seen:
+                n += 1
+                identity = f"{entry.identity}~{n}"
+            entry = replace(entry, identity=identity)
+        seen[identity] = 1
+        out.append(entry)
+    return tuple(out)
+

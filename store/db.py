@@ -1,0 +1,47 @@
+"""Opening the database: pragmas, then migrations."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+
+import sqlite_utils
+
+from ..errors import StoreError
+from .migrations import migrate
+
+#: How long a writer waits for another process's lock before giving up, in ms.
+BUSY_TIMEOUT_MS = 10_000
+
+
+def utcnow() -> str:
+    """Now as ISO-8601 UTC with a Z, the one timestamp format the database uses."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def open_db(path: str | Path, *, migrate_schema: bool = True) -> sqlite_utils.Database:
+    """Open (creating if needed) the database at `path`, with WAL, foreign keys and migrations.
+
+    The connection may be used from another thread than the one that opened it (Prefect runs
+    tasks in worker threads), but by one thread at a time.
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+        db = sqlite_utils.Database(conn)
+        db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        with db.ensure_autocommit_on():
+            # WAL lets the editor desk read while a collect run writes; NORMAL sync is durable
+            # across application crashes (kill -9), which is what we need.
+            db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = NORMAL")
+        db.execute("PRAGMA foreign_keys = ON")
+        if migrate_schema:
+            migrate(db)
+        return db
+    except sqlite3.DatabaseError as e:
+        raise StoreError(f"{path}: cannot open database: {e}") from None
+    except OSError as e:
+        raise StoreError(f"{path}: cannot open database: {e.strerror}") from None
