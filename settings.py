@@ -136,7 +136,8 @@ def _section(where: str, data: dict[str, Any], cls: type, numbers_positive: bool
     known = {f for f in cls.__dataclass_fields__}
     unknown = sorted(set(data) - known)
     if unknown:
-        raise ConfigError(f"{where}: unknown key '{unknown[0]}' (known: {', '.join(sorted(known))})")
+        known_list = ", ".join(sorted(known))
+        raise ConfigError(f"{where}: unknown key '{unknown[0]}' (known: {known_list})")
     values: dict[str, Any] = {}
     for key, value in data.items():
         default = getattr(defaults, key)

@@ -163,7 +163,9 @@ def make_entry(
     title_text = html_to_text(title) if title_is_html else _SPACE.sub(" ", title or "").strip()
     if not title_text:
         # Untitled entries (microblog-style feeds) read best by their first words.
-        title_text = summary_text[:120].rsplit(" ", 1)[0] if len(summary_text) > 120 else summary_text
+        title_text = summary_text
+        if len(title_text) > 120:
+            title_text = title_text[:120].rsplit(" ", 1)[0]
     if not title_text and not url:
         return None
     title_text = title_text or url or ""
@@ -202,7 +204,8 @@ def unique_identities(entries: Iterable[Entry]) -> tuple[Entry, ...]:
     for entry in entries:
         identity = entry.identity
         if identity in seen:
-            identity = f"{entry.identity}~{_digest(entry.url, entry.title, entry.summary_text)[:12]}"
+            suffix = _digest(entry.url, entry.title, entry.summary_text)[:12]
+            identity = f"{entry.identity}~{suffix}"
             n = 1
             while identity in seen:
                 n += 1

@@ -6,7 +6,6 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 
 import pytest
-
 from alliance_digest.errors import NotFoundError, StoreError
 from alliance_digest.store import items, sources
 from alliance_digest.store.db import open_db
