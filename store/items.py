@@ -46,10 +46,15 @@ def store_entries(db: sqlite_utils.Database, source_id: int,
             [source_id],
         )
     }
+    # Entries this source shares with an item of another source (same canonical URL).
+    merged = {identity for (identity,) in db.execute(
+        "SELECT identity FROM item_sources WHERE source_id = ?", [source_id])}
     new_rows: list[dict[str, Any]] = []
     updated = 0
     for entry in entries:
         identity = entry["identity"]
+        if identity in merged:
+            continue
         values = {f: entry.get(f) for f in FEED_FIELDS}
         old = existing.get(identity)
         if old is None:
@@ -75,9 +80,55 @@ def store_entries(db: sqlite_utils.Database, source_id: int,
             update["published_guessed"] = 0
         db["items"].update(item_id, update)
         updated += 1
+    new_rows = _merge_exact_duplicates(db, source_id, new_rows, now)
     if new_rows:
         db["items"].insert_all(new_rows, batch_size=500)
     return len(new_rows), updated
+
+
+def _merge_exact_duplicates(db: sqlite_utils.Database, source_id: int,
+                            rows: list[dict[str, Any]], now: str) -> list[dict[str, Any]]:
+    """Record new entries whose URL another source already published on that item instead.
+
+    Returns the rows that are really new.
+    """
+    urls = [r["url"] for r in rows if r.get("url")]
+    if not urls:
+        return rows
+    owners: dict[str, int] = {}
+    for start in range(0, len(urls), 500):
+        chunk = urls[start:start + 500]
+        marks = ",".join("?" * len(chunk))
+        for url, item_id in db.execute(
+            f"SELECT url, min(id) FROM items WHERE url IN ({marks}) AND source_id != ? "
+            "GROUP BY url",
+            [*chunk, source_id],
+        ):
+            owners[url] = item_id
+    if not owners:
+        return rows
+    fresh = []
+    for r in rows:
+        item_id = owners.get(r.get("url") or "")
+        if item_id is None:
+            fresh.append(r)
+            continue
+        db["item_sources"].insert(
+            {"source_id": source_id, "identity": r["identity"], "item_id": item_id,
+             "url": r["url"], "first_seen_at": now},
+            ignore=True,
+        )
+    return fresh
+
+
+def other_sources(db: sqlite_utils.Database, item_id: int) -> list[dict[str, Any]]:
+    """The other sources that published exactly this item (same canonical URL)."""
+    return list(db.query(
+        "SELECT sources.name AS source, item_sources.url, item_sources.first_seen_at "
+        "FROM item_sources JOIN sources ON sources.id = item_sources.source_id "
+        "WHERE item_sources.item_id = ? ORDER BY item_sources.first_seen_at",
+        [item_id],
+    ))
 
 
 def newest_published(entries: Iterable[Mapping[str, Any]]) -> str | None:

@@ -155,7 +155,28 @@ def _initial(db: sqlite_utils.Database) -> None:
     db["fetches"].create_index(["run_id"])
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_initial]
+def _triage(db: sqlite_utils.Database) -> None:
+    """Relevance score with its reasons, story clusters, and the other outlets of an item."""
+    db["items"].add_column("score", float)
+    # JSON list of {"rule", "match", "weight"} objects: why the item scored what it did.
+    db["items"].add_column("reasons", str)
+    # The id of the item that leads this item's story cluster (itself when it leads).
+    db["items"].add_column("cluster_id", int)
+    db["items"].add_column("triaged_at", str)
+    db["items"].create_index(["cluster_id"])
+    db["items"].create_index(["score"])
+    # Exact duplicates: one item, several sources that published the same canonical URL.
+    # Keyed like items (source, identity) so a re-fetch of the second source finds it here.
+    db["item_sources"].create(
+        {"source_id": int, "identity": str, "item_id": int, "url": str, "first_seen_at": str},
+        pk=("source_id", "identity"),
+        foreign_keys=[("item_id", "items", "id"), ("source_id", "sources", "id")],
+        not_null={"item_id", "source_id", "identity", "first_seen_at"},
+    )
+    db["item_sources"].create_index(["item_id"])
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_initial, _triage]
 
 
 def schema_version(db: sqlite_utils.Database) -> int:

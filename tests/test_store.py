@@ -145,3 +145,18 @@ def test_stale_flag(db):
                             now, 30)
     assert not sources.is_stale(
         {"last_success_at": "x", "newest_item_at": "2026-11-20T00:00:00Z"}, now, 30)
+
+
+def test_same_url_from_two_sources_is_one_item_with_both_sources(db):
+    sources.sync_sources(db, [{"name": "a", "url": "http://127.0.0.1/a"},
+                              {"name": "b", "url": "http://127.0.0.1/b"}])
+    a, b = (sources.get_source(db, n)["id"] for n in "ab")
+    story = "https://www.mofa.go.jp/press/release/1.html"
+    assert items.store_entries(db, a, [entry("guid:a1", url=story)]) == (1, 0)
+    assert items.store_entries(db, b, [entry("guid:b1", url=story),
+                                       entry("guid:b2", url="https://x.test/2")]) == (1, 0)
+    # Re-fetching the second source neither duplicates nor re-merges.
+    assert items.store_entries(db, b, [entry("guid:b1", url=story)]) == (0, 0)
+    assert db["items"].count == 2
+    first = [r for r in items.query_items(db) if r["url"] == story][0]
+    assert [o["source"] for o in items.other_sources(db, first["id"])] == ["b"]
