@@ -158,5 +158,5 @@ def test_same_url_from_two_sources_is_one_item_with_both_sources(db):
     # Re-fetching the second source neither duplicates nor re-merges.
     assert items.store_entries(db, b, [entry("guid:b1", url=story)]) == (0, 0)
     assert db["items"].count == 2
-    first = [r for r in items.query_items(db) if r["url"] == story][0]
+    first = next(r for r in items.query_items(db) if r["url"] == story)
     assert [o["source"] for o in items.other_sources(db, first["id"])] == ["b"]

@@ -1,0 +1,240 @@
+"""The `collect` flow: registry -> due sources -> fetch and parse in batches -> store -> health.
+
+    settings, registry  = load config and sources.toml      (a broken one fails the flow)
+    sync the sources table with the registry; pick the due sources
+    split them into batches by host; submit fetch_and_parse(batch) to the task runner
+    as each batch finishes: store each source's items and health in one transaction
+    finish the run row; publish a markdown artifact of source health
+
+A failing source never fails the flow: it is recorded on the source and in `fetches`.
+The steps below are plain functions (tests call them without Prefect); the tasks and the flow
+only wire them.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import sqlite_utils
+from prefect import flow, task
+from prefect.artifacts import acreate_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.futures import as_completed
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from ..settings import CollectSettings, HttpSettings, Settings, load_settings
+from ..sources.batch import default_parse_processes, fetch_batch, split_by_host
+from ..sources.registry import load_registry
+from ..sources.schedule import next_fetch_at
+from ..sources.types import FetchRequest, Outcome, SourceConfig
+from ..store.db import open_db, utcnow
+from ..store.items import newest_published, store_entries
+from ..store.runs import close_abandoned_runs, finish_run, record_fetch, start_run
+from ..store.sources import due_sources, is_stale, record_health, sync_sources
+
+
+class Progress(Protocol):
+    """What the CLI's progress bar implements; the flow reports to it when one is set."""
+
+    def started(self, total: int) -> None: ...
+
+    def done(self, outcome: Outcome) -> None: ...
+
+
+#: The progress reporter of the process that runs the flow (the CLI sets it), else None.
+progress: Progress | None = None
+#: Fewer due sources than this are parsed in-process: a pool costs more than it saves.
+POOL_THRESHOLD = 8
+#: Batches (task runs) per collect run: enough to keep both cores busy, few enough to be cheap.
+MAX_BATCHES = 4
+
+_parse_pool: Executor | None = None
+
+
+def request_for(row: Mapping[str, Any], cfg: SourceConfig | None) -> FetchRequest:
+    """The fetch request for a sources row: its current URL and caching info, plus config."""
+    return FetchRequest(
+        name=row["name"],
+        url=row["url"],
+        kind=row.get("kind") or "feed",
+        headers=dict(cfg.headers) if cfg else {},
+        etag=row.get("etag"),
+        last_modified=row.get("last_modified"),
+        language=row.get("language") or None,
+        options=dict(cfg.options) if cfg else {},
+    )
+
+
+def health_values(row: Mapping[str, Any], outcome: Outcome, collect: CollectSettings,
+                  now: datetime, newest: str | None) -> dict[str, Any]:
+    """What a fetch outcome changes on its source row (pure: no I/O)."""
+    stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    ok = outcome.status != "failed"
+    failures = 0 if ok else int(row.get("consecutive_failures") or 0) + 1
+    values: dict[str, Any] = {
+        "last_status": outcome.http_status,
+        "last_outcome": outcome.status,
+        "last_fetched_at": stamp,
+        "consecutive_failures": failures,
+        "next_fetch_at": next_fetch_at(
+            now, ok=ok, interval_minutes=row.get("interval_minutes") or collect.interval_minutes,
+            consecutive_failures=failures, retry_after=outcome.retry_after,
+            max_age=outcome.max_age, max_backoff_minutes=collect.max_backoff_minutes,
+        ).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    if ok:
+        values.update(last_error=None, last_error_kind=None, last_success_at=stamp,
+                      etag=outcome.etag, last_modified=outcome.last_modified)
+        if outcome.status == "ok":
+            values["warning"] = "; ".join(outcome.warnings) or None
+    else:
+        values.update(last_error=outcome.error, last_error_kind=outcome.error_kind,
+                      etag=outcome.etag if outcome.http_status else row.get("etag"),
+                      last_modified=outcome.last_modified if outcome.http_status
+                      else row.get("last_modified"))
+        if outcome.http_status is None or outcome.error_kind not in (
+            "EmptyBody", "NotAFeed", "BinaryBody", "InvalidFeed", "ParseError"
+        ):
+            values.pop("etag")
+            values.pop("last_modified")
+        if outcome.permanent:
+            values["disabled_reason"] = f"{outcome.error} (at {stamp})"
+    if outcome.permanent_url:
+        values["url"] = outcome.permanent_url
+    if newest and newest > (row.get("newest_item_at") or ""):
+        values["newest_item_at"] = newest
+    return values
+
+
+def store_outcome(db: sqlite_utils.Database, run_id: int, row: Mapping[str, Any],
+                  outcome: Outcome, collect: CollectSettings,
+                  now: datetime | None = None) -> dict[str, int]:
+    """Write one source's items, health and fetch record in one transaction."""
+    now = now or datetime.now(UTC)
+    entries = [asdict(e) for e in outcome.feed.entries] if outcome.feed else []
+    with db.atomic():
+        new, updated = store_entries(db, row["id"], entries, now=utcnow())
+        record_health(db, row["id"], health_values(row, outcome, collect, now,
+                                                   newest_published(entries)))
+        record_fetch(db, run_id, row["id"], {
+            "outcome": outcome.status, "http_status": outcome.http_status,
+            "bytes": outcome.bytes, "duration_ms": outcome.duration_ms,
+            "error": outcome.error, "error_kind": outcome.error_kind,
+            "warning": "; ".join(outcome.warnings) or None, "items_seen": len(entries),
+            "items_new": new, "items_updated": updated,
+        })
+    return {"items_new": new, "items_updated": updated}
+
+
+def new_counts(due: int) -> dict[str, int]:
+    """Zeroed run counters."""
+    return {"sources_due": due, "sources_ok": 0, "sources_not_modified": 0, "sources_failed": 0,
+            "items_new": 0, "items_updated": 0}
+
+
+def store_outcomes(db: sqlite_utils.Database, run_id: int, rows: Mapping[str, Mapping[str, Any]],
+                   outcomes: Sequence[Outcome], collect: CollectSettings,
+                   counts: dict[str, int], failures: list[tuple[str, str]]) -> None:
+    """Store a batch of outcomes (each source in its own transaction), adding to the counters."""
+    for outcome in outcomes:
+        written = store_outcome(db, run_id, rows[outcome.name], outcome, collect)
+        counts[f"sources_{outcome.status}"] += 1
+        counts["items_new"] += written["items_new"]
+        counts["items_updated"] += written["items_updated"]
+        if outcome.status == "failed":
+            failures.append((outcome.name, outcome.error or ""))
+
+
+def health_markdown(db: sqlite_utils.Database, run_id: int, stale_days: int) -> str:
+    """A markdown table of this run's fetches, worst first, for the Prefect UI."""
+    now = datetime.now(UTC)
+    rows = db.query(
+        "SELECT s.*, f.outcome, f.http_status, f.error, f.warning, f.items_new, f.items_updated,"
+        " f.duration_ms FROM fetches f JOIN sources s ON s.id = f.source_id WHERE f.run_id = ?"
+        " ORDER BY (f.outcome = 'failed') DESC, s.name",
+        [run_id],
+    )
+    lines = ["| source | outcome | HTTP | new | updated | ms | note |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        note = r["error"] or r["warning"] or ""
+        if is_stale(r, now, stale_days):
+            note = f"stale: newest item {r['newest_item_at'] or 'never'}; {note}".rstrip("; ")
+        cells = [r["name"], r["outcome"], r["http_status"] or "", r["items_new"],
+                 r["items_updated"], r["duration_ms"], note]
+        lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines)
+
+
+@task(name="fetch-and-parse", cache_policy=NO_CACHE, retries=0)
+def fetch_and_parse(batch: Sequence[FetchRequest], http: HttpSettings) -> list[Outcome]:
+    """Fetch and parse one batch of sources (hosts never split across batches)."""
+    return fetch_batch(batch, http, parse_pool=_parse_pool,
+                       on_outcome=progress.done if progress else None)
+
+
+def prepare(settings: Settings, *, force: bool, names: Sequence[str] | None,
+            ) -> tuple[sqlite_utils.Database, dict[str, SourceConfig], list[dict[str, Any]]]:
+    """Open the store, sync it with the registry and pick the sources to fetch."""
+    registry = load_registry(settings.sources_file)
+    db = open_db(settings.store_path)
+    close_abandoned_runs(db)
+    sync_sources(db, [asdict(c) for c in registry])
+    due = due_sources(db, force=force, names=names or None)
+    return db, {c.name: c for c in registry}, due
+
+
+@flow(name="collect", log_prints=False, validate_parameters=False)
+async def collect(force: bool = False, sources: list[str] | None = None,
+                  config: str | None = None) -> dict[str, Any]:
+    """Collect every due source (all with `force`, or the named `sources`) into the store."""
+    global _parse_pool
+    settings = load_settings(config)
+    db, registry, due = prepare(settings, force=force, names=sources)
+    run_id = start_run(db, forced=force, source_filter=",".join(sources or []) or None)
+    counts = new_counts(len(due))
+    failures: list[tuple[str, str]] = []
+    rows = {r["name"]: r for r in due}
+    requests_ = [request_for(r, registry.get(r["name"])) for r in due]
+    if progress is not None:
+        progress.started(len(requests_))
+    pool = None
+    if len(requests_) >= POOL_THRESHOLD:
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["alliance_digest.sources.parse"])
+        pool = ProcessPoolExecutor(
+            max_workers=default_parse_processes(settings.collect.parse_processes), mp_context=ctx
+        )
+    _parse_pool = pool
+    try:
+        futures = [fetch_and_parse.submit(b, settings.http)
+                   for b in split_by_host(requests_, MAX_BATCHES)]
+        for future in as_completed(futures):
+            store_outcomes(db, run_id, rows, future.result(), settings.collect, counts, failures)
+    except BaseException as e:
+        finish_run(db, run_id, counts, error=f"{type(e).__name__}: {e}")
+        raise
+    finally:
+        _parse_pool = None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+    run = finish_run(db, run_id, counts)
+    await acreate_markdown_artifact(
+        key="collect-health",
+        markdown=f"# Collect run {run_id}\n\n"
+        + health_markdown(db, run_id, settings.collect.stale_days),
+        description="Source health after this collect run",
+    )
+    summary = {**run, "failures": failures, "store_path": str(settings.store_path)}
+    db.close()
+    return summary
+
+
+def collect_with_runner(max_workers: int = MAX_BATCHES) -> Any:
+    """The collect flow with the default local task runner."""
+    return collect.with_options(task_runner=ThreadPoolTaskRunner(max_workers=max_workers))

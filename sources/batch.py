@@ -1,0 +1,178 @@
+"""Fetching and parsing a batch of sources concurrently; one `Outcome` per source.
+
+    for each request, in a bounded thread pool:
+        with the host's slot (at most N requests in flight per host):
+            response = http.fetch(request)          # conditional, capped, deadline-bound
+        on SourceError: Outcome(failed)             # never raises: failures are data
+        on 304: Outcome(not_modified)               # no parsing at all
+        else: feed = parse(kind, body)              # in the process pool when one is given
+              Outcome(ok, feed)
+
+Parsing is CPU-bound, so with a process pool both cores parse while threads keep fetching.
+Nothing here touches the database: outcomes go back to the collect flow, which stores them.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor, as_completed
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+from ..settings import HttpSettings
+from . import errors
+from .http import HostLimiter, cache_hints, fetch, make_session
+from .parse import parse
+from .types import FetchRequest, Outcome, ParsedFeed
+
+
+def parse_job(
+    kind: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    url: str,
+    language: str | None,
+    options: Mapping[str, Any],
+) -> ParsedFeed | tuple[str, str]:
+    """Parse in a worker process; a parse failure comes back as (error class name, message).
+
+    Returning the error as data avoids pickling exception objects across processes.
+    """
+    try:
+        return parse(kind, body, dict(headers), url, language, dict(options))
+    except errors.SourceError as e:
+        return (e.kind, str(e))
+
+
+def _parse_error(kind: str, message: str) -> errors.SourceError:
+    cls = getattr(errors, kind, None)
+    if not (isinstance(cls, type) and issubclass(cls, errors.SourceError)):
+        cls = errors.ParseError
+    return cls(message)
+
+
+def fetch_one(
+    session: requests.Session,
+    request: FetchRequest,
+    http: HttpSettings,
+    limiter: HostLimiter,
+    parse_pool: Executor | None = None,
+) -> Outcome:
+    """Fetch and parse one source; every failure becomes a `failed` Outcome."""
+    started = time.monotonic()
+
+    def elapsed_ms() -> int:
+        return int((time.monotonic() - started) * 1000)
+
+    try:
+        with limiter.slot(request.url):
+            response = fetch(session, request, http)
+    except errors.SourceError as e:
+        return Outcome(
+            name=request.name,
+            status="failed",
+            http_status=e.status,
+            error=str(e),
+            error_kind=e.kind,
+            permanent=e.permanent,
+            retry_after=e.retry_after,
+            duration_ms=elapsed_ms(),
+        )
+    max_age, retry_after = cache_hints(response.headers)
+    common: dict[str, Any] = dict(
+        name=request.name,
+        http_status=response.status,
+        bytes=len(response.body),
+        etag=response.headers.get("ETag") or request.etag,
+        last_modified=response.headers.get("Last-Modified") or request.last_modified,
+        permanent_url=response.permanent_url,
+        max_age=max_age,
+        retry_after=retry_after,
+    )
+    if response.not_modified:
+        return Outcome(status="not_modified", duration_ms=elapsed_ms(), **common)
+    args = (
+        request.kind,
+        response.body,
+        response.headers,
+        response.url,
+        request.language,
+        request.options,
+    )
+    try:
+        result = parse_pool.submit(parse_job, *args).result() if parse_pool else parse_job(*args)
+    except Exception as e:  # a crashed worker process must not take the run down
+        result = ("ParseError", f"parser crashed: {type(e).__name__}: {e}")
+    if isinstance(result, tuple) and result[0] == "EmptyBody":
+        # A 200 with nothing in it is not proof of life, but not a failure of ours either
+        # (DNN sites answer a wrong feed id this way): a warning on the source.
+        return Outcome(
+            status="ok",
+            feed=ParsedFeed(None, None, ()),
+            warnings=(f"empty body: the server answered {response.status} with nothing in it",),
+            duration_ms=elapsed_ms(),
+            **common,
+        )
+    if isinstance(result, tuple):
+        err = _parse_error(*result)
+        # A failed parse must not keep the validators: the next fetch would get a 304 and never
+        # see the body again.
+        common.update(etag=None, last_modified=None)
+        return Outcome(
+            status="failed", error=str(err), error_kind=err.kind, duration_ms=elapsed_ms(), **common
+        )
+    return Outcome(
+        status="ok", feed=result, warnings=result.warnings, duration_ms=elapsed_ms(), **common
+    )
+
+
+def fetch_batch(
+    requests_: Sequence[FetchRequest],
+    http: HttpSettings,
+    *,
+    parse_pool: Executor | None = None,
+    on_outcome: Callable[[Outcome], None] | None = None,
+) -> list[Outcome]:
+    """Fetch and parse many sources concurrently; outcomes in completion order."""
+    if not requests_:
+        return []
+    limiter = HostLimiter(http.per_host_concurrency)
+    outcomes: list[Outcome] = []
+    with (
+        make_session(http) as session,
+        ThreadPoolExecutor(
+            max_workers=min(http.max_connections, len(requests_)), thread_name_prefix="fetch"
+        ) as pool,
+    ):
+        futures = [pool.submit(fetch_one, session, r, http, limiter, parse_pool) for r in requests_]
+        for future in as_completed(futures):
+            outcome = future.result()
+            outcomes.append(outcome)
+            if on_outcome is not None:
+                on_outcome(outcome)
+    return outcomes
+
+
+def split_by_host(requests_: Iterable[FetchRequest], batches: int) -> list[list[FetchRequest]]:
+    """Group requests into at most `batches` batches, each host wholly inside one batch.
+
+    Keeping a host in one batch lets each batch enforce the per-host limit on its own, even
+    when batches run on different machines (Dask workers).
+    """
+    by_host: dict[str, list[FetchRequest]] = {}
+    for r in requests_:
+        by_host.setdefault(urlsplit(r.url).netloc.lower(), []).append(r)
+    groups = sorted(by_host.values(), key=len, reverse=True)
+    out: list[list[FetchRequest]] = [[] for _ in range(max(1, min(batches, len(groups))))]
+    for group in groups:  # largest first into the lightest batch: balanced enough
+        min(out, key=len).extend(group)
+    return [b for b in out if b]
+
+
+def default_parse_processes(configured: int) -> int:
+    """Parser processes to start: the configured number, else one per core."""
+    return configured or (os.cpu_count() or 1)

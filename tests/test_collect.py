@@ -1,0 +1,356 @@
+"""Collecting from a real feed server on 127.0.0.1: every failure is recorded, good sources land.
+
+These call the collect flow's plain steps (prepare, fetch_batch, store_outcomes) without
+Prefect; tests/test_flows.py runs the real flow.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alliance_digest.feedserver import FeedServer, gzip_bomb
+from alliance_digest.flows.collect import new_counts, prepare, request_for, store_outcomes
+from alliance_digest.settings import CollectSettings, HttpSettings, Settings, load_settings
+from alliance_digest.sources.batch import fetch_batch
+from alliance_digest.store.db import open_db
+from alliance_digest.store.items import query_items
+from alliance_digest.store.runs import finish_run, start_run
+from alliance_digest.store.sources import get_source
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+
+
+def rss(items: list[dict[str, str]], *, encoding: str = "utf-8", title: str = "Feed") -> bytes:
+    parts = []
+    for it in items:
+        fields = "".join(f"<{k}>{v}</{k}>" for k, v in it.items())
+        parts.append(f"<item>{fields}</item>")
+    xml = (
+        f'<?xml version="1.0" encoding="{encoding}"?>\n<rss version="2.0"><channel>'
+        f"<title>{title}</title><link>https://example.test/</link>{''.join(parts)}"
+        "</channel></rss>"
+    )
+    return xml.encode(encoding)
+
+
+GOOD = rss(
+    [
+        {
+            "title": "US, Japan hold 2+2",
+            "link": "https://example.test/a?utm_source=x",
+            "guid": "a",
+            "pubDate": "Mon, 23 Nov 2026 10:00:00 GMT",
+            "description": "Ministers met.",
+        },
+        {
+            "title": "Second story",
+            "link": "https://example.test/b",
+            "guid": "b",
+            "pubDate": "Tue, 24 Nov 2026 10:00:00 GMT",
+        },
+    ]
+)
+
+
+def write_config(
+    tmp_path: Path, server: FeedServer, sources: dict[str, str], extra: str = ""
+) -> Settings:
+    reg = "".join(
+        f'[[source]]\nname = "{name}"\nurl = "{server.url(path)}"\n{extra}\n'
+        for name, path in sources.items()
+    )
+    (tmp_path / "sources.toml").write_text(reg, encoding="utf-8")
+    (tmp_path / "digest.toml").write_text(
+        '[store]\npath = "data/d.db"\n[http]\nconnect_timeout = 1.0\nread_timeout = 0.5\n'
+        "total_timeout = 1.5\nmax_bytes = 65536\nmax_redirects = 3\n",
+        encoding="utf-8",
+    )
+    return load_settings(tmp_path / "digest.toml")
+
+
+def run(
+    settings: Settings, *, force: bool = True, names: list[str] | None = None
+) -> dict[str, Any]:
+    """The collect flow's steps, in order, without Prefect."""
+    db, registry, due = prepare(settings, force=force, names=names)
+    run_id = start_run(db, forced=force)
+    counts, failures = new_counts(len(due)), []
+    outcomes = fetch_batch([request_for(r, registry.get(r["name"])) for r in due], settings.http)
+    store_outcomes(
+        db, run_id, {r["name"]: r for r in due}, outcomes, settings.collect, counts, failures
+    )
+    summary = finish_run(db, run_id, counts)
+    db.close()
+    return {**summary, "failures": dict(failures)}
+
+
+def source(settings: Settings, name: str) -> dict[str, Any]:
+    db = open_db(settings.store_path)
+    try:
+        return get_source(db, name)
+    finally:
+        db.close()
+
+
+def items(settings: Settings, **kw: Any) -> list[dict[str, Any]]:
+    db = open_db(settings.store_path)
+    try:
+        return query_items(db, **kw)
+    finally:
+        db.close()
+
+
+def test_every_failure_is_recorded_and_good_sources_land(tmp_path, feed_server):
+    s = feed_server
+    s.route("/good", body=GOOD, etag='"v1"')
+    s.route("/forbidden", status=403, body="<html>blocked</html>", content_type="text/html")
+    s.route("/missing", status=404)
+    s.route("/gone", status=410)
+    s.route("/ratelimited", status=429, headers={"Retry-After": "7200"})
+    s.route("/unavailable", status=503, headers={"Retry-After": "3600"})
+    s.route("/broken", status=500)
+    s.route("/slow", body=GOOD, delay=3)
+    s.route("/trickle", body=GOOD * 5, trickle=200)
+    s.route("/loop1", status=302, redirect_to="/loop2")
+    s.route("/loop2", status=302, redirect_to="/loop1")
+    s.route("/huge", body=b"<rss>" + b"x" * 200_000)
+    s.route("/bomb", body=gzip_bomb(5_000_000), headers={"Content-Encoding": "gzip"})
+    s.route(
+        "/html",
+        body="<!DOCTYPE html><html><body><p>Not a feed</p></body></html>",
+        content_type="text/html",
+    )
+    s.route("/empty", body=b"")
+    s.route("/binary", body=bytes(range(256)) * 20, content_type="application/octet-stream")
+    s.route("/truncated", body=b'<?xml version="1.0"?><rss version="2.0"><channel><title>T')
+    s.route("/noitems", body=rss([]))
+    names = {
+        n.strip("/"): n
+        for n in (
+            "/good",
+            "/forbidden",
+            "/missing",
+            "/gone",
+            "/ratelimited",
+            "/unavailable",
+            "/broken",
+            "/slow",
+            "/trickle",
+            "/loop1",
+            "/huge",
+            "/bomb",
+            "/html",
+            "/empty",
+            "/binary",
+            "/truncated",
+            "/noitems",
+        )
+    }
+    settings = write_config(tmp_path, s, names)
+    started = time.monotonic()
+    summary = run(settings)
+    # Slow sources are cut off by the deadline, and run alongside the rest.
+    assert time.monotonic() - started < 10
+    assert summary["sources_due"] == len(names)
+    assert summary["sources_ok"] == 3  # good, empty (warning), noitems (warning)
+    assert summary["items_new"] == 2
+
+    expect = {
+        "forbidden": ("Refused", 403, "refused by the server"),
+        "missing": ("NotFound", 404, "404"),
+        "gone": ("Gone", 410, "410"),
+        "ratelimited": ("RateLimited", 429, "429"),
+        "unavailable": ("RateLimited", 503, "503"),
+        "broken": ("ServerError", 500, "500"),
+        "slow": ("FetchTimeout", None, "timed out"),
+        "trickle": ("FetchTimeout", 200, "timed out"),
+        "loop1": ("TooManyRedirects", None, "redirect"),
+        "huge": ("BodyTooLarge", 200, "cap"),
+        "bomb": ("BodyTooLarge", 200, "cap"),
+        "html": ("NotAFeed", 200, "HTML"),
+        "binary": ("BinaryBody", 200, ""),
+        "truncated": ("InvalidFeed", 200, ""),
+    }
+    now = datetime.now(UTC)
+    for name, (kind, status, text) in expect.items():
+        row = source(settings, name)
+        assert row["last_error_kind"] == kind, (name, row["last_error"])
+        if status is not None:
+            assert row["last_status"] == status, name
+        assert text.lower() in row["last_error"].lower(), (name, row["last_error"])
+        assert "\n" not in row["last_error"]
+        assert row["consecutive_failures"] == 1
+        assert row["last_outcome"] == "failed"
+        assert datetime.fromisoformat(row["next_fetch_at"].replace("Z", "+00:00")) > now
+    assert source(settings, "gone")["disabled_reason"]
+    # Retry-After pushes the next attempt at least that far out.
+    rl = source(settings, "ratelimited")
+    assert rl["next_fetch_at"] >= (now + timedelta(seconds=7100)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # Warnings, not failures, for a 200 that carries nothing.
+    assert "empty body" in source(settings, "empty")["warning"]
+    assert "no items" in source(settings, "noitems")["warning"]
+    good = source(settings, "good")
+    assert good["last_error"] is None and good["etag"] == '"v1"'
+    assert good["newest_item_at"] == "2026-11-24T10:00:00Z"
+    urls = {r["url"] for r in items(settings)}
+    assert urls == {"https://example.test/a", "https://example.test/b"}
+
+    # A gone source is not fetched again; failing ones back off and are not due now.
+    second = run(settings, force=False)
+    assert second["sources_due"] == 0
+    forced = run(settings, force=True)
+    assert "gone" not in {r for r in forced["failures"]}
+    assert source(settings, "broken")["consecutive_failures"] == 2
+
+
+def test_second_run_is_conditional_and_idempotent(tmp_path, feed_server):
+    feed_server.route(
+        "/feed", body=GOOD, etag='"abc"', last_modified="Tue, 24 Nov 2026 10:00:00 GMT"
+    )
+    settings = write_config(tmp_path, feed_server, {"f": "/feed"})
+    assert run(settings)["items_new"] == 2
+    second = run(settings)
+    assert second["sources_not_modified"] == 1 and second["items_new"] == 0
+    sent = feed_server.requests_for("/feed")[-1].headers
+    assert sent["If-None-Match"] == '"abc"'
+    assert sent["If-Modified-Since"] == "Tue, 24 Nov 2026 10:00:00 GMT"
+    # Without validators the body comes again, and still nothing is duplicated.
+    feed_server.route("/feed", body=GOOD)
+    third = run(settings)
+    assert third["sources_ok"] == 1 and third["items_new"] == 0 and third["items_updated"] == 0
+    assert len(items(settings)) == 2
+
+
+def test_refetch_updates_feed_fields_and_keeps_editor_work(tmp_path, feed_server):
+    feed_server.route("/feed", body=GOOD)
+    settings = write_config(tmp_path, feed_server, {"f": "/feed"})
+    run(settings)
+    db = open_db(settings.store_path)
+    item = next(r for r in query_items(db) if r["guid"] == "a")
+    db["items"].update(
+        item["id"],
+        {
+            "status": "included",
+            "status_by": "editor",
+            "headline": "My headline",
+            "blurb": "My **blurb**",
+            "tags": json.dumps(["2+2"]),
+            "rank": 1,
+        },
+    )
+    db.close()
+    feed_server.route("/feed", body=GOOD.replace(b"US, Japan hold 2+2", b"US and Japan hold 2+2"))
+    assert run(settings)["items_updated"] == 1
+    row = next(r for r in items(settings) if r["guid"] == "a")
+    assert row["title"] == "US and Japan hold 2+2"
+    assert (row["status"], row["headline"], row["blurb"], row["tags"], row["rank"]) == (
+        "included",
+        "My headline",
+        "My **blurb**",
+        ["2+2"],
+        1,
+    )
+
+
+def test_permanent_redirect_updates_the_stored_url(tmp_path, feed_server):
+    feed_server.route("/old", status=301, redirect_to="/new")
+    feed_server.route("/new", body=GOOD)
+    feed_server.route("/temp", status=302, redirect_to="/new2")
+    feed_server.route("/new2", body=GOOD)
+    settings = write_config(tmp_path, feed_server, {"moved": "/old", "temp": "/temp"})
+    run(settings)
+    assert source(settings, "moved")["url"] == feed_server.url("/new")
+    assert source(settings, "temp")["url"] == feed_server.url("/temp")
+    run(settings)
+    assert feed_server.hits("/old") == 1  # the second run went straight to the new URL
+
+
+def test_per_source_headers_are_sent(tmp_path, feed_server):
+    feed_server.route("/walled", body=GOOD)
+    settings = write_config(
+        tmp_path,
+        feed_server,
+        {"w": "/walled"},
+        extra='headers = { "User-Agent" = "Mozilla/5.0 (X11)" }',
+    )
+    run(settings)
+    assert feed_server.requests_for("/walled")[0].headers["User-Agent"] == "Mozilla/5.0 (X11)"
+
+
+def test_hostile_and_odd_entries(tmp_path, feed_server):
+    hostile = (
+        b'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>H</title>'
+        b"<item><title>&lt;script&gt;alert(1)&lt;/script&gt; Alliance</title>"
+        b"<link>javascript:alert(1)</link><guid>x1</guid>"
+        b'<description>&lt;p onclick="x()"&gt;Hi &lt;a href="javascript:alert(2)"&gt;'
+        b"click&lt;/a&gt;&lt;script&gt;steal()&lt;/script&gt;&lt;/p&gt;</description></item>"
+        b"<item><title>dup one</title><guid>same</guid><link>https://e.test/1</link></item>"
+        b"<item><title>dup two</title><guid>same</guid><link>https://e.test/2</link></item>"
+        b"<item><description>No title, no link, no date</description></item>"
+        b"</channel></rss>"
+    )
+    feed_server.route("/h", body=hostile)
+    settings = write_config(tmp_path, feed_server, {"h": "/h"})
+    assert run(settings)["items_new"] == 4
+    assert run(settings)["items_new"] == 0
+    rows = {r["identity"]: r for r in items(settings)}
+    bad = rows["guid:x1"]
+    assert bad["url"] is None
+    assert "<script>" in bad["title"]  # plain text: shown as text, escaped when rendered
+    assert "script" not in bad["summary"] and "javascript" not in bad["summary"]
+    assert "onclick" not in bad["summary"]
+    assert {r["title"] for r in rows.values() if r["guid"] == "same"} == {"dup one", "dup two"}
+    undated = [r for r in rows.values() if r["identity"].startswith("hash:")]
+    assert len(undated) == 1 and undated[0]["published_guessed"] == 1
+
+
+def test_japanese_and_mislabelled_encodings_keep_their_characters(tmp_path, feed_server):
+    sjis = rss(
+        [{"title": "日米防衛相会談を開催", "link": "https://www.mod.go.jp/j/1.html", "guid": "j1"}],
+        encoding="shift_jis",
+    )
+    feed_server.route("/sjis", body=sjis, content_type="application/rss+xml; charset=Shift_JIS")
+    cp1252 = (
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>W</title><item>'
+        "<title>Allies \u201cstand together\u201d \u2013 again</title><guid>w1</guid>"
+        "</item></channel></rss>"
+    ).encode("cp1252")
+    feed_server.route(
+        "/cp1252", body=cp1252, content_type="application/rss+xml; charset=iso-8859-1"
+    )
+    settings = write_config(tmp_path, feed_server, {"sjis": "/sjis", "w": "/cp1252"})
+    run(settings)
+    titles = {r["title"] for r in items(settings)}
+    assert "日米防衛相会談を開催" in titles
+    assert "Allies \u201cstand together\u201d \u2013 again" in titles
+
+
+@pytest.mark.skipif(not (CORPUS / "real" / "MANIFEST.tsv").exists(), reason="shared corpus")
+def test_real_corpus_feeds_collect(tmp_path):
+    """A sample of the real captured feeds, served over HTTP, all land."""
+    manifest = (CORPUS / "real" / "MANIFEST.tsv").read_text(encoding="utf-8").splitlines()
+    rows = [
+        dict(zip(manifest[0].split("\t"), line.split("\t"), strict=False)) for line in manifest[1:]
+    ]
+    picked = [
+        r for r in rows if r["n_items"].isdigit() and int(r["n_items"]) > 0 and r["bozo"] == "0"
+    ][:40]
+    with FeedServer(CORPUS / "real") as server:
+        settings = write_config(
+            tmp_path, server, {f"f{i}": "/" + r["local_path"] for i, r in enumerate(picked)}
+        )
+        settings = Settings(
+            config_path=settings.config_path,
+            store_path=settings.store_path,
+            sources_file=settings.sources_file,
+            http=HttpSettings(max_bytes=10 * 1024 * 1024),
+            collect=CollectSettings(),
+        )
+        summary = run(settings)
+    assert summary["sources_failed"] == 0, summary["failures"]
+    assert summary["items_new"] >= sum(int(r["n_items"]) for r in picked) * 0.95

@@ -1,0 +1,133 @@
+"""The real collect flow under Prefect: a temporary local API (the test harness) for the wiring,
+and whole `digest collect` processes for what only a process can show (kill -9)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from alliance_digest.errors import ConfigError
+from alliance_digest.feedserver import FeedServer
+
+pytestmark = pytest.mark.flow
+
+
+def feed(n: int, entries: int = 5) -> bytes:
+    items = "".join(
+        f"<item><title>Story {n}-{i} on the US-Japan alliance</title>"
+        f"<link>https://news{n}.example.test/{i}</link><guid>n{n}-{i}</guid>"
+        f"<pubDate>Mon, 23 Nov 2026 {i % 24:02d}:00:00 GMT</pubDate>"
+        f"<description>&lt;p&gt;Paragraph {i} about deterrence.&lt;/p&gt;</description></item>"
+        for i in range(entries)
+    )
+    return (f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
+            f"<title>Feed {n}</title>{items}</channel></rss>").encode()
+
+
+def write_config(folder: Path, server: FeedServer, paths: list[str]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "sources.toml").write_text(
+        "".join(f'[[source]]\nname = "s{i}"\nurl = "{server.url(p)}"\n'
+                for i, p in enumerate(paths)), encoding="utf-8")
+    config = folder / "digest.toml"
+    config.write_text('[store]\npath = "data/digest.db"\n[http]\ntotal_timeout = 20.0\n',
+                      encoding="utf-8")
+    return config
+
+
+@pytest.fixture(scope="session")
+def prefect_api():
+    """One temporary Prefect API for the session (entering it costs about ten seconds)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=60):
+        yield
+
+
+def test_collect_flow_stores_items_and_publishes_health(tmp_path, prefect_api):
+    from alliance_digest.flows.collect import collect_with_runner
+    from prefect.client.orchestration import get_client
+
+    with FeedServer() as server:
+        for n in range(12):  # above the pool threshold: parsing runs in worker processes
+            server.route(f"/f{n}", body=feed(n))
+        server.route("/down", status=503)
+        config = write_config(tmp_path, server, [f"/f{n}" for n in range(12)] + ["/down"])
+        summary = asyncio.run(collect_with_runner()(force=True, config=str(config)))
+        assert summary["status"] == "completed"
+        assert (summary["sources_ok"], summary["sources_failed"]) == (12, 1)
+        assert summary["items_new"] == 60
+        again = asyncio.run(collect_with_runner()(force=True, config=str(config)))
+        assert again["items_new"] == 0
+
+    async def artifact() -> str:
+        async with get_client() as client:
+            found = await client.read_latest_artifacts()
+            return next(a.data for a in found if a.key == "collect-health")
+
+    table = asyncio.run(artifact())
+    assert "| s12 | failed | 503 |" in table
+
+
+def test_broken_config_fails_the_flow_with_a_clear_error(tmp_path, prefect_api):
+    from alliance_digest.flows.collect import collect_with_runner
+
+    (tmp_path / "sources.toml").write_text('[[source]]\nname = "x"\nurl = "ftp://nope"\n')
+    (tmp_path / "digest.toml").write_text("")
+    with pytest.raises(ConfigError, match=r"sources\.toml: source 'x'"):
+        asyncio.run(collect_with_runner()(config=str(tmp_path / "digest.toml")))
+
+
+def test_kill_9_leaves_a_sound_database_and_the_next_run_completes(tmp_path):
+    """SIGKILL the whole `digest collect` process group mid-run (Prefect's server included)."""
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect-home")}
+    env.pop("PREFECT_API_URL", None)
+    with FeedServer() as server:
+        for n in range(40):
+            # Half the feeds answer slowly, so the run is still writing when it is killed.
+            server.route(f"/f{n}", body=feed(n, 30), delay=1.5 if n % 2 else 0)
+        config = write_config(tmp_path / "site", server, [f"/f{n}" for n in range(40)])
+        db_path = config.parent / "data" / "digest.db"
+        cmd = [sys.executable, "-m", "alliance_digest.cli", "--config", str(config), "collect",
+               "--force"]
+        proc = subprocess.Popen(cmd, env=env, start_new_session=True,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline:
+                if db_path.exists():
+                    try:
+                        with sqlite3.connect(db_path, timeout=1) as conn:
+                            if conn.execute("SELECT count(*) FROM items").fetchone()[0] > 0:
+                                break
+                    except sqlite3.OperationalError:
+                        pass
+                time.sleep(0.05)
+            else:
+                pytest.fail("the collect run never started writing items")
+        finally:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        conn = sqlite3.connect(db_path)
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        partial = conn.execute("SELECT count(*) FROM items").fetchone()[0]
+        conn.close()
+        assert 0 < partial < 40 * 30
+
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180,
+                              start_new_session=True)
+        assert done.returncode == 0, done.stderr
+        conn = sqlite3.connect(db_path)
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert conn.execute("SELECT count(*) FROM items").fetchone()[0] == 40 * 30
+        runs = conn.execute("SELECT status, error FROM runs ORDER BY id").fetchall()
+        conn.close()
+        assert runs[0][0] == "failed" and "interrupted" in runs[0][1]
+        assert runs[-1][0] == "completed"
