@@ -16,6 +16,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .errors import DigestError
@@ -31,8 +32,10 @@ app = typer.Typer(
 sources_app = typer.Typer(help="The registry of sources and their health.", no_args_is_help=True)
 app.add_typer(sources_app, name="sources")
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+# Markup off by default: feed titles and server messages may contain "[...]"; styled lines opt in
+# with markup=True and escape() what they interpolate.
+out = Console(highlight=False, markup=False)
+err = Console(stderr=True, highlight=False, markup=False)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -66,7 +69,7 @@ def main() -> None:
     try:
         app()
     except DigestError as e:
-        err.print(f"[red]error:[/red] {e}", markup=True, soft_wrap=True)
+        err.print(f"[red]error:[/red] {escape(str(e))}", markup=True, soft_wrap=True)
         sys.exit(1)
     except KeyboardInterrupt:
         err.print("interrupted")
@@ -85,7 +88,7 @@ def _db(settings: Settings) -> Iterator[Any]:
 
 
 def _fail(message: str, code: int = 1) -> None:
-    err.print(f"[red]error:[/red] {message}", markup=True, soft_wrap=True)
+    err.print(f"[red]error:[/red] {escape(message)}", markup=True, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -145,7 +148,8 @@ def print_run_summary(summary: dict[str, Any]) -> None:
         "items_updated")))
     out.print(table)
     for name, error in summary.get("failures", []):
-        out.print(f"  [yellow]failed[/yellow] {name}: {error}", soft_wrap=True)
+        out.print(f"  [yellow]failed[/yellow] {escape(name)}: {escape(error)}", markup=True,
+                  soft_wrap=True)
 
 
 @app.command()
@@ -264,7 +268,7 @@ def sources_list(
         if r["disabled_reason"]:
             health_note = f"disabled: {r['disabled_reason']}"
         if r["stale"]:
-            health_note = f"[yellow]STALE[/yellow] {health_note}"
+            health_note = f"STALE {health_note}"
         table.add_row(
             r["name"], r["kind"], r["country"], "yes" if r["enabled"] else "no",
             (r["last_success_at"] or "never")[:16].replace("T", " "),
@@ -306,7 +310,7 @@ def sources_check(
     if outcome.error:
         _fail(f"{cfg.name}: {outcome.error}")
     for w in outcome.warnings:
-        out.print(f"  [yellow]warning:[/yellow] {w}", soft_wrap=True)
+        out.print(f"  [yellow]warning:[/yellow] {escape(w)}", markup=True, soft_wrap=True)
     entries = outcome.feed.entries if outcome.feed else ()
     table = Table(show_header=True, header_style="bold")
     for col in ("published", "title", "url"):

@@ -125,6 +125,8 @@ def _typed(where: str, key: str, value: Any, want: type | tuple[type, ...]) -> A
 
 def _name(want: type | tuple[type, ...]) -> str:
     names = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+    if want == (int, float):
+        return "a number"
     if isinstance(want, tuple):
         return " or ".join(names.get(w, w.__name__) for w in want)
     return names.get(want, want.__name__)
@@ -165,14 +167,14 @@ def load_settings(explicit: str | os.PathLike[str] | None = None) -> Settings:
     _typed(where, "store", store, dict)
     extra = sorted(set(store) - {"path"})
     if extra:
-        raise ConfigError(f"{where}: [store] unknown key '{extra[0]}' (known: path)")
+        raise ConfigError(f"{where}: [store]: unknown key '{extra[0]}' (known: path)")
     store_path = Path(_typed(f"{where}: [store]", "path", store.get("path", "data/digest.db"), str))
 
     src = data.pop("sources", {})
     _typed(where, "sources", src, dict)
     extra = sorted(set(src) - {"file"})
     if extra:
-        raise ConfigError(f"{where}: [sources] unknown key '{extra[0]}' (known: file)")
+        raise ConfigError(f"{where}: [sources]: unknown key '{extra[0]}' (known: file)")
     sources_file = Path(
         _typed(f"{where}: [sources]", "file", src.get("file", "sources.toml"), str)
     )

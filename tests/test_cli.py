@@ -1,0 +1,147 @@
+"""The `digest` command as a user runs it: real processes, real files, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from alliance_digest.feedserver import FeedServer
+
+GOOD = (b'<?xml version="1.0"?><rss version="2.0"><channel><title>F</title>'
+        b"<item><title>Japan, US hold 2+2</title><link>https://e.test/1</link><guid>g1</guid>"
+        b"<pubDate>Mon, 23 Nov 2026 10:00:00 GMT</pubDate></item>"
+        b"<item><title>Quad leaders meet</title><link>https://e.test/2</link><guid>g2</guid>"
+        b"<pubDate>Tue, 24 Nov 2026 10:00:00 GMT</pubDate></item></channel></rss>")
+
+
+def digest(*args: str, cwd: Path, env: dict[str, str] | None = None,
+           check: bool = True) -> subprocess.CompletedProcess[str]:
+    import os
+
+    full_env = {**os.environ, **(env or {})}
+    full_env.pop("DIGEST_CONFIG", None)
+    if env and "DIGEST_CONFIG" in env:
+        full_env["DIGEST_CONFIG"] = env["DIGEST_CONFIG"]
+    done = subprocess.run([sys.executable, "-m", "alliance_digest.cli", *args], cwd=cwd,
+                          capture_output=True, text=True, env=full_env, timeout=120)
+    if check:
+        assert done.returncode == 0, done.stderr
+    return done
+
+
+@pytest.fixture
+def site(tmp_path):
+    """A folder with digest.toml, sources.toml and a database holding two collected items."""
+    from alliance_digest.flows.collect import new_counts, prepare, request_for, store_outcomes
+    from alliance_digest.settings import load_settings
+    from alliance_digest.sources.batch import fetch_batch
+    from alliance_digest.store.runs import finish_run, start_run
+
+    with FeedServer() as server:
+        server.route("/f", body=GOOD)
+        (tmp_path / "sources.toml").write_text(
+            f'# my sources\n[[source]]\nname = "Feed"\nurl = "{server.url("/f")}"\n'
+            'country = "US"\ncategory = "news"\n', encoding="utf-8")
+        (tmp_path / "digest.toml").write_text('[store]\npath = "data/digest.db"\n')
+        settings = load_settings(tmp_path / "digest.toml")
+        db, registry, due = prepare(settings, force=True, names=None)
+        run_id = start_run(db)
+        counts: dict[str, int] = new_counts(len(due))
+        outcomes = fetch_batch([request_for(r, registry[r["name"]]) for r in due], settings.http)
+        store_outcomes(db, run_id, {r["name"]: r for r in due}, outcomes, settings.collect,
+                       counts, [])
+        finish_run(db, run_id, counts)
+        db.close()
+    return tmp_path
+
+
+def test_items_json_has_the_contract_fields(site):
+    rows = json.loads(digest("items", "--json", cwd=site).stdout)
+    assert {r["title"] for r in rows} == {"Japan, US hold 2+2", "Quad leaders meet"}
+    for r in rows:
+        assert {"id", "source", "url", "guid", "title", "published_at", "status"} <= set(r)
+        assert r["source"] == "Feed" and r["status"] == "candidate"
+    newer = json.loads(digest("items", "--json", "--since", "2026-11-24", cwd=site).stdout)
+    assert [r["guid"] for r in newer] == ["g2"]
+    assert json.loads(digest("items", "--json", "--status", "included", cwd=site).stdout) == []
+    assert json.loads(digest("items", "--json", "--source", "Nope", cwd=site).stdout) == []
+
+
+def test_config_is_found_by_flag_env_and_cwd(site, tmp_path_factory):
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    by_flag = digest("--config", str(site / "digest.toml"), "items", "--json", cwd=elsewhere)
+    by_env = digest("items", "--json", cwd=elsewhere,
+                    env={"DIGEST_CONFIG": str(site / "digest.toml")})
+    assert len(json.loads(by_flag.stdout)) == len(json.loads(by_env.stdout)) == 2
+
+
+def test_bad_input_is_one_clear_line(site):
+    bad = digest("items", "--status", "bogus", cwd=site, check=False)
+    assert bad.returncode == 1 and "unknown status 'bogus'" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
+    bad = digest("items", "--since", "yesterday", cwd=site, check=False)
+    assert bad.returncode == 1 and "--since" in bad.stderr
+    (site / "digest.toml").write_text('[http]\ntimout = 3\n')
+    bad = digest("items", cwd=site, check=False)
+    assert bad.returncode == 1
+    assert "digest.toml: [http]: unknown key 'timout'" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
+    missing = digest("--config", str(site / "nope.toml"), "items", cwd=site, check=False)
+    assert missing.returncode == 1 and "nope.toml: config file not found" in missing.stderr
+
+
+def test_sources_list_add_disable_and_opml(site):
+    listed = json.loads(digest("sources", "list", "--json", cwd=site).stdout)
+    assert listed[0]["name"] == "Feed" and listed[0]["last_success_at"]
+    digest("sources", "add", "Second", "https://e.test/feed.xml", "--country", "JP", cwd=site)
+    digest("sources", "disable", "Second", cwd=site)
+    text = (site / "sources.toml").read_text(encoding="utf-8")
+    assert text.startswith("# my sources") and "enabled = false" in text
+    dup = digest("sources", "add", "Second", "https://e.test/other.xml", cwd=site, check=False)
+    assert dup.returncode == 1 and "Second" in dup.stderr
+    opml = digest("sources", "export-opml", cwd=site).stdout
+    assert "https://e.test/feed.xml" in opml
+    (site / "in.opml").write_text(
+        '<?xml version="1.0"?><opml version="2.0"><head/><body><outline text="News">'
+        '<outline text="Kyodo" type="rss" xmlUrl="https://e.test/kyodo.rss"/></outline>'
+        "</body></opml>")
+    digest("sources", "import-opml", str(site / "in.opml"), cwd=site)
+    names = [s["name"] for s in json.loads(digest("sources", "list", "--json", cwd=site).stdout)]
+    assert names == ["Feed", "Second", "Kyodo"]
+
+
+def test_packaged_registry_is_read_only_and_init_copies_it(tmp_path):
+    refused = digest("sources", "disable", "x", cwd=tmp_path, check=False)
+    assert refused.returncode == 1 and "digest init" in refused.stderr
+    digest("init", cwd=tmp_path)
+    assert (tmp_path / "digest.toml").exists() and (tmp_path / "sources.toml").exists()
+    listed = json.loads(digest("sources", "list", "--json", cwd=tmp_path).stdout)
+    assert sum(s["enabled"] for s in listed) >= 30
+
+
+def test_sources_check_shows_what_would_be_stored(tmp_path):
+    with FeedServer() as server:
+        server.route("/f", body=GOOD)
+        server.route("/down", status=403)
+        (tmp_path / "sources.toml").write_text(
+            f'[[source]]\nname = "F"\nurl = "{server.url("/f")}"\n'
+            f'[[source]]\nname = "Down"\nurl = "{server.url("/down")}"\n')
+        (tmp_path / "digest.toml").write_text("")
+        shown = digest("sources", "check", "F", cwd=tmp_path)
+        assert "Quad leaders meet" in shown.stdout and "2 items would be stored" in shown.stdout
+        down = digest("sources", "check", "Down", cwd=tmp_path, check=False)
+        assert down.returncode == 1 and "refused by the server (403" in down.stderr
+    assert not (tmp_path / "data" / "digest.db").exists()  # check stores nothing
+
+
+@pytest.mark.flow
+def test_demo_runs_offline_end_to_end(tmp_path):
+    done = digest("demo", "--dir", str(tmp_path / "demo"), cwd=tmp_path,
+                  env={"PREFECT_HOME": str(tmp_path / "prefect")})
+    assert "Stored" in done.stdout and "0 failed" in done.stdout
+    rows = json.loads(digest("items", "--json", cwd=tmp_path / "demo").stdout)
+    assert len(rows) > 300
+    assert any("日米" in r["title"] or "防衛" in r["title"] for r in rows)
