@@ -1,0 +1,96 @@
+"""`digest`: the one front door. Parses arguments, calls down, prints; holds no logic of its own.
+
+Each area's commands live in a module of this package (collect, sources, …) and register on
+`app` when imported at the bottom of this file. Prefect is imported only by the commands that
+run flows (it costs about a second to import).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from ..errors import DigestError
+from ..settings import Settings, load_settings
+
+app = typer.Typer(
+    name="digest",
+    help="Alliance Digest: collect, triage and draft the US-Japan Alliance Digest.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+# Markup off by default: feed titles and server messages may contain "[...]"; styled lines opt in
+# with markup=True and escape() what they interpolate.
+out = Console(highlight=False, markup=False)
+err = Console(stderr=True, highlight=False, markup=False)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class State:
+    """Options shared by every command."""
+
+    config: str | None = None
+
+    def settings(self) -> Settings:
+        return load_settings(self.config)
+
+
+state = State()
+
+
+@app.callback()
+def main_options(
+    config: Annotated[
+        str | None,
+        typer.Option("--config", envvar="DIGEST_CONFIG",
+                     help="digest.toml to use (default ./digest.toml, else the packaged one)."),
+    ] = None,
+) -> None:
+    """Alliance Digest."""
+    state.config = str(Path(config).expanduser().resolve()) if config else None
+
+
+def main() -> None:
+    """Console-script entry point: every DigestError becomes one line and exit status 1."""
+    try:
+        app()
+    except DigestError as e:
+        err.print(f"[red]error:[/red] {escape(str(e))}", markup=True, soft_wrap=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+
+
+@contextmanager
+def _db(settings: Settings) -> Iterator[Any]:
+    from ..store.db import open_db
+
+    db = open_db(settings.store_path)
+    try:
+        yield db
+    finally:
+        db.close()
+
+
+def _fail(message: str, code: int = 1) -> None:
+    err.print(f"[red]error:[/red] {escape(message)}", markup=True, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _register() -> None:
+    # Imported for their side effect: each module adds its commands to `app`.
+    from . import collect, sources  # noqa: F401
+
+
+_register()

@@ -1,0 +1,177 @@
+"""Collecting, listing items, set-up and the demo."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from ..errors import DigestError
+from ..settings import PACKAGE_DIR, Settings
+from . import _db, _fail, app, err, out, state
+
+# --- collect -----------------------------------------------------------------------------------
+
+
+def run_collect(settings: Settings, *, force: bool, names: list[str] | None,
+                show_progress: bool = True) -> dict[str, Any]:
+    """Validate config, registry and database up front (one clear line each), then run the flow."""
+    import asyncio
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ..flows import collect as collect_flow
+    from ..sources.registry import load_registry
+    from ..store.db import open_db
+
+    registry = {c.name for c in load_registry(settings.sources_file)}
+    unknown = [n for n in names or [] if n not in registry]
+    if unknown:
+        raise DigestError(f"{settings.sources_file}: no source named {unknown[0]!r}")
+    open_db(settings.store_path).close()
+
+    bar = Progress(TextColumn("collecting"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("{task.fields[last]}"), TimeElapsedColumn(), console=err,
+                   disable=not show_progress, transient=True)
+
+    class BarProgress:
+        task_id: Any = None
+
+        def started(self, total: int) -> None:
+            self.task_id = bar.add_task("collect", total=total, last="")
+
+        def done(self, outcome: Any) -> None:
+            if self.task_id is not None:
+                bar.update(self.task_id, advance=1, last=outcome.name[:40])
+
+    collect_flow.progress = BarProgress()
+    try:
+        with bar:
+            return asyncio.run(
+                collect_flow.collect_with_runner()(
+                    force=force, sources=names or None,
+                    config=str(settings.config_path) if settings.config_path else None,
+                )
+            )
+    finally:
+        collect_flow.progress = None
+
+
+def print_run_summary(summary: dict[str, Any]) -> None:
+    table = Table(title=f"Collect run {summary['id']}", show_header=True)
+    for col in ("sources due", "ok", "not modified", "failed", "items new", "items updated"):
+        table.add_column(col, justify="right")
+    table.add_row(*(str(summary[k]) for k in (
+        "sources_due", "sources_ok", "sources_not_modified", "sources_failed", "items_new",
+        "items_updated")))
+    out.print(table)
+    for name, error in summary.get("failures", []):
+        out.print(f"  [yellow]failed[/yellow] {escape(name)}: {escape(error)}", markup=True,
+                  soft_wrap=True)
+
+
+@app.command()
+def collect(
+    force: Annotated[bool, typer.Option("--force", help="Fetch every source, due or not.")] = False,
+    source: Annotated[list[str] | None, typer.Option(
+        "--source", help="Fetch only this source (repeatable).")] = None,
+) -> None:
+    """Fetch due sources, store new and changed items, and show a summary."""
+    summary = run_collect(state.settings(), force=force, names=source)
+    print_run_summary(summary)
+
+
+# --- items -------------------------------------------------------------------------------------
+
+
+def _since(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise DigestError(f"--since: {value!r} is not a date (YYYY-MM-DD)") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+ITEM_JSON_FIELDS = ("id", "source", "url", "guid", "title", "published_at", "status",
+                    "first_seen_at", "summary_text", "language", "image_url", "section", "tags",
+                    "headline", "key_phrase", "blurb", "rank", "note")
+
+
+@app.command()
+def items(
+    status: Annotated[str | None, typer.Option(
+        help="candidate, filtered, shortlisted, included, excluded or all.")] = None,
+    since: Annotated[str | None, typer.Option(help="Published on or after (YYYY-MM-DD).")] = None,
+    source: Annotated[str | None, typer.Option(help="Only this source's items.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many (0 = all).")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
+) -> None:
+    """List stored items, newest first."""
+    from ..store.items import query_items
+
+    settings = state.settings()
+    with _db(settings) as db:
+        try:
+            rows = query_items(db, status=status, since=_since(since), source=source,
+                               limit=limit or None)
+        except ValueError as e:
+            raise DigestError(str(e)) from None
+    if as_json:
+        payload = [{k: r.get(k) for k in ITEM_JSON_FIELDS} for r in rows]
+        sys.stdout.write(json.dumps(payload, ensure_ascii=False, indent=1) + "\n")
+        return
+    table = Table(show_header=True, header_style="bold")
+    for col in ("id", "published", "status", "source", "title"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(str(r["id"]), r["published_at"][:16].replace("T", " "), r["status"],
+                      r["source"], r["title"])
+    out.print(table)
+    out.print(f"{len(rows)} items")
+
+
+# --- set-up and demo ---------------------------------------------------------------------------
+
+
+@app.command()
+def init(
+    directory: Annotated[Path, typer.Argument(help="Where to write the config.")] = Path("."),
+) -> None:
+    """Copy the default digest.toml and sources.toml into a folder, to edit them there."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in ("digest.toml", "sources.toml"):
+        target = directory / name
+        if target.exists():
+            _fail(f"{target} exists already; nothing was changed")
+    for name in ("digest.toml", "sources.toml"):
+        shutil.copyfile(PACKAGE_DIR / name, directory / name)
+    out.print(f"wrote {directory / 'digest.toml'} and {directory / 'sources.toml'}")
+
+
+@app.command()
+def demo(
+    directory: Annotated[Path, typer.Option(
+        "--dir", help="Folder for the demo's config, database and drafts.")] = Path("digest-demo"),
+) -> None:
+    """Offline, end to end: serve bundled feeds on 127.0.0.1, collect them, show the results."""
+    from ..demo import run_demo
+
+    def collect_all(settings: Settings) -> dict[str, Any]:
+        summary = run_collect(settings, force=True, names=None)
+        print_run_summary(summary)
+        return summary
+
+    run_demo(directory.resolve(), out, collect_all)
+
+
