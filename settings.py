@@ -54,6 +54,63 @@ class CollectSettings:
     parse_processes: int = 0
 
 
+DEFAULT_FOOTER = (
+    '"US-Japan Alliance Digest" is a bi-weekly summary of bilateral and related developments '
+    "compiled by Sasakawa USA's \"US-Japan NEXT Alliance Initiative.\" To receive \"Alliance "
+    'Digest" via email, contact egulum@spfusa.org'
+)
+
+
+@dataclass(frozen=True, slots=True)
+class IssueSettings:
+    """`[issue]`: what a drafted issue is called, how it is numbered and laid out."""
+
+    title: str = "US-Japan Alliance Digest"
+    #: Volume = year - first_year + 1 (the seed issue, February 2023, is Vol 2).
+    first_year: int = 2022
+    footer: str = DEFAULT_FOOTER
+    image_credit_prefix: str = "Image Source:"
+    #: Section order in the issue; editors pick an item's section from this list.
+    sections: list[str] = field(
+        default_factory=lambda: ["Diplomacy", "Defense & Security", "Economy & Technology",
+                                 "Regional"]
+    )
+    #: A folder of the user's own templates overriding the packaged ones ("" = packaged).
+    templates: str = ""
+    #: Where `digest draft` writes its files unless --out says otherwise.
+    out_dir: str = "drafts"
+
+
+@dataclass(frozen=True, slots=True)
+class EditorSettings:
+    """`[editor]`: the web desk."""
+
+    host: str = "127.0.0.1"
+    port: int = 8710
+    session_hours: int = 12
+    #: Failed logins allowed per user name and per client address in `login_window_minutes`.
+    login_attempts: int = 5
+    login_window_minutes: int = 15
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleSettings:
+    """`[schedule]`: when the deployments run (`digest serve`, `digest deploy`)."""
+
+    timezone: str = "America/New_York"
+    collect_cron: str = "0 */3 * * *"
+    #: RRULE without DTSTART; `draft_start` supplies it (naive local time in `timezone`).
+    draft_rrule: str = "FREQ=WEEKLY;INTERVAL=2;BYDAY=TU;BYHOUR=9;BYMINUTE=0;BYSECOND=0"
+    draft_start: str = "2026-01-06T09:00:00"
+
+
+@dataclass(frozen=True, slots=True)
+class ScaleSettings:
+    """`[scale]`: run the fetch-and-parse step on an existing Dask cluster ("" = locally)."""
+
+    dask_address: str = ""
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """The loaded configuration."""
@@ -64,6 +121,10 @@ class Settings:
     sources_file: Path
     http: HttpSettings = field(default_factory=HttpSettings)
     collect: CollectSettings = field(default_factory=CollectSettings)
+    issue: IssueSettings = field(default_factory=IssueSettings)
+    editor: EditorSettings = field(default_factory=EditorSettings)
+    schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
+    scale: ScaleSettings = field(default_factory=ScaleSettings)
     #: Other top-level tables, unvalidated here (each feature validates its own).
     sections: dict[str, Any] = field(default_factory=dict)
 
@@ -188,6 +249,16 @@ def load_settings(explicit: str | os.PathLike[str] | None = None) -> Settings:
     collect = _section(
         f"{where}: [collect]", _table(where, data.pop("collect", {}), "collect"), CollectSettings
     )
+    issue = _section(f"{where}: [issue]", _table(where, data.pop("issue", {}), "issue"),
+                     IssueSettings)
+    if not issue.sections or not all(isinstance(x, str) and x.strip() for x in issue.sections):
+        raise ConfigError(f"{where}: [issue]: 'sections' must be a list of section names")
+    editor = _section(f"{where}: [editor]", _table(where, data.pop("editor", {}), "editor"),
+                      EditorSettings)
+    schedule = _section(f"{where}: [schedule]",
+                        _table(where, data.pop("schedule", {}), "schedule"), ScheduleSettings)
+    scale = _section(f"{where}: [scale]", _table(where, data.pop("scale", {}), "scale"),
+                     ScaleSettings)
     if http.per_host_concurrency > http.max_connections:
         raise ConfigError(f"{where}: [http] 'per_host_concurrency' exceeds 'max_connections'")
     return Settings(
@@ -196,6 +267,10 @@ def load_settings(explicit: str | os.PathLike[str] | None = None) -> Settings:
         sources_file=sources_file,
         http=http,
         collect=collect,
+        issue=issue,
+        editor=editor,
+        schedule=schedule,
+        scale=scale,
         sections=data,
     )
 

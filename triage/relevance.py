@@ -1,0 +1,172 @@
+"""Relevance: a score for every item, and candidate or filtered by a threshold.
+
+The scoring model (rules in relevance.toml; see `triage.rules` for matching)::
+
+    text      = normalise(title), normalise(first summary_chars of the summary)
+    find every term at once; drop those inside false friends ("alliance" in "Star Alliance")
+    for each group of terms:
+        each distinct term found adds its weight (× title_factor when found in the title);
+        the group's total is capped at its `max` (negative groups: exclusions, capped likewise)
+    for each prior whose source fields match: add its weight; its `implies` groups count as found
+    for each combination whose `all` groups were all found (and no `none` group): add its weight
+    score = the sum; candidate when score >= threshold, else filtered
+
+Every addition is kept as a reason {"rule", "match", "weight"}, so an editor sees why.
+
+`score_text` is pure. `apply_relevance` reads items in batches, scores them and writes scores,
+reasons and statuses through `store.scores`, never touching a status an editor set.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import sqlite_utils
+
+from ..store.db import utcnow
+from ..store.scores import ScoreUpdate, is_triage_owned, items_to_score, write_scores
+from .rules import FALSE_FRIEND, Rules, normalise
+
+__all__ = ["Scored", "apply_relevance", "score_item", "score_text"]
+
+
+@dataclass(frozen=True, slots=True)
+class Scored:
+    """One item's relevance."""
+
+    score: float
+    #: Why: [{"rule": "group:japan", "match": "Kishida", "weight": 3.0}, …], JSON-ready.
+    reasons: list[dict[str, Any]]
+    #: score >= the rules' threshold.
+    relevant: bool
+
+
+def score_text(title: str | None, summary: str | None, source: Mapping[str, Any] | None,
+               rules: Rules) -> Scored:
+    """Score an item's title and plain-text summary, given its source's fields (or None).
+
+    `source` holds any of name, category, owner, country (as in the sources table).
+    """
+    # One text, one scan: the title, a separator no term can cross, then the summary.
+    title_n = normalise(title or "")
+    text = f"{title_n}\x00{normalise((summary or '')[: rules.summary_chars])}"
+    title_end = len(title_n)
+    reasons: list[dict[str, Any]] = []
+
+    matches = list(rules.matcher.find(text))
+    # False friends ("Star Alliance") hide every term inside them ("alliance").
+    friends: list[tuple[int, int]] = []
+    for start, end, hits in matches:
+        if hits and hits[0][0] == FALSE_FRIEND:
+            friends.append((start, end))
+            reason = {"rule": "false friend", "match": hits[0][1], "weight": 0.0}
+            if reason not in reasons:
+                reasons.append(reason)
+
+    # Per group: term → its weight, the title's when found there.
+    per_group: dict[int, dict[str, float]] = {}
+    for start, end, hits in matches:
+        if friends and any(fs <= start and end <= fe for fs, fe in friends):
+            continue
+        factor = rules.title_factor if start < title_end else 1.0
+        for index, term, weight in hits:
+            terms = per_group.setdefault(index, {})
+            w = weight * factor
+            if term not in terms or abs(w) > abs(terms[term]):
+                terms[term] = w
+
+    total = 0.0
+    found: dict[str, str] = {}  # group name → first term found (for combination reasons)
+    for index, group in enumerate(rules.groups):
+        terms = per_group.get(index)
+        if not terms:
+            continue
+        found[group.name] = next(iter(terms))
+        room = group.max
+        for term, w in sorted(terms.items(), key=lambda kv: -abs(kv[1])):
+            if room <= 0 or w == 0:
+                break
+            add = max(-room, min(room, w))
+            room -= abs(add)
+            total += add
+            reasons.append({"rule": f"group:{group.name}", "match": term, "weight": _r(add)})
+
+    implied: dict[str, str] = {}
+    for prior in rules.priors:
+        if not prior.applies(source):
+            continue
+        name = str((source or {}).get("name") or "")
+        for g in prior.implies:
+            implied.setdefault(g, f"source {name}".strip())
+        if prior.weight:
+            total += prior.weight
+            reasons.append({"rule": f"prior:{prior.name}", "match": name,
+                            "weight": _r(prior.weight)})
+
+    present = {**implied, **found}
+    for combo in rules.combos:
+        if combo.none & found.keys():
+            continue
+        parts = []
+        for alternatives in combo.all:
+            hit = next((present[g] for g in sorted(alternatives) if g in present), None)
+            if hit is None:
+                break
+            parts.append(hit)
+        else:
+            total += combo.weight
+            reasons.append({"rule": f"combo:{combo.name}", "match": " + ".join(parts),
+                            "weight": _r(combo.weight)})
+
+    score = _r(total)
+    return Scored(score=score, reasons=reasons, relevant=score >= rules.threshold)
+
+
+def score_item(row: Mapping[str, Any], rules: Rules) -> Scored:
+    """Score a row from `store.scores` (title, summary_text and source_* columns)."""
+    source = {
+        "name": row.get("source_name"),
+        "category": row.get("source_category"),
+        "owner": row.get("source_owner"),
+        "country": row.get("source_country"),
+    }
+    return score_text(row.get("title"), row.get("summary_text"), source, rules)
+
+
+def apply_relevance(db: sqlite_utils.Database, rules: Rules, *, only_untriaged: bool = False,
+                    item_ids: Iterable[int] | None = None) -> dict[str, int]:
+    """Score items and set candidate/filtered where triage owns the status; returns counts.
+
+    Every selected item gets its score and reasons; the status changes only for rows that are
+    candidate or filtered and were not set by an editor. Counts: `scored`; `moved_in` and
+    `moved_out` (items scored before whose status changed to candidate or to filtered); and
+    `candidates` and `filtered` among the items scored for the first time.
+    """
+    counts = {"scored": 0, "moved_in": 0, "moved_out": 0, "candidates": 0, "filtered": 0}
+    for batch in items_to_score(db, only_untriaged=only_untriaged, item_ids=item_ids):
+        now = utcnow()
+        updates = []
+        for row in batch:
+            scored = score_item(row, rules)
+            status = "candidate" if scored.relevant else "filtered"
+            updates.append(ScoreUpdate(
+                item_id=row["id"], score=scored.score,
+                reasons=json.dumps(scored.reasons, ensure_ascii=False),
+                status=status, triaged_at=now,
+            ))
+            counts["scored"] += 1
+            if not is_triage_owned(row):
+                continue
+            if row["triaged_at"] is None:
+                counts["candidates" if scored.relevant else "filtered"] += 1
+            elif status != row["status"]:
+                counts["moved_in" if scored.relevant else "moved_out"] += 1
+        write_scores(db, updates)
+    return counts
+
+
+def _r(x: float) -> float:
+    return round(x, 2)
