@@ -16,7 +16,8 @@ ITEM_STATUSES = ("candidate", "filtered", "shortlisted", "included", "excluded")
 #: Statuses only an editor sets; feeds and triage never change them.
 EDITOR_STATUSES = ("shortlisted", "included", "excluded")
 #: Columns editors own: collection never writes them after insert.
-EDITOR_FIELDS = ("section", "tags", "headline", "key_phrase", "blurb", "rank", "note")
+EDITOR_FIELDS = ("section", "tags", "headline", "key_phrase", "blurb", "rank", "note",
+                 "lead_image", "image_credit", "links")
 
 
 def _initial(db: sqlite_utils.Database) -> None:
@@ -176,7 +177,130 @@ def _triage(db: sqlite_utils.Database) -> None:
     db["item_sources"].create_index(["item_id"])
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_initial, _triage]
+#: The columns full-text search covers, in the order bm25() weights refer to.
+SEARCH_COLUMNS = ("title", "summary_text", "headline", "blurb")
+
+
+def _search_and_story_tokens(db: sqlite_utils.Database) -> None:
+    """Full-text search over items, and each item's persisted token set for story clustering.
+
+    Re-runnable: sqlite-utils' enable_fts runs `executescript`, which commits the migration's
+    transaction early, so a crash mid-way can leave part of this step applied without the
+    version bump. Dropping what a previous attempt left makes the retry converge.
+    """
+    if db["items_fts"].exists():
+        db["items"].disable_fts()
+    # Trigram: substring matching that works for Japanese (no word breaks) as well as English.
+    # External content (the items table), kept current by sqlite-utils' triggers.
+    db["items"].enable_fts(list(SEARCH_COLUMNS), tokenize="trigram", create_triggers=True)
+    # sqlite-utils' update trigger re-indexes a row on *any* update; triage writes score and
+    # cluster_id to every item, and re-tokenising the text for those would make triage's cost
+    # grow with the FTS index. Same trigger name (sqlite-utils' disable_fts still finds it),
+    # fired only when an indexed column changes.
+    old_cols = ", ".join(f"old.[{c}]" for c in SEARCH_COLUMNS)
+    new_cols = ", ".join(f"new.[{c}]" for c in SEARCH_COLUMNS)
+    cols = ", ".join(f"[{c}]" for c in SEARCH_COLUMNS)
+    db.execute("DROP TRIGGER IF EXISTS [items_au]")
+    db.execute(
+        f"CREATE TRIGGER [items_au] AFTER UPDATE OF {cols} ON [items] BEGIN "
+        f"INSERT INTO [items_fts] ([items_fts], rowid, {cols}) "
+        f"VALUES ('delete', old.rowid, {old_cols}); "
+        f"INSERT INTO [items_fts] (rowid, {cols}) VALUES (new.rowid, {new_cols}); END"
+    )
+    # The normalised token set of an item's title and summary (sorted uint32 hashes), written
+    # when the item is clustered, with its publication day (julianday) so a batch reads its
+    # time window from this narrow table alone — history is never re-read or re-tokenised
+    # (see triage/clusters.py).
+    db["item_tokens"].create(
+        {"item_id": int, "day": float, "tokens": bytes},
+        pk="item_id",
+        foreign_keys=[("item_id", "items", "id")],
+        not_null={"day"},
+        if_not_exists=True,
+    )
+    db["item_tokens"].create_index(["day"], if_not_exists=True)
+    # A changed title, summary or date makes the stored tokens stale: forget them (NULL) and
+    # move the day; clustering recomputes the tokens the next time the item is in a window.
+    db.execute("DROP TRIGGER IF EXISTS [items_tokens_au]")
+    db.execute(
+        "CREATE TRIGGER [items_tokens_au] AFTER UPDATE OF [title], [summary_text], "
+        "[published_at] ON [items] BEGIN UPDATE [item_tokens] SET tokens = NULL, "
+        "day = julianday(new.published_at) WHERE item_id = old.id; END"
+    )
+    db.execute("DROP TRIGGER IF EXISTS [items_tokens_bd]")
+    db.execute(
+        "CREATE TRIGGER [items_tokens_bd] BEFORE DELETE ON [items] "
+        "BEGIN DELETE FROM [item_tokens] WHERE item_id = old.id; END"
+    )
+
+
+def _editor_desk(db: sqlite_utils.Database) -> None:
+    """Accounts, sessions, the audit trail, and what editors add to an item."""
+    # Bumped by every editor save: a save based on an older version is refused (two stale
+    # pages must not silently overwrite each other).
+    db["items"].add_column("version", int, not_null_default=0)
+    db["items"].add_column("edited_by", str)
+    db["items"].add_column("edited_at", str)
+    # The image editors chose for the issue (else the feed's image_url) and its credit.
+    db["items"].add_column("lead_image", str)
+    db["items"].add_column("image_credit", str)
+    # JSON list of {"url", "label"}: extra source links picked from the item's story cluster.
+    db["items"].add_column("links", str)
+    # 'feed', or 'manual' for items an editor added by URL.
+    db["items"].add_column("origin", str, not_null_default="feed")
+    db["users"].create(
+        {"id": int, "name": str, "password_hash": str, "created_at": str,
+         "last_login_at": str},
+        pk="id",
+        not_null={"name", "password_hash", "created_at"},
+    )
+    db["users"].create_index(["name"], unique=True)
+    # Server-side sessions: the cookie holds a random token, the table its hash, so a stolen
+    # database copy cannot be replayed as a cookie and logging out really ends a session.
+    db["sessions"].create(
+        {"token_hash": str, "user_id": int, "csrf_token": str, "created_at": str,
+         "expires_at": str},
+        pk="token_hash",
+        foreign_keys=[("user_id", "users", "id")],
+        not_null={"user_id", "csrf_token", "created_at", "expires_at"},
+    )
+    db["edits"].create(
+        {"id": int, "item_id": int, "field": str, "old": str, "new": str, "editor": str,
+         "at": str},
+        pk="id",
+        foreign_keys=[("item_id", "items", "id")],
+        not_null={"item_id", "field", "editor", "at"},
+    )
+    db["edits"].create_index(["item_id", "at"])
+
+
+def _issues(db: sqlite_utils.Database) -> None:
+    """Drafted issues of the digest and the items each one holds."""
+    db["issues"].create(
+        {"id": int, "title": str, "volume": int, "number": int, "date": str,
+         # The window: after the previous issue's date (exclusive) up to `date` (inclusive).
+         "window_start": str, "window_end": str,
+         # 'draft' until finalised; a final issue's items never appear in a later window.
+         "status": str, "md_path": str, "html_path": str, "txt_path": str,
+         "created_at": str, "updated_at": str, "finalized_at": str},
+        pk="id",
+        not_null={"title", "volume", "number", "date", "status", "created_at"},
+        defaults={"status": "draft"},
+    )
+    db["issues"].create_index(["date"], unique=True)
+    db["issues"].create_index(["volume", "number"], unique=True)
+    db["issue_items"].create(
+        {"issue_id": int, "item_id": int, "position": int},
+        pk=("issue_id", "item_id"),
+        foreign_keys=[("issue_id", "issues", "id"), ("item_id", "items", "id")],
+        not_null={"position"},
+    )
+    db["issue_items"].create_index(["item_id"])
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
+    _initial, _triage, _search_and_story_tokens, _editor_desk, _issues,
+]
 
 
 def schema_version(db: sqlite_utils.Database) -> int:
