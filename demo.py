@@ -37,6 +37,12 @@ def write_demo_config(directory: Path, base_url: str) -> Path:
     return config
 
 
+def why(reasons: list[dict[str, Any]], n: int = 3) -> str:
+    """The strongest few reasons, as "rule: match (+weight)"."""
+    best = sorted(reasons, key=lambda r: -abs(r.get("weight", 0)))[:n]
+    return "; ".join(f"{r.get('rule')}: {r.get('match')} ({r.get('weight', 0):+g})" for r in best)
+
+
 def run_demo(directory: Path, console: Console,
              collect: Callable[[Settings], dict[str, Any]]) -> Settings:
     """Serve the snapshot, collect it into `directory`, and print a tour of the results."""
@@ -53,14 +59,16 @@ def run_demo(directory: Path, console: Console,
             table.add_column(col, overflow="fold")
         for h in health:
             note = h["last_error"] or h["warning"] or ""
+            if h["stale"]:
+                note = f"stale: newest item {(h['newest_item_at'] or 'never')[:10]}; {note}"
             table.add_row(h["name"], h["last_outcome"] or "-", str(h["items_total"]), note)
         console.print(table)
-        latest = Table(title="Newest items", show_header=True, header_style="bold")
-        for col in ("published", "source", "title"):
-            latest.add_column(col, overflow="fold")
-        for r in query_items(db, limit=12):
-            latest.add_row(r["published_at"][:10], r["source"], r["title"])
-        console.print(latest)
+        top = Table(title="Top candidates, with why", show_header=True, header_style="bold")
+        for col in ("score", "source", "title", "why"):
+            top.add_column(col, overflow="fold")
+        for r in query_items(db, status="candidate", order="score", limit=10):
+            top.add_row(f"{r['score']:.1f}", r["source"], r["title"], why(r["reasons"]))
+        console.print(top)
         counts = count_items(db)
     finally:
         db.close()

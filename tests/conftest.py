@@ -6,10 +6,12 @@ Add new fixtures below the HTTP block.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from alliance_digest.feedserver import FeedServer
 from alliance_digest.settings import HttpSettings
+from support import SITE_FEED, collect_into
 
 # --- HTTP: a real local server and settings small enough for fast tests ----------------------
 
@@ -35,4 +37,10 @@ def fast_http() -> HttpSettings:
     )
 
 
-# --- (other fixtures below) ----------------------------------------------------------------
+# --- A configured folder with collected items ------------------------------------------------
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    """A folder with digest.toml, sources.toml and a database holding two collected items."""
+    collect_into(tmp_path, {"Feed": SITE_FEED})
+    return tmp_path

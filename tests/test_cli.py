@@ -3,59 +3,16 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from alliance_digest.feedserver import FeedServer
+from support import digest
 
 GOOD = (b'<?xml version="1.0"?><rss version="2.0"><channel><title>F</title>'
         b"<item><title>Japan, US hold 2+2</title><link>https://e.test/1</link><guid>g1</guid>"
         b"<pubDate>Mon, 23 Nov 2026 10:00:00 GMT</pubDate></item>"
         b"<item><title>Quad leaders meet</title><link>https://e.test/2</link><guid>g2</guid>"
         b"<pubDate>Tue, 24 Nov 2026 10:00:00 GMT</pubDate></item></channel></rss>")
-
-
-def digest(*args: str, cwd: Path, env: dict[str, str] | None = None,
-           check: bool = True) -> subprocess.CompletedProcess[str]:
-    import os
-
-    full_env = {**os.environ, **(env or {})}
-    full_env.pop("DIGEST_CONFIG", None)
-    if env and "DIGEST_CONFIG" in env:
-        full_env["DIGEST_CONFIG"] = env["DIGEST_CONFIG"]
-    done = subprocess.run([sys.executable, "-m", "alliance_digest.cli", *args], cwd=cwd,
-                          capture_output=True, text=True, env=full_env, timeout=120)
-    if check:
-        assert done.returncode == 0, done.stderr
-    return done
-
-
-@pytest.fixture
-def site(tmp_path):
-    """A folder with digest.toml, sources.toml and a database holding two collected items."""
-    from alliance_digest.flows.collect import new_counts, prepare, request_for, store_outcomes
-    from alliance_digest.settings import load_settings
-    from alliance_digest.sources.batch import fetch_batch
-    from alliance_digest.store.runs import finish_run, start_run
-
-    with FeedServer() as server:
-        server.route("/f", body=GOOD)
-        (tmp_path / "sources.toml").write_text(
-            f'# my sources\n[[source]]\nname = "Feed"\nurl = "{server.url("/f")}"\n'
-            'country = "US"\ncategory = "news"\n', encoding="utf-8")
-        (tmp_path / "digest.toml").write_text('[store]\npath = "data/digest.db"\n')
-        settings = load_settings(tmp_path / "digest.toml")
-        db, registry, due = prepare(settings, force=True, names=None)
-        run_id = start_run(db)
-        counts: dict[str, int] = new_counts(len(due))
-        outcomes = fetch_batch([request_for(r, registry[r["name"]]) for r in due], settings.http)
-        store_outcomes(db, run_id, {r["name"]: r for r in due}, outcomes, settings.collect,
-                       counts, [])
-        finish_run(db, run_id, counts)
-        db.close()
-    return tmp_path
 
 
 def test_items_json_has_the_contract_fields(site):

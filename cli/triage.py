@@ -1,0 +1,78 @@
+"""`digest triage …` and `digest search`: relevance on demand, and finding anything."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from ..errors import DigestError
+from . import _db, app, out, state
+
+triage_app = typer.Typer(help="Relevance scoring and its quality.", no_args_is_help=True)
+app.add_typer(triage_app, name="triage")
+
+
+@triage_app.command("rescore")
+def triage_rescore() -> None:
+    """Re-apply the (changed) relevance rules to stored items; editor decisions stay."""
+    from ..triage.run import rescore
+
+    settings = state.settings()
+    with _db(settings) as db:
+        counts = rescore(db, settings)
+    out.print(f"rescored {counts['scored']} items: {counts['moved_in']} moved in to candidate, "
+              f"{counts['moved_out']} moved out to filtered"
+              + (f"; {counts['candidates']} new candidates, {counts['filtered']} newly filtered"
+                 if counts["candidates"] or counts["filtered"] else ""))
+
+
+@triage_app.command("evaluate")
+def triage_evaluate(
+    labels: Annotated[Path, typer.Option("--labels", help="TSV with url or guid, and label 0/1.")],
+) -> None:
+    """Precision, recall and F1 of the current rules against hand-labelled items."""
+    from ..triage.evaluate import evaluate, format_report
+    from ..triage.rules import load_rules
+
+    settings = state.settings()
+    with _db(settings) as db:
+        report = evaluate(db, labels, load_rules(settings))
+    out.print(format_report(report))
+
+
+# Unknown options pass through as words, so `digest search Okinawa -COVID` needs no quoting.
+@app.command(context_settings={"ignore_unknown_options": True})
+def search(
+    words: Annotated[list[str], typer.Argument(
+        help='The query, e.g. \'"extended deterrence"\', Okinawa -COVID, 日米')],
+    status: Annotated[str | None, typer.Option(help="Only items in this status (or all).")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many results.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
+) -> None:
+    """Full-text search over titles, summaries, headlines and blurbs, best match first."""
+    from ..triage.search import search as run_search
+
+    settings = state.settings()
+    with _db(settings) as db:
+        try:
+            rows = run_search(db, " ".join(words), status=status, limit=limit)
+        except ValueError as e:
+            raise DigestError(str(e)) from None
+    if as_json:
+        keys = ("id", "source", "url", "title", "published_at", "status", "score", "snippet")
+        sys.stdout.write(json.dumps([{k: r.get(k) for k in keys} for r in rows],
+                                    ensure_ascii=False, indent=1) + "\n")
+        return
+    table = Table(show_header=True, header_style="bold")
+    for col in ("id", "published", "status", "source", "title / snippet"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(str(r["id"]), r["published_at"][:10], r["status"], r["source"],
+                      f"{r['title']}\n{r['snippet']}" if r.get("snippet") else r["title"])
+    out.print(table)
+    out.print(f"{len(rows)} results")

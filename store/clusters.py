@@ -1,0 +1,194 @@
+"""Story clusters in the database: which items to cluster, their windows, and the writes.
+
+`items.cluster_id` is the id of the item that leads the story. Every clustered item has one,
+a story of one item included (it leads itself), so NULL means "not clustered yet" and finding
+the next batch is an index lookup, not a scan of history. `item_tokens` holds each clustered
+item's token set so that history is compared without being re-tokenised.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlite_utils
+
+from ..errors import NotFoundError
+
+#: Source categories whose items lead a story over the press reporting on them.
+PRIMARY_CATEGORIES = ("government", "military")
+
+#: SQLite's variable limit is 32766 since 3.32; stay well below it.
+_CHUNK = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterRow:
+    """A batch item as clustering needs it."""
+
+    id: int
+    #: Days (SQLite julianday), so windows are plain float comparisons.
+    day: float
+    #: Sort key of a story's lead: primary source first, then earliest, then lowest id.
+    lead_key: tuple[int, float, int]
+    title: str | None
+    summary_text: str | None
+
+
+def _lead_key(category: str | None, day: float, item_id: int) -> tuple[int, float, int]:
+    return (0 if category in PRIMARY_CATEGORIES else 1, day, item_id)
+
+
+def unclustered_ids(db: sqlite_utils.Database) -> list[int]:
+    """Items never clustered (or detached for re-clustering), oldest first."""
+    return [r[0] for r in db.execute(
+        "SELECT id FROM items WHERE cluster_id IS NULL ORDER BY published_at, id")]
+
+
+def batch_rows(db: sqlite_utils.Database, item_ids: Sequence[int]) -> list[ClusterRow]:
+    """The batch's items with their text, oldest first; unknown ids are left out."""
+    rows: list[ClusterRow] = []
+    for start in range(0, len(item_ids), _CHUNK):
+        chunk = list(item_ids[start:start + _CHUNK])
+        marks = ",".join("?" * len(chunk))
+        for item_id, day, category, title, text in db.execute(
+            "SELECT items.id, julianday(items.published_at), sources.category, items.title, "
+            "items.summary_text FROM items JOIN sources ON sources.id = items.source_id "
+            f"WHERE items.id IN ({marks})", chunk):
+            rows.append(ClusterRow(item_id, day, _lead_key(category, day, item_id), title, text))
+    rows.sort(key=lambda r: (r.day, r.id))
+    return rows
+
+
+def window_tokens(db: sqlite_utils.Database, first_day: float,
+                  last_day: float) -> list[tuple[int, float, bytes | None]]:
+    """(item id, day, tokens) of items clustered earlier and published in the window.
+
+    Reads only the narrow item_tokens table (its day index), never the items themselves:
+    this is the part of a batch's cost that depends on history. Tokens are None when the
+    item's text changed since (see the migration's trigger).
+    """
+    return db.execute("SELECT item_id, day, tokens FROM item_tokens WHERE day BETWEEN ? AND ?",
+                      [first_day, last_day]).fetchall()
+
+
+def texts(db: sqlite_utils.Database, item_ids: Sequence[int]) -> dict[int, tuple[str, str]]:
+    """{id: (title, summary_text)} for recomputing stale tokens."""
+    out: dict[int, tuple[str, str]] = {}
+    for start in range(0, len(item_ids), _CHUNK):
+        chunk = list(item_ids[start:start + _CHUNK])
+        marks = ",".join("?" * len(chunk))
+        out.update((r[0], (r[1], r[2])) for r in db.execute(
+            f"SELECT id, title, summary_text FROM items WHERE id IN ({marks})", chunk))
+    return out
+
+
+def save_tokens(db: sqlite_utils.Database, rows: Iterable[tuple[int, float, bytes]]) -> None:
+    """Store (item_id, day, tokens), replacing older ones."""
+    db.conn.executemany(
+        "INSERT OR REPLACE INTO item_tokens (item_id, day, tokens) VALUES (?, ?, ?)",
+        list(rows))
+
+
+@dataclass(frozen=True, slots=True)
+class StoryInfo:
+    """An existing story as a batch sees it: its lead and its extent in time."""
+
+    lead_key: tuple[int, float, int]
+    first_day: float
+    last_day: float
+
+
+def stories(db: sqlite_utils.Database, cluster_ids: Iterable[int]) -> dict[int, StoryInfo]:
+    """Lead and time span of each existing story (only the few a batch links to)."""
+    ids = sorted(set(cluster_ids))
+    out: dict[int, StoryInfo] = {}
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start:start + _CHUNK]
+        marks = ",".join("?" * len(chunk))
+        spans = {cid: (lo, hi) for cid, lo, hi in db.execute(
+            "SELECT cluster_id, min(julianday(published_at)), max(julianday(published_at)) "
+            f"FROM items WHERE cluster_id IN ({marks}) GROUP BY cluster_id", chunk)}
+        for item_id, day, category in db.execute(
+            "SELECT items.id, julianday(items.published_at), sources.category FROM items "
+            f"JOIN sources ON sources.id = items.source_id WHERE items.id IN ({marks})", chunk):
+            lo, hi = spans.get(item_id, (day, day))
+            out[item_id] = StoryInfo(_lead_key(category, day, item_id), lo, hi)
+    return out
+
+
+def detach(db: sqlite_utils.Database, item_ids: Sequence[int]) -> None:
+    """Take items out of their stories so they can be clustered again.
+
+    A story whose lead leaves keeps its other members, led by the best of them.
+    """
+    ids = list(item_ids)
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start:start + _CHUNK]
+        marks = ",".join("?" * len(chunk))
+        leads = [r[0] for r in db.execute(
+            f"SELECT DISTINCT cluster_id FROM items WHERE id IN ({marks}) "
+            "AND cluster_id IS NOT NULL", chunk)]
+        db.execute(f"UPDATE items SET cluster_id = NULL WHERE id IN ({marks})", chunk)
+        for lead in leads:
+            rest = db.execute(
+                "SELECT items.id FROM items JOIN sources ON sources.id = items.source_id "
+                "WHERE items.cluster_id = ? ORDER BY "
+                f"CASE WHEN sources.category IN {PRIMARY_CATEGORIES!r} THEN 0 ELSE 1 END, "
+                "julianday(items.published_at), items.id LIMIT 1", [lead]).fetchone()
+            if rest and rest[0] != lead:
+                db.execute("UPDATE items SET cluster_id = ? WHERE cluster_id = ?", [rest[0], lead])
+
+
+def assign(db: sqlite_utils.Database, assignments: Iterable[tuple[int, int]],
+           relead: Iterable[tuple[int, int]] = ()) -> None:
+    """Write (item_id, lead_id) pairs, and move whole stories (old_lead, new_lead) to new leads."""
+    db.conn.executemany("UPDATE items SET cluster_id = ? WHERE cluster_id = ?",
+                   [(new, old) for old, new in relead])
+    db.conn.executemany("UPDATE items SET cluster_id = ? WHERE id = ?",
+                   [(lead, item_id) for item_id, lead in assignments])
+
+
+def cluster_members(db: sqlite_utils.Database, item_id: int) -> list[dict[str, Any]]:
+    """The other items of `item_id`'s story, lead first, with their source's name."""
+    row = db.execute("SELECT cluster_id FROM items WHERE id = ?", [item_id]).fetchone()
+    if row is None:
+        raise NotFoundError(f"no item with id {item_id}")
+    if row[0] is None:
+        return []
+    return list(db.query(
+        "SELECT items.id, items.title, items.url, items.published_at, items.status, "
+        "items.cluster_id, items.id = items.cluster_id AS is_lead, "
+        "sources.name AS source, sources.category AS source_category "
+        "FROM items JOIN sources ON sources.id = items.source_id "
+        "WHERE items.cluster_id = ? AND items.id != ? "
+        "ORDER BY is_lead DESC, items.published_at, items.id",
+        [row[0], item_id],
+    ))
+
+
+def leads_of(db: sqlite_utils.Database, item_ids: Sequence[int]) -> dict[int, int]:
+    """{item id: its story's lead id} for the clustered ones among `item_ids`."""
+    out: dict[int, int] = {}
+    ids = list(item_ids)
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start:start + _CHUNK]
+        marks = ",".join("?" * len(chunk))
+        out.update(db.execute(
+            f"SELECT id, cluster_id FROM items WHERE id IN ({marks}) AND cluster_id IS NOT NULL",
+            chunk).fetchall())
+    return out
+
+
+def story_sizes(db: sqlite_utils.Database, lead_ids: Sequence[int]) -> dict[int, int]:
+    """How many items each story has, by lead id (for lists showing "+3 outlets")."""
+    out: dict[int, int] = {}
+    ids = list(lead_ids)
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start:start + _CHUNK]
+        marks = ",".join("?" * len(chunk))
+        out.update(db.execute(
+            f"SELECT cluster_id, count(*) FROM items WHERE cluster_id IN ({marks}) "
+            "GROUP BY cluster_id", chunk).fetchall())
+    return out

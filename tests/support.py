@@ -1,0 +1,68 @@
+"""Helpers the tests share: collecting into a configured folder, and running `digest`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from alliance_digest.feedserver import FeedServer
+
+# --- A configured folder with collected items, and the `digest` command ----------------------
+
+SITE_FEED = (b'<?xml version="1.0"?><rss version="2.0"><channel><title>F</title>'
+             b"<item><title>Japan, US hold 2+2</title><link>https://e.test/1</link><guid>g1</guid>"
+             b"<pubDate>Mon, 23 Nov 2026 10:00:00 GMT</pubDate></item>"
+             b"<item><title>Quad leaders meet</title><link>https://e.test/2</link><guid>g2</guid>"
+             b"<pubDate>Tue, 24 Nov 2026 10:00:00 GMT</pubDate></item></channel></rss>")
+
+
+def collect_into(folder: Path, feeds: dict[str, bytes], *, triage: bool = False) -> Path:
+    """Write digest.toml + sources.toml in `folder`, serve `feeds` and collect them (no Prefect).
+
+    Returns the digest.toml path. With `triage`, the stored items are scored and clustered.
+    """
+    from alliance_digest.flows.collect import new_counts, prepare, request_for, store_outcomes
+    from alliance_digest.settings import load_settings
+    from alliance_digest.sources.batch import fetch_batch
+    from alliance_digest.store.runs import finish_run, start_run
+
+    with FeedServer() as server:
+        registry = "# my sources\n"
+        for name, body in feeds.items():
+            server.route(f"/{len(registry)}", body=body)
+            registry += (f'[[source]]\nname = "{name}"\nurl = "{server.url(f"/{len(registry)}")}"'
+                         '\ncountry = "US"\ncategory = "news"\n')
+        (folder / "sources.toml").write_text(registry, encoding="utf-8")
+        config = folder / "digest.toml"
+        if not config.exists():
+            config.write_text('[store]\npath = "data/digest.db"\n')
+        settings = load_settings(config)
+        db, reg, due = prepare(settings, force=True, names=None)
+        run_id = start_run(db)
+        counts: dict[str, int] = new_counts(len(due))
+        outcomes = fetch_batch([request_for(r, reg[r["name"]]) for r in due], settings.http)
+        store_outcomes(db, run_id, {r["name"]: r for r in due}, outcomes, settings.collect,
+                       counts, [])
+        finish_run(db, run_id, counts)
+        if triage:
+            from alliance_digest.triage.run import triage_new
+
+            triage_new(db, settings)
+        db.close()
+    return config
+
+
+def digest(*args: str, cwd: Path, env: dict[str, str] | None = None,
+           check: bool = True) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, **(env or {})}
+    full_env.pop("DIGEST_CONFIG", None)
+    if env and "DIGEST_CONFIG" in env:
+        full_env["DIGEST_CONFIG"] = env["DIGEST_CONFIG"]
+    done = subprocess.run([sys.executable, "-m", "alliance_digest.cli", *args], cwd=cwd,
+                          capture_output=True, text=True, env=full_env, timeout=120)
+    if check:
+        assert done.returncode == 0, done.stderr
+    return done
+

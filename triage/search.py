@@ -1,0 +1,128 @@
+"""Search as the editor types it, for the desk and the CLI alike.
+
+Syntax: words are ANDed; `"extended deterrence"` is a phrase; `-COVID` or `-"phrase"`
+excludes; `OR` (upper case) between two terms accepts either, binding tighter than the
+implicit AND (`Okinawa OR Guam base` = (Okinawa or Guam) and base). Anything else is text:
+FTS5 syntax typed by the user (NEAR, column:, parentheses, *, ^) is never passed to MATCH —
+every term reaches FTS5 as a quoted string (see store/search.py).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import Any
+
+import sqlite_utils
+
+from ..errors import DigestError
+from ..store.search import MARK_END, MARK_START, SearchQuery, search_items
+
+#: Characters that are syntax in FTS5 or in other search boxes; in a bare word they separate
+#: words ("title:Okinawa" searches "title" and "Okinawa").
+_SEPARATORS = re.compile(r"[()\[\]{}:;,!?*^<>=~|\\@#$`]+")
+#: Trimmed from the ends of bare words ("U.S." stays "U.S", enough to match "U.S.").
+_TRIM = ".'+&/-_"
+_SNIPPET_CHARS = 160
+
+
+class SearchQueryError(DigestError, ValueError):
+    """The search text cannot be understood (empty, unclosed quote, dangling OR, ...)."""
+
+
+def _tokens(text: str) -> list[tuple[str, str, bool]]:
+    """(kind, text, excluded) with kind "term" or "or", in order."""
+    out: list[tuple[str, str, bool]] = []
+    pos, n = 0, len(text)
+    while pos < n:
+        if text[pos].isspace():
+            pos += 1
+            continue
+        excluded = False
+        if text[pos] == "-" and pos + 1 < n and not text[pos + 1].isspace():
+            excluded, pos = True, pos + 1
+        if text[pos] == '"':
+            end = text.find('"', pos + 1)
+            if end < 0:
+                raise SearchQueryError(f"unclosed quote in search {text!r}")
+            phrase = " ".join(text[pos + 1:end].split())
+            pos = end + 1
+            if phrase:
+                out.append(("term", phrase, excluded))
+            continue
+        end = pos
+        while end < n and not text[end].isspace() and text[end] != '"':
+            end += 1
+        word, pos = text[pos:end], end
+        if word == "OR" and not excluded:
+            out.append(("or", word, False))
+            continue
+        parts = [p.strip(_TRIM) for p in _SEPARATORS.split(word)]
+        out += [("term", p, excluded) for p in parts if p]
+    return out
+
+
+def parse_query(text: str) -> SearchQuery:
+    """The search text as AND-ed groups of OR-ed terms plus excluded terms."""
+    groups: list[list[str]] = []
+    excluded: list[str] = []
+    pending_or = False
+    for kind, value, negated in _tokens(text):
+        if kind == "or":
+            if not groups or pending_or:
+                raise SearchQueryError(f"OR needs a term on each side in search {text!r}")
+            pending_or = True
+        elif negated:
+            if pending_or:
+                raise SearchQueryError(f"cannot OR an excluded term in search {text!r}")
+            excluded.append(value)
+        elif pending_or:
+            groups[-1].append(value)
+            pending_or = False
+        else:
+            groups.append([value])
+    if pending_or:
+        raise SearchQueryError(f"OR needs a term on each side in search {text!r}")
+    if not groups:
+        what = "only excludes terms" if excluded else "has nothing to search for"
+        raise SearchQueryError(f"search {text!r} {what}")
+    return SearchQuery(tuple(tuple(dict.fromkeys(g)) for g in groups),
+                       tuple(dict.fromkeys(excluded)))
+
+
+def _excerpt(row: dict[str, Any], terms: list[str]) -> str:
+    """A marked excerpt around the first term found, for results FTS5 did not snippet."""
+    for column in ("headline", "title", "blurb", "summary_text"):
+        text = row.get(column) or ""
+        lowered = text.lower()
+        for term in terms:
+            at = lowered.find(term.lower())
+            if at < 0:
+                continue
+            start = max(0, at - _SNIPPET_CHARS // 2)
+            end = min(len(text), at + len(term) + _SNIPPET_CHARS // 2)
+            return ("…" if start else "") + text[start:at] + MARK_START \
+                + text[at:at + len(term)] + MARK_END + text[at + len(term):end] \
+                + ("…" if end < len(text) else "")
+    return (row.get("title") or "")[:_SNIPPET_CHARS]
+
+
+def search(db: sqlite_utils.Database, query: str, *, status: str | None = None,
+           limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
+    """Items matching the editor's search, best first (bm25), with source name and snippet.
+
+    Each row is the item's columns (`score` is triage's relevance) plus `source`, `bm25`
+    (lower is better; None when only short terms were searched, then newest first),
+    `snippet` (plain text) and `snippet_html` (escaped, matches in <mark>). Raises
+    SearchQueryError (a ValueError) for text that is not a search, ValueError for a bad
+    status, limit or offset.
+    """
+    parsed = parse_query(query)
+    terms = [t for group in parsed.groups for t in group]
+    rows = search_items(db, parsed, status=status, limit=limit, offset=offset)
+    for row in rows:
+        marked = row["snippet"] or _excerpt(row, terms)
+        row["snippet"] = marked.replace(MARK_START, "").replace(MARK_END, "")
+        row["snippet_html"] = (html.escape(marked).replace(MARK_START, "<mark>")
+                               .replace(MARK_END, "</mark>"))
+    return rows
