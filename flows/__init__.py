@@ -16,6 +16,9 @@ QUIET_PREFECT = {
     # Prefect's own chatter at WARNING; our summary is printed by the CLI.
     "PREFECT_LOGGING_LEVEL": "WARNING",
     "PREFECT_LOGGING_LOG_PRINTS": "false",
+    # A fresh temporary server migrates its database first: on a busy 2-core machine that took
+    # longer than Prefect's 20 s default, and the run failed before it began.
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
     # Task runs are recorded in larger batches (measured to halve end-to-end time).
     "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE": "100",
 }

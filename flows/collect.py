@@ -3,7 +3,9 @@
     settings, registry  = load config and sources.toml      (a broken one fails the flow)
     sync the sources table with the registry; pick the due sources
     split them into batches by host; submit fetch_and_parse(batch) to the task runner
-    as each batch finishes: store each source's items and health in one transaction
+    as each source is parsed: store its items and health (the writer groups the sources
+        waiting into one transaction, each source in its own savepoint), so storing overlaps
+        fetching and parsing and parsed feeds never pile up in memory
     finish the run row; publish a markdown artifact of source health
 
 A failing source never fails the flow: it is recorded on the source and in `fetches`.
@@ -13,10 +15,13 @@ only wire them.
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing
-from collections.abc import Mapping, Sequence
+import queue
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -24,18 +29,20 @@ import sqlite_utils
 from prefect import flow, task
 from prefect.artifacts import acreate_markdown_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.futures import as_completed
-from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.futures import PrefectFuture
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
+from ..errors import ConfigError, DigestError
 from ..settings import CollectSettings, HttpSettings, Settings, load_settings
 from ..sources.batch import default_parse_processes, fetch_batch, split_by_host
 from ..sources.registry import load_registry
 from ..sources.schedule import next_fetch_at
-from ..sources.types import FetchRequest, Outcome, SourceConfig
+from ..sources.types import Entry, FetchRequest, Outcome, SourceConfig
 from ..store.db import open_db, utcnow
 from ..store.items import newest_published, store_entries
 from ..store.runs import close_abandoned_runs, finish_run, record_fetch, start_run
 from ..store.sources import due_sources, is_stale, record_health, sync_sources
+from ..triage.run import triage_new
 
 
 class Progress(Protocol):
@@ -53,7 +60,16 @@ POOL_THRESHOLD = 8
 #: Batches (task runs) per collect run: enough to keep both cores busy, few enough to be cheap.
 MAX_BATCHES = 4
 
+#: Sources stored in one transaction at most (each in its own savepoint): fewer commits, and
+#: a crash loses at most this many sources' writes (they are fetched again next run).
+GROUP_SIZE = 25
+#: Parsed sources waiting for the writer at most; beyond this the fetch threads wait.
+QUEUE_SIZE = 64
+
 _parse_pool: Executor | None = None
+#: Where the fetch task hands each outcome when the flow stores them as they come (in-process).
+_sink: Callable[[Outcome], None] | None = None
+_ENTRY_FIELDS = tuple(f.name for f in fields(Entry))
 
 
 def request_for(row: Mapping[str, Any], cfg: SourceConfig | None) -> FetchRequest:
@@ -116,7 +132,10 @@ def store_outcome(db: sqlite_utils.Database, run_id: int, row: Mapping[str, Any]
                   now: datetime | None = None) -> dict[str, int]:
     """Write one source's items, health and fetch record in one transaction."""
     now = now or datetime.now(UTC)
-    entries = [asdict(e) for e in outcome.feed.entries] if outcome.feed else []
+    # Entry holds only strings and None: a flat dict is what asdict() would build, minus its
+    # recursive deep copy.
+    entries = ([{f: getattr(e, f) for f in _ENTRY_FIELDS} for e in outcome.feed.entries]
+               if outcome.feed else [])
     with db.atomic():
         new, updated = store_entries(db, row["id"], entries, now=utcnow())
         record_health(db, row["id"], health_values(row, outcome, collect, now,
@@ -140,14 +159,91 @@ def new_counts(due: int) -> dict[str, int]:
 def store_outcomes(db: sqlite_utils.Database, run_id: int, rows: Mapping[str, Mapping[str, Any]],
                    outcomes: Sequence[Outcome], collect: CollectSettings,
                    counts: dict[str, int], failures: list[tuple[str, str]]) -> None:
-    """Store a batch of outcomes (each source in its own transaction), adding to the counters."""
-    for outcome in outcomes:
-        written = store_outcome(db, run_id, rows[outcome.name], outcome, collect)
-        counts[f"sources_{outcome.status}"] += 1
-        counts["items_new"] += written["items_new"]
-        counts["items_updated"] += written["items_updated"]
-        if outcome.status == "failed":
-            failures.append((outcome.name, outcome.error or ""))
+    """Store a batch of outcomes in one transaction, adding to the counters.
+
+    Each source is written in its own savepoint: one whose write fails leaves nothing behind,
+    the sources before it are committed, and the error is raised.
+    """
+    error: Exception | None = None
+    with db.atomic():
+        for outcome in outcomes:
+            try:
+                written = store_outcome(db, run_id, rows[outcome.name], outcome, collect)
+            except Exception as e:
+                error = e
+                break
+            counts[f"sources_{outcome.status}"] += 1
+            counts["items_new"] += written["items_new"]
+            counts["items_updated"] += written["items_updated"]
+            if outcome.status == "failed":
+                failures.append((outcome.name, outcome.error or ""))
+    if error is not None:
+        raise error
+
+
+class OutcomeWriter:
+    """Stores outcomes in the flow's process while the fetch tasks are still producing them.
+
+    Fetch threads `put` each outcome on a bounded queue (waiting when the writer falls behind);
+    `run` stores what is waiting in groups of up to GROUP_SIZE sources, one transaction each,
+    until every batch has reported `batch_done`. If storing fails, `put` drops outcomes from
+    then on, so the fetch tasks can finish, and `run` raises. `stop` ends a run early and waits
+    until the writer has let go of the database.
+    """
+
+    def __init__(self, store: Callable[[list[Outcome]], None]) -> None:
+        self._store = store
+        self._queue: queue.Queue[Outcome | None] = queue.Queue(maxsize=QUEUE_SIZE)
+        self._stopped = threading.Event()
+        self._idle = threading.Event()
+        self._idle.set()
+
+    def put(self, outcome: Outcome | None) -> None:
+        """Queue an outcome (None: a batch is done); waits while the queue is full."""
+        while not self._stopped.is_set():
+            try:
+                self._queue.put(outcome, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def batch_done(self, _future: object = None) -> None:
+        self.put(None)
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Drop outcomes from now on, end `run`, and wait for a write in progress to finish."""
+        self._stopped.set()
+        self._idle.wait(timeout)
+
+    def run(self, batches: int) -> None:
+        """Store outcomes until `batches` batches have reported done (or `stop`)."""
+        done = 0
+        self._idle.clear()
+        try:
+            while done < batches and not self._stopped.is_set():
+                group: list[Outcome] = []
+                try:
+                    item = self._queue.get(timeout=0.2)
+                except queue.Empty:
+                    continue
+                while True:
+                    if item is None:
+                        done += 1
+                    else:
+                        group.append(item)
+                    if len(group) >= GROUP_SIZE:
+                        break
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                if group:
+                    self._store(group)
+        except BaseException:
+            self._stopped.set()
+            raise
+        finally:
+            self._idle.set()
 
 
 def health_markdown(db: sqlite_utils.Database, run_id: int, stale_days: int) -> str:
@@ -173,9 +269,74 @@ def health_markdown(db: sqlite_utils.Database, run_id: int, stale_days: int) -> 
 
 @task(name="fetch-and-parse", cache_policy=NO_CACHE, retries=0)
 def fetch_and_parse(batch: Sequence[FetchRequest], http: HttpSettings) -> list[Outcome]:
-    """Fetch and parse one batch of sources (hosts never split across batches)."""
-    return fetch_batch(batch, http, parse_pool=_parse_pool,
-                       on_outcome=progress.done if progress else None)
+    """Fetch and parse one batch of sources (hosts never split across batches).
+
+    Run by the flow's own process, it hands each outcome to the flow's writer as soon as it is
+    ready and returns nothing; elsewhere (a Dask worker) the outcomes are its result.
+    """
+    sink, bar = _sink, progress
+
+    def done(outcome: Outcome) -> None:
+        if bar is not None:
+            bar.done(outcome)
+        if sink is not None:
+            sink(outcome)
+
+    return fetch_batch(batch, http, parse_pool=_parse_pool, on_outcome=done,
+                       keep_outcomes=sink is None)
+
+
+def dask_task_runner(address: str) -> TaskRunner[Any]:
+    """A started prefect-dask runner connected to the scheduler at `address` ([scale]).
+
+    Connecting here, not at the first submit, turns an unreachable scheduler into one clear
+    line. prefect-dask is an optional extra, imported only when configured.
+    """
+    try:
+        from prefect_dask import DaskTaskRunner
+    except ImportError:
+        raise ConfigError(
+            f"[scale] dask_address is set ({address}) but prefect-dask is not installed: "
+            "pip install 'alliance-digest[scale]'") from None
+    runner = DaskTaskRunner(address=address).__enter__()
+    try:
+        runner.client  # noqa: B018 (connects)
+    except Exception as e:
+        runner.__exit__(None, None, None)
+        raise DigestError(f"[scale] dask_address: cannot reach the Dask scheduler at "
+                          f"{address}: {type(e).__name__}: {e}") from None
+    return runner
+
+
+def submit_batches(batches: Sequence[Sequence[FetchRequest]], http: HttpSettings,
+                   remote: TaskRunner[Any] | None = None) -> list[PrefectFuture[list[Outcome]]]:
+    """Submit fetch_and_parse per batch: to the flow's task runner, or to `remote` (Dask).
+
+    On Dask each batch fetches and parses on a worker (no process pool there) and its
+    outcomes come back as the task's result; only the flow's process writes SQLite.
+    """
+    if remote is None:
+        return [fetch_and_parse.submit(b, http) for b in batches]
+    return [remote.submit(remote_fetch_and_parse, {"batch": b, "http": http}) for b in batches]
+
+
+def fetch_and_parse_remote(batch: Sequence[FetchRequest], http: HttpSettings) -> list[Outcome]:
+    """Fetch and parse one batch where it runs (a Dask worker): the outcomes are the result."""
+    return fetch_batch(batch, http)
+
+
+#: The fetch task as Dask runs it. Its function is importable under its own name, so it is
+#: pickled by reference; fetch_and_parse's function is not (the module name holds the task),
+#: so it would travel by value with its globals: the flow's writer (an SQLite connection) and
+#: the progress bar, which cannot be pickled.
+remote_fetch_and_parse = task(fetch_and_parse_remote, name="fetch-and-parse",
+                              cache_policy=NO_CACHE, retries=0)
+
+
+@task(name="triage", cache_policy=NO_CACHE)
+def triage(db: sqlite_utils.Database, settings: Settings) -> dict[str, Any]:
+    """Score and cluster the items this run (or an interrupted one) stored."""
+    return triage_new(db, settings)
 
 
 def prepare(settings: Settings, *, force: bool, names: Sequence[str] | None,
@@ -193,7 +354,7 @@ def prepare(settings: Settings, *, force: bool, names: Sequence[str] | None,
 async def collect(force: bool = False, sources: list[str] | None = None,
                   config: str | None = None) -> dict[str, Any]:
     """Collect every due source (all with `force`, or the named `sources`) into the store."""
-    global _parse_pool
+    global _parse_pool, _sink
     settings = load_settings(config)
     db, registry, due = prepare(settings, force=force, names=sources)
     run_id = start_run(db, forced=force, source_filter=",".join(sources or []) or None)
@@ -204,25 +365,40 @@ async def collect(force: bool = False, sources: list[str] | None = None,
     if progress is not None:
         progress.started(len(requests_))
     pool = None
-    if len(requests_) >= POOL_THRESHOLD:
+    if len(requests_) >= POOL_THRESHOLD and not settings.scale.dask_address:
         ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload(["alliance_digest.sources.parse"])
         pool = ProcessPoolExecutor(
             max_workers=default_parse_processes(settings.collect.parse_processes), mp_context=ctx
         )
     _parse_pool = pool
+    writer = OutcomeWriter(lambda group: store_outcomes(db, run_id, rows, group, settings.collect,
+                                                        counts, failures))
+    _sink = writer.put
+    remote: TaskRunner[Any] | None = None
     try:
-        futures = [fetch_and_parse.submit(b, settings.http)
-                   for b in split_by_host(requests_, MAX_BATCHES)]
-        for future in as_completed(futures):
+        if settings.scale.dask_address:
+            remote = dask_task_runner(settings.scale.dask_address)
+        futures = submit_batches(split_by_host(requests_, MAX_BATCHES), settings.http, remote)
+        for future in futures:
+            future.add_done_callback(writer.batch_done)
+        await asyncio.to_thread(writer.run, len(futures))
+        for future in futures:  # raises a failed batch's error; stores a remote batch's outcomes
             store_outcomes(db, run_id, rows, future.result(), settings.collect, counts, failures)
+        if pool is not None:
+            pool.shutdown()  # the parser processes' memory is not needed for triage
+        triaged = triage(db, settings)
     except BaseException as e:
+        writer.stop()  # the writer's thread must be done with the database first
         finish_run(db, run_id, counts, error=f"{type(e).__name__}: {e}")
         raise
     finally:
-        _parse_pool = None
+        writer.stop()
+        _parse_pool = _sink = None
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
+        if remote is not None:
+            remote.__exit__(None, None, None)
     run = finish_run(db, run_id, counts)
     await acreate_markdown_artifact(
         key="collect-health",
@@ -230,9 +406,18 @@ async def collect(force: bool = False, sources: list[str] | None = None,
         + health_markdown(db, run_id, settings.collect.stale_days),
         description="Source health after this collect run",
     )
-    summary = {**run, "failures": failures, "store_path": str(settings.store_path)}
+    summary = {**run, "failures": failures, "store_path": str(settings.store_path),
+               "triage": triaged}
     db.close()
     return summary
+
+
+#: With [scale] dask_address, Prefect sends the flow (in the run's context) with every task
+#: to Dask. Under its own name the module holds the Flow, so the flow's function would be
+#: pickled by value, globals included (the writer's SQLite connection, the CLI's progress
+#: bar: neither can be pickled); under this importable name it is pickled by reference.
+_collect_fn = collect.fn
+_collect_fn.__qualname__ = "_collect_fn"
 
 
 def collect_with_runner(max_workers: int = MAX_BATCHES) -> Any:

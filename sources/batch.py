@@ -136,8 +136,14 @@ def fetch_batch(
     *,
     parse_pool: Executor | None = None,
     on_outcome: Callable[[Outcome], None] | None = None,
+    keep_outcomes: bool = True,
 ) -> list[Outcome]:
-    """Fetch and parse many sources concurrently; outcomes in completion order."""
+    """Fetch and parse many sources concurrently; outcomes in completion order.
+
+    With `keep_outcomes=False` each outcome only goes to `on_outcome` (which can store it and
+    let it go, rather than hold every parsed feed of the batch in memory) and the list returned
+    is empty.
+    """
     if not requests_:
         return []
     limiter = HostLimiter(http.per_host_concurrency)
@@ -148,10 +154,12 @@ def fetch_batch(
             max_workers=min(http.max_connections, len(requests_)), thread_name_prefix="fetch"
         ) as pool,
     ):
-        futures = [pool.submit(fetch_one, session, r, http, limiter, parse_pool) for r in requests_]
+        futures = {pool.submit(fetch_one, session, r, http, limiter, parse_pool) for r in requests_}
         for future in as_completed(futures):
+            futures.discard(future)  # so a stored feed is not kept alive by its future
             outcome = future.result()
-            outcomes.append(outcome)
+            if keep_outcomes:
+                outcomes.append(outcome)
             if on_outcome is not None:
                 on_outcome(outcome)
     return outcomes

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -81,19 +82,35 @@ def store_entries(db: sqlite_utils.Database, source_id: int,
         db["items"].update(item_id, update)
         updated += 1
     new_rows = _merge_exact_duplicates(db, source_id, new_rows, now)
-    if new_rows:
-        # One prepared statement for every row: sqlite-utils' insert_all re-reads the table's
-        # schema and builds its SQL on each call, which cost more than the inserts themselves
-        # at a few dozen rows per source.
-        db.conn.executemany(_INSERT_ITEM, [[r[c] for c in _NEW_ITEM_COLUMNS] for r in new_rows])
+    _insert_items(db, new_rows)
     return len(new_rows), updated
 
 
 #: The columns a new item is inserted with (the rest take their defaults).
 _NEW_ITEM_COLUMNS = ("source_id", "identity", *FEED_FIELDS, "published_guessed", "first_seen_at",
                      "content_hash", "status", "tags")
-_INSERT_ITEM = (f"INSERT INTO items ({', '.join(_NEW_ITEM_COLUMNS)}) "
-                f"VALUES ({', '.join('?' * len(_NEW_ITEM_COLUMNS))})")
+_ROW_MARKS = f"({', '.join('?' * len(_NEW_ITEM_COLUMNS))})"
+#: Rows per INSERT, within SQLite's limit on bound parameters (999 before SQLite 3.32).
+_ROWS_PER_INSERT = max(1, (32766 if sqlite3.sqlite_version_info >= (3, 32) else 999)
+                       // len(_NEW_ITEM_COLUMNS))
+
+
+def _insert_items(db: sqlite_utils.Database, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert new item rows, a source's rows in as few statements as possible.
+
+    Not executemany: the full-text index is kept by a trigger, and FTS5 flushes its pending
+    terms to a new index segment at every statement that writes to it, so one statement per
+    row made each item its own segment (then merged) and nearly doubled the cost of storing.
+    Not sqlite-utils' insert_all either: it re-reads the table's schema on every call, which
+    cost as much as the insert itself at a few dozen rows per source.
+    """
+    for start in range(0, len(rows), _ROWS_PER_INSERT):
+        chunk = rows[start:start + _ROWS_PER_INSERT]
+        db.execute(
+            f"INSERT INTO items ({', '.join(_NEW_ITEM_COLUMNS)}) VALUES "
+            + ", ".join([_ROW_MARKS] * len(chunk)),
+            [r[c] for r in chunk for c in _NEW_ITEM_COLUMNS],
+        )
 
 
 def _merge_exact_duplicates(db: sqlite_utils.Database, source_id: int,
@@ -154,17 +171,16 @@ ORDERS = {
 }
 
 
-def query_items(db: sqlite_utils.Database, *, status: str | None = None,
-                since: str | None = None, until: str | None = None,
-                source: str | None = None, category: str | None = None,
-                country: str | None = None, language: str | None = None,
-                section: str | None = None, tag: str | None = None,
-                order: str = "newest", limit: int | None = None,
-                offset: int = 0) -> list[dict[str, Any]]:
-    """Items with their source's name (and category and country); filters combine with AND.
+def item_filters(*, status: str | None = None, since: str | None = None,
+                 until: str | None = None, source: str | None = None,
+                 category: str | None = None, country: str | None = None,
+                 language: str | None = None, section: str | None = None,
+                 tag: str | None = None) -> tuple[list[str], list[Any]]:
+    """SQL conditions (over `items` joined with `sources`) and their parameters.
 
-    `status` may be "all" (None means all too); `since`/`until` are ISO dates or datetimes (UTC)
-    compared to published_at (`until` inclusive of that whole day when a bare date).
+    Shared by browsing and search so that a filter means the same in both. `status` may be
+    "all" (None means all too); `since`/`until` are ISO dates or datetimes (UTC) compared to
+    published_at (`until` inclusive of that whole day when a bare date).
     """
     where, params = ["1 = 1"], []
     if status and status != "all":
@@ -174,8 +190,6 @@ def query_items(db: sqlite_utils.Database, *, status: str | None = None,
             )
         where.append("items.status = ?")
         params.append(status)
-    if order not in ORDERS:
-        raise ValueError(f"unknown order {order!r} (one of {', '.join(ORDERS)})")
     if since:
         where.append("items.published_at >= ?")
         params.append(since)
@@ -193,6 +207,25 @@ def query_items(db: sqlite_utils.Database, *, status: str | None = None,
     if tag:
         where.append("EXISTS (SELECT 1 FROM json_each(items.tags) WHERE json_each.value = ?)")
         params.append(tag)
+    return where, params
+
+
+def query_items(db: sqlite_utils.Database, *, status: str | None = None,
+                since: str | None = None, until: str | None = None,
+                source: str | None = None, category: str | None = None,
+                country: str | None = None, language: str | None = None,
+                section: str | None = None, tag: str | None = None,
+                order: str = "newest", limit: int | None = None,
+                offset: int = 0) -> list[dict[str, Any]]:
+    """Items with their source's name (and category and country); filters combine with AND.
+
+    The filters are `item_filters`'; `order` is one of ORDERS.
+    """
+    if order not in ORDERS:
+        raise ValueError(f"unknown order {order!r} (one of {', '.join(ORDERS)})")
+    where, params = item_filters(status=status, since=since, until=until, source=source,
+                                 category=category, country=country, language=language,
+                                 section=section, tag=tag)
     sql = (
         "SELECT items.*, sources.name AS source, sources.category AS source_category, "
         "sources.country AS source_country FROM items "

@@ -16,7 +16,8 @@ from typing import Any
 
 import sqlite_utils
 
-from .migrations import ITEM_STATUSES, SEARCH_COLUMNS
+from .items import item_filters
+from .migrations import SEARCH_COLUMNS
 
 #: Shortest term the trigram index can match.
 MIN_FTS_CHARS = 3
@@ -78,24 +79,26 @@ def _in_fts(expression: str, params: list[Any]) -> str:
 
 
 def search_items(db: sqlite_utils.Database, query: SearchQuery, *, status: str | None = None,
-                 limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
+                 limit: int = 50, offset: int = 0, order: str = "relevance",
+                 **filters: str | None) -> list[dict[str, Any]]:
     """Items matching `query` with their source's name, best first, and a marked snippet.
 
-    With at least one group of trigram-searchable terms the order is `bm25` (lower is better;
-    not `rank`, which is the editor's column); a search of short terms only has no relevance
-    score and comes newest first.
+    With at least one group of trigram-searchable terms and `order="relevance"` the order is
+    `bm25` (lower is better; not `rank`, which is the editor's column); `order="newest"`, or a
+    search of short terms only, comes newest first. `filters` are store.items.item_filters'
+    (source, category, country, language, section, tag, since, until), applied in SQL.
     """
     if not query.groups:
         raise ValueError("a search needs at least one term that is not excluded")
-    if status and status != "all" and status not in ITEM_STATUSES:
-        raise ValueError(f"unknown status {status!r} (one of {', '.join(ITEM_STATUSES)} or all)")
+    if order not in ("relevance", "newest"):
+        raise ValueError(f"unknown order {order!r} (relevance or newest)")
     if limit < 1 or offset < 0:
         raise ValueError("limit must be at least 1 and offset at least 0")
     db.conn.create_function(_WORD_FUNCTION, 2, _has_word, deterministic=True)
 
     # Groups made only of long terms go into the one MATCH that ranks; the rest are filters.
     ranked = [g for g in query.groups if not any(is_short(t) for t in g)]
-    filters = [g for g in query.groups if any(is_short(t) for t in g)]
+    short_groups = [g for g in query.groups if any(is_short(t) for t in g)]
     match = " AND ".join("(" + " OR ".join(fts_string(t) for t in g) + ")" for g in ranked)
     long_excluded = [t for t in query.excluded if not is_short(t)]
     if match and long_excluded:
@@ -107,7 +110,7 @@ def search_items(db: sqlite_utils.Database, query: SearchQuery, *, status: str |
     if match:
         params.append(match)
         where.append("items_fts MATCH ?")
-    for group in filters:
+    for group in short_groups:
         alternatives = [_short_condition(t, params) if is_short(t)
                         else _in_fts(fts_string(t), params) for t in group]
         where.append("(" + " OR ".join(alternatives) + ")")
@@ -117,30 +120,53 @@ def search_items(db: sqlite_utils.Database, query: SearchQuery, *, status: str |
     for term in query.excluded:
         if is_short(term):
             where.append("NOT " + _short_condition(term, params))
-    if status and status != "all":
-        where.append("items.status = ?")
-        params.append(status)
+    filter_where, filter_params = item_filters(status=status, **filters)
+    where += filter_where
+    params += filter_params
 
-    columns = "items.*, sources.name AS source"
-    if match:
+    # Two steps: rank (or date-order) the matches to pick the page's ids, then fetch those rows
+    # and their snippets. snippet() in the first query would run on every match, which made a
+    # common word (25,000 matches) cost more than the ranking itself.
+    if match and order == "relevance":
         weights = ", ".join(str(w) for w in BM25_WEIGHTS)
         sql = (
-            f"SELECT {columns}, bm25(items_fts, {weights}) AS bm25, "
-            f"snippet(items_fts, -1, '{MARK_START}', '{MARK_END}', '…', {SNIPPET_TOKENS}) "
-            "AS snippet FROM items_fts JOIN items ON items.id = items_fts.rowid "
+            f"SELECT items.id, bm25(items_fts, {weights}) AS bm25 FROM items_fts "
+            "JOIN items ON items.id = items_fts.rowid "
             "JOIN sources ON sources.id = items.source_id "
             f"WHERE {' AND '.join(where)} ORDER BY bm25, items.published_at DESC, items.id DESC"
         )
     else:
+        source = "items_fts JOIN items ON items.id = items_fts.rowid" if match else "items"
         sql = (
-            f"SELECT {columns}, NULL AS bm25, NULL AS snippet FROM items "
+            f"SELECT items.id, NULL AS bm25 FROM {source} "
             "JOIN sources ON sources.id = items.source_id "
             f"WHERE {' AND '.join(where)} ORDER BY items.published_at DESC, items.id DESC"
         )
     sql += " LIMIT ? OFFSET ?"
     params += [limit, offset]
+    page = [(item_id, bm25) for item_id, bm25 in db.execute(sql, params)]
+    if not page:
+        return []
+    ids = [item_id for item_id, _ in page]
+    marks = ",".join("?" * len(ids))
+    snippets: dict[int, str] = {}
+    if match:
+        snippets = dict(db.execute(
+            f"SELECT rowid, snippet(items_fts, -1, '{MARK_START}', '{MARK_END}', '…', "
+            f"{SNIPPET_TOKENS}) FROM items_fts WHERE items_fts MATCH ? AND rowid IN ({marks})",
+            [match, *ids],
+        ).fetchall())
+    found = {
+        row["id"]: row for row in db.query(
+            "SELECT items.*, sources.name AS source, sources.category AS source_category, "
+            "sources.country AS source_country FROM items "
+            f"JOIN sources ON sources.id = items.source_id WHERE items.id IN ({marks})", ids)
+    }
     rows = []
-    for row in db.query(sql, params):
+    for item_id, bm25 in page:
+        row = found[item_id]
+        row["bm25"] = bm25
+        row["snippet"] = snippets.get(item_id)
         row["tags"] = json.loads(row["tags"] or "[]")
         rows.append(row)
     return rows

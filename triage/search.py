@@ -108,18 +108,21 @@ def _excerpt(row: dict[str, Any], terms: list[str]) -> str:
 
 
 def search(db: sqlite_utils.Database, query: str, *, status: str | None = None,
-           limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
+           limit: int = 50, offset: int = 0, order: str = "relevance",
+           **filters: str | None) -> list[dict[str, Any]]:
     """Items matching the editor's search, best first (bm25), with source name and snippet.
 
     Each row is the item's columns (`score` is triage's relevance) plus `source`, `bm25`
-    (lower is better; None when only short terms were searched, then newest first),
-    `snippet` (plain text) and `snippet_html` (escaped, matches in <mark>). Raises
-    SearchQueryError (a ValueError) for text that is not a search, ValueError for a bad
-    status, limit or offset.
+    (lower is better; None when only short terms were searched or `order="newest"`, then
+    newest first), `snippet` (plain text) and `snippet_html` (escaped, matches in <mark>).
+    `filters` narrow in SQL as in browsing: source, category, country, language, section, tag,
+    since, until. Raises SearchQueryError (a ValueError) for text that is not a search,
+    ValueError for a bad status, order, limit or offset.
     """
     parsed = parse_query(query)
     terms = [t for group in parsed.groups for t in group]
-    rows = search_items(db, parsed, status=status, limit=limit, offset=offset)
+    rows = search_items(db, parsed, status=status, limit=limit, offset=offset, order=order,
+                        **filters)
     for row in rows:
         marked = row["snippet"] or _excerpt(row, terms)
         row["snippet"] = marked.replace(MARK_START, "").replace(MARK_END, "")
