@@ -28,10 +28,11 @@ app = typer.Typer(
     add_completion=False,
 )
 
-# Markup off by default: feed titles and server messages may contain "[...]"; styled lines opt in
+# Markup and emoji codes off by default: feed titles, server messages and rule names may hold
+# "[...]" or ":japan:"; styled lines opt in
 # with markup=True and escape() what they interpolate.
-out = Console(highlight=False, markup=False)
-err = Console(stderr=True, highlight=False, markup=False)
+out = Console(highlight=False, markup=False, emoji=False)
+err = Console(stderr=True, highlight=False, markup=False, emoji=False)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -90,7 +91,7 @@ def _fail(message: str, code: int = 1) -> None:
 
 def _register() -> None:
     # Imported for their side effect: each module adds its commands to `app`.
-    from . import collect, sources  # noqa: F401
+    from . import collect, desk, editorial, sources, triage  # noqa: F401
 
 
 _register()

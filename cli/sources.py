@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from contextlib import suppress
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -148,16 +147,15 @@ def sources_add(
 
 
 def _set_enabled(name: str, enabled: bool) -> None:
-    from ..sources.registry import set_enabled
+    from ..editor.sources_admin import set_source_enabled
 
     settings = state.settings()
-    set_enabled(_registry_path(settings, "change"), name, enabled)
+    _registry_path(settings, "change")  # refuses the packaged registry
     if settings.store_path.exists():
-        from ..store.sources import set_enabled as set_enabled_db
-
-        # Not collected yet (NotFoundError): the registry alone decides.
-        with _db(settings) as db, suppress(DigestError):
-            set_enabled_db(db, name, enabled)
+        with _db(settings) as db:
+            set_source_enabled(db, settings, name, enabled)
+    else:
+        set_source_enabled(None, settings, name, enabled)
     out.print(f"{'enabled' if enabled else 'disabled'} {name!r}")
 
 

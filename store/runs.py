@@ -56,8 +56,3 @@ def record_fetch(db: sqlite_utils.Database, run_id: int, source_id: int,
 
 _FETCH_COLUMNS = frozenset({"outcome", "http_status", "bytes", "duration_ms", "error",
                             "error_kind", "warning", "items_seen", "items_new", "items_updated"})
-
-
-def recent_runs(db: sqlite_utils.Database, limit: int = 10) -> list[dict[str, Any]]:
-    """The newest runs first."""
-    return list(db["runs"].rows_where(order_by="id desc", limit=limit))

@@ -62,6 +62,19 @@ def get_source(db: sqlite_utils.Database, name: str) -> dict[str, Any]:
     return rows[0]
 
 
+def get_source_by_id(db: sqlite_utils.Database, source_id: int) -> dict[str, Any]:
+    """The row with this id, or NotFoundError."""
+    rows = list(db["sources"].rows_where("id = ?", [source_id], limit=1))
+    if not rows:
+        raise NotFoundError(f"no source with id {source_id}")
+    return rows[0]
+
+
+def sources_by_id(db: sqlite_utils.Database) -> dict[int, dict[str, Any]]:
+    """Every source row (registry or not), keyed by id, in name order."""
+    return {r["id"]: r for r in db["sources"].rows_where(order_by="name")}
+
+
 def due_sources(db: sqlite_utils.Database, *, now: str | None = None, force: bool = False,
                 names: Iterable[str] | None = None) -> list[dict[str, Any]]:
     """Enabled registry sources whose `next_fetch_at` has passed (all of them with `force`).

@@ -1,0 +1,662 @@
+"""The editor desk: a small Starlette app where editors triage, write and order the issue.
+
+    request  → SecurityHeaders (CSP, nosniff, no framing) → route
+    route    → body read (form or JSON) → worker thread:
+                 session from the cookie (store.users)     else /login or 401
+                 CSRF token for every POST                 else 403
+                 the page's work, through store/ and triage/ functions only
+    changes  → store.editorial (versioned, audited in `edits`)
+
+Pages are server-rendered jinja2 (autoescaped); desk.js adds keyboard triage and posts JSON
+with the X-CSRF-Token header, updating rows in place. The issue preview is the draft's own
+renderer (templates/render.py) shown in a sandboxed frame.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import sqlite_utils
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+from ..errors import DigestError, NotFoundError
+from ..settings import Settings
+from ..store import editorial, users
+from ..store.db import open_db
+from ..store.editorial import SETTABLE_STATUSES
+from ..store.issues import parse_links
+from ..store.items import other_sources
+from ..store.sources import get_source_by_id, source_health, sources_by_id
+from ..templates.render import safe_url
+from ..triage.clusters import cluster_members
+from . import issue as issue_view
+from .additem import add_by_url
+from .markup import blurb_preview_html, summary_html
+from .queue import PAGE_SIZE, QueueFilters, load_page
+from .security import (
+    LOGIN_COOKIE,
+    SESSION_COOKIE,
+    LoginLimiter,
+    SecurityHeaders,
+    new_token,
+    safe_next,
+    tokens_match,
+)
+from .sources_admin import set_source_enabled
+
+HERE = Path(__file__).resolve().parent
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: The largest JSON body the desk accepts (a reorder of a big issue is a few kB).
+MAX_JSON_BYTES = 256 * 1024
+
+
+# --- the app's state ---------------------------------------------------------------------------
+
+
+class Desk:
+    """What every request shares: settings, templates, the login limiter, DB connections.
+
+    One SQLite connection per worker thread: opening one per request costs more than a
+    queue page query, and a connection must not be used by two threads at once.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.limiter = LoginLimiter(settings.editor.login_attempts,
+                                    settings.editor.login_window_minutes * 60)
+        self.templates = Jinja2Templates(directory=str(HERE / "templates"))
+        env = self.templates.env
+        env.filters.update(when=format_when, blurb=blurb_preview_html, summary=summary_html,
+                           safe_url=safe_url, score_band=score_band, weight=format_weight)
+        env.globals.update(issue_title=settings.issue.title, page_size=PAGE_SIZE)
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._connections: list[sqlite_utils.Database] = []
+        # Open once up front: migrations run here, not inside the first request.
+        open_db(settings.store_path).close()
+
+    def db(self) -> sqlite_utils.Database:
+        """This thread's connection to the store."""
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = open_db(self.settings.store_path)
+            self._local.db = db
+            with self._lock:
+                self._connections.append(db)
+        return db
+
+    def close(self) -> None:
+        """Close every connection the worker threads opened."""
+        with self._lock:
+            for db in self._connections:
+                db.close()
+            self._connections.clear()
+
+
+@dataclass
+class Ctx:
+    """One authenticated request, as the page functions see it."""
+
+    request: Request
+    desk: Desk
+    db: sqlite_utils.Database
+    session: dict[str, Any]
+    form: FormData | None = None
+    data: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def editor(self) -> str:
+        return str(self.session["user_name"])
+
+    @property
+    def csrf(self) -> str:
+        return str(self.session["csrf_token"])
+
+    @property
+    def settings(self) -> Settings:
+        return self.desk.settings
+
+    def render(self, name: str, context: Mapping[str, Any], status: int = 200) -> Response:
+        """A page with the session's user and CSRF token available to the template."""
+        full = {"editor": self.editor, "csrf_token": self.csrf,
+                "path": self.request.url.path, **context}
+        return self.desk.templates.TemplateResponse(self.request, name, full,
+                                                    status_code=status)
+
+
+Handler = Callable[[Ctx], Response]
+
+
+def desk_route(handler: Handler, *, api: bool = False
+               ) -> Callable[[Request], Awaitable[Response]]:
+    """Wrap a page function: read the body, then authenticate, check CSRF and run it.
+
+    The body is read on the event loop (it is async); the rest runs in a worker thread
+    because SQLite calls block.
+    """
+    async def endpoint(request: Request) -> Response:
+        form: FormData | None = None
+        data: Any = None
+        if request.method not in SAFE_METHODS:
+            if api:
+                body = await request.body()
+                if len(body) > MAX_JSON_BYTES:
+                    return JSONResponse({"error": "request too large"}, status_code=413)
+                try:
+                    data = json.loads(body or b"{}")
+                except ValueError:
+                    return JSONResponse({"error": "body is not JSON"}, status_code=400)
+            else:
+                form = await request.form()
+        desk: Desk = request.app.state.desk
+        return await run_in_threadpool(_run, handler, desk, request, form, data, api)
+
+    return endpoint
+
+
+def _run(handler: Handler, desk: Desk, request: Request, form: FormData | None, data: Any,
+         api: bool) -> Response:
+    db = desk.db()
+    token = request.cookies.get(SESSION_COOKIE)
+    session = users.get_session(db, token) if token else None
+    if session is None:
+        if api:
+            return JSONResponse({"error": "not logged in"}, status_code=401)
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
+    ctx = Ctx(request=request, desk=desk, db=db, session=dict(session), form=form, data=data)
+    if request.method not in SAFE_METHODS:
+        given = request.headers.get("x-csrf-token")
+        if given is None and form is not None:
+            value = form.get("csrf_token")
+            given = value if isinstance(value, str) else None
+        if not tokens_match(ctx.csrf, given):
+            message = "missing or wrong CSRF token: reload the page and try again"
+            if api:
+                return JSONResponse({"error": message}, status_code=403)
+            return HTMLResponse(f"<p>{message}</p>", status_code=403)
+    try:
+        return handler(ctx)
+    except NotFoundError as e:
+        if api:
+            return JSONResponse({"error": str(e)}, status_code=404)
+        return ctx.render("error.html", {"message": str(e)}, status=404)
+
+
+# --- template helpers --------------------------------------------------------------------------
+
+
+def format_when(value: str | None) -> str:
+    """'Jan 05 14:30' (UTC) for an ISO timestamp; the year only when it is not this year's."""
+    if not value:
+        return ""
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return value
+    if moment.year != datetime.now(UTC).year:
+        return moment.strftime("%Y-%m-%d")
+    return moment.strftime("%b %d %H:%M")
+
+
+def score_band(score: float | None) -> str:
+    """A CSS class for a score: high, mid (at the usual threshold), low."""
+    if score is None:
+        return "none"
+    return "high" if score >= 12 else "mid" if score >= 6 else "low"
+
+
+def format_weight(value: Any) -> str:
+    """'+3', '-1.5': a reason's weight with its sign."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    text = f"{number:+.1f}".rstrip("0").rstrip(".")
+    return text
+
+
+# --- the queue ---------------------------------------------------------------------------------
+
+
+def queue_page(ctx: Ctx) -> Response:
+    """GET /: the candidates, filters, search and keyboard triage."""
+    filters = QueueFilters.from_params(ctx.request.query_params)
+    sources = sources_by_id(ctx.db)
+    page = load_page(ctx.db, filters, sources)
+    values = list(sources.values())
+    options = {
+        "sources": [s["name"] for s in values],
+        "categories": sorted({s["category"] for s in values if s.get("category")}),
+        "countries": sorted({s["country"] for s in values if s.get("country")}),
+        "languages": sorted({s["language"] for s in values if s.get("language")}),
+    }
+    return ctx.render("queue.html", {
+        "filters": filters, "page": page, "options": options,
+        "statuses": ("candidate", "shortlisted", "included", "excluded", "filtered", "all"),
+        "sections": ctx.settings.issue.sections,
+        "add_error": ctx.request.query_params.get("add_error", ""),
+    })
+
+
+def set_status(ctx: Ctx) -> Response:
+    """POST /api/items/status {ids, status}: one decision for one or many items, atomically."""
+    data = ctx.data if isinstance(ctx.data, dict) else {}
+    ids = data.get("ids")
+    status = data.get("status")
+    if (not isinstance(ids, list) or not ids or len(ids) > 500
+            or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids)):
+        return JSONResponse({"error": "ids must be a list of 1 to 500 item ids"},
+                            status_code=400)
+    if status not in SETTABLE_STATUSES:
+        return JSONResponse({"error": f"status must be one of {', '.join(SETTABLE_STATUSES)}"},
+                            status_code=400)
+    try:
+        editorial.update_items(ctx.db, ids, {"status": status}, editor=ctx.editor,
+                               sections=ctx.settings.issue.sections)
+    except ValueError as e:
+        return JSONResponse({"error": str(e)}, status_code=400)
+    items = [_item_state(editorial.get_item(ctx.db, i)) for i in ids]
+    return JSONResponse({"items": items})
+
+
+def _item_state(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: item.get(k) for k in ("id", "status", "status_by", "version", "rank", "section")}
+
+
+# --- one item ----------------------------------------------------------------------------------
+
+ITEM_FIELDS = ("headline", "key_phrase", "blurb", "section", "tags", "rank", "note",
+               "lead_image", "image_credit", "links", "status")
+
+
+def _item_id(ctx: Ctx) -> int:
+    try:
+        return int(ctx.request.path_params["item_id"])
+    except (KeyError, ValueError):
+        raise NotFoundError("no such item") from None
+
+
+def _link_choices(db: sqlite_utils.Database, item: Mapping[str, Any]
+                  ) -> list[dict[str, str]]:
+    """Extra source links an editor may pick: the story's other outlets and exact duplicates."""
+    choices: dict[str, dict[str, str]] = {}
+    for m in cluster_members(db, item["id"]):
+        url = safe_url(m.get("url"))
+        if url and url != item.get("url"):
+            choices.setdefault(url, {"url": url, "label": m.get("source") or "",
+                                     "title": m.get("title") or ""})
+    for o in other_sources(db, item["id"]):
+        url = safe_url(o.get("url"))
+        if url and url != item.get("url"):
+            choices.setdefault(url, {"url": url, "label": o.get("source") or "", "title": ""})
+    return list(choices.values())
+
+
+def _tags_list(value: Any) -> list[str]:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value or "[]")
+        except ValueError:
+            return [t.strip() for t in value.split(",") if t.strip()]
+    return [str(t) for t in value or []]
+
+
+def item_page(ctx: Ctx, *, values: Mapping[str, Any] | None = None, error: str = "",
+              status: int = 200) -> Response:
+    """GET /items/{id}: the item, its story, and the editor's fields."""
+    item = editorial.get_item(ctx.db, _item_id(ctx))
+    choices = _link_choices(ctx.db, item)
+    current = {
+        "headline": item.get("headline") or "", "key_phrase": item.get("key_phrase") or "",
+        "blurb": item.get("blurb") or "", "section": item.get("section") or "",
+        "tags": ", ".join(_tags_list(item.get("tags"))),
+        "rank": "" if item.get("rank") is None else str(item["rank"]),
+        "note": item.get("note") or "", "lead_image": item.get("lead_image") or "",
+        "image_credit": item.get("image_credit") or "",
+        "links": [x["url"] for x in parse_links(item.get("links"))],
+        "status": item.get("status") or "", "version": item.get("version") or 0,
+    }
+    if values:
+        current.update(values)
+    # Links already chosen stay listed even if the story's membership changed since.
+    known = {c["url"] for c in choices}
+    for link in parse_links(item.get("links")):
+        if link["url"] not in known:
+            choices.append({"url": link["url"], "label": link["label"], "title": ""})
+    members = cluster_members(ctx.db, item["id"])
+    history = editorial.history(ctx.db, item["id"])
+    reasons = item.get("reasons")
+    if isinstance(reasons, str):
+        try:
+            reasons = json.loads(reasons or "[]")
+        except ValueError:
+            reasons = []
+    return ctx.render("item.html", {
+        "item": item, "form": current, "choices": choices, "members": members,
+        "others": other_sources(ctx.db, item["id"]), "history": history[::-1][:30],
+        "why": [r for r in reasons or [] if isinstance(r, dict)],
+        "sections": ctx.settings.issue.sections, "statuses": SETTABLE_STATUSES,
+        "error": error, "saved": ctx.request.query_params.get("saved") == "1",
+        "source": item.get("source") or _source_name(ctx.db, item),
+    }, status=status)
+
+
+def _source_name(db: sqlite_utils.Database, item: Mapping[str, Any]) -> str:
+    """The name of the item's source; "" when the row says none or the source is gone."""
+    try:
+        return str(get_source_by_id(db, item["source_id"])["name"])
+    except (NotFoundError, KeyError):
+        return ""
+
+
+def item_get(ctx: Ctx) -> Response:
+    """GET /items/{id}; after an add whose page could not be fetched, say so."""
+    unfetched = ctx.request.query_params.get("fetched") == "0"
+    return item_page(ctx, error=FETCH_FAILED if unfetched else "")
+
+
+def item_save(ctx: Ctx) -> Response:
+    """POST /items/{id}: save the editor's fields; a save based on an old version gets 409."""
+    item_id = _item_id(ctx)
+    form = ctx.form or FormData()
+    item = editorial.get_item(ctx.db, item_id)
+
+    def text(name: str, limit: int = 5000) -> str:
+        value = form.get(name)
+        return value.strip()[:limit] if isinstance(value, str) else ""
+
+    submitted: dict[str, Any] = {k: text(k) for k in (
+        "headline", "key_phrase", "blurb", "section", "tags", "rank", "note", "lead_image",
+        "image_credit", "status")}
+    submitted["blurb"] = text("blurb", 20_000)
+    picked = [v for v in form.getlist("links") if isinstance(v, str)]
+    submitted["links"] = picked
+    try:
+        version = int(text("version"))
+    except ValueError:
+        version = -1
+
+    def refuse(message: str, code: int) -> Response:
+        return item_page(ctx, values={**submitted, "version": version}, error=message,
+                         status=code)
+
+    if submitted["section"] and submitted["section"] not in ctx.settings.issue.sections:
+        return refuse(f"unknown section {submitted['section']!r}", 400)
+    if submitted["status"] and submitted["status"] not in SETTABLE_STATUSES:
+        return refuse(f"unknown status {submitted['status']!r}", 400)
+    rank: int | None = None
+    if submitted["rank"]:
+        try:
+            rank = int(submitted["rank"])
+        except ValueError:
+            return refuse("rank must be a whole number", 400)
+    lead_image = submitted["lead_image"]
+    if lead_image and not safe_url(lead_image):
+        return refuse("the image must be an http(s) URL", 400)
+    labels = {c["url"]: c["label"] for c in _link_choices(ctx.db, item)}
+    labels.update({x["url"]: x["label"] for x in parse_links(item.get("links"))})
+    links = [{"url": u, "label": labels[u]} for u in dict.fromkeys(picked) if u in labels]
+
+    changes: dict[str, Any] = {
+        "headline": submitted["headline"] or None,
+        "key_phrase": submitted["key_phrase"] or None,
+        "blurb": submitted["blurb"] or None,
+        "section": submitted["section"] or None,
+        "tags": list(dict.fromkeys(t.strip() for t in submitted["tags"].split(",")
+                                   if t.strip())),
+        "rank": rank, "note": submitted["note"] or None, "lead_image": lead_image or None,
+        "image_credit": submitted["image_credit"] or None, "links": links,
+    }
+    if submitted["status"] and submitted["status"] != item.get("status"):
+        changes["status"] = submitted["status"]
+    try:
+        editorial.update_item(ctx.db, item_id, changes, editor=ctx.editor,
+                              expected_version=version, sections=ctx.settings.issue.sections)
+    except editorial.StaleEdit as e:
+        return refuse(f"Not saved: {e}. Your text is kept below; reload to see their "
+                      "changes.", 409)
+    except ValueError as e:
+        return refuse(str(e), 400)
+    return RedirectResponse(f"/items/{item_id}?saved=1", status_code=303)
+
+
+def blurb_preview(ctx: Ctx) -> Response:
+    """POST /api/blurb-preview {text}: the blurb as it will read (bold and links only)."""
+    data = ctx.data if isinstance(ctx.data, dict) else {}
+    text = data.get("text")
+    if not isinstance(text, str):
+        return JSONResponse({"error": "text must be a string"}, status_code=400)
+    return JSONResponse({"html": str(blurb_preview_html(text[:20_000]))})
+
+
+FETCH_FAILED = ("The page could not be fetched, so this item is titled by its URL: "
+                "write its headline.")
+
+
+def item_add(ctx: Ctx) -> Response:
+    """POST /items/add: store a page as a manual item (editor.additem), open its page.
+
+    A page that cannot be fetched is still added, titled by its URL; its page then says why.
+    """
+    form = ctx.form or FormData()
+    raw = form.get("url")
+    try:
+        added = add_by_url(ctx.db, raw.strip() if isinstance(raw, str) else "",
+                           ctx.settings.http, editor=ctx.editor)
+    except DigestError as e:
+        return RedirectResponse("/?add_error=" + quote(str(e)[:300]), status_code=303)
+    # A flag, not the error's text: the page never shows arbitrary text from its address.
+    flag = "?fetched=0" if added.fetch_error else ""
+    return RedirectResponse(f"/items/{added.item['id']}{flag}", status_code=303)
+
+
+# --- the issue ---------------------------------------------------------------------------------
+
+
+def issue_page(ctx: Ctx) -> Response:
+    """GET /issue: the next issue's included items by section, to reorder; with its preview."""
+    plan, groups = issue_view.grouped(ctx.db, ctx.settings)
+    return ctx.render("issue.html", {"plan": plan, "groups": groups})
+
+
+def issue_preview(ctx: Ctx) -> Response:
+    """GET /issue/preview: the email HTML as the draft renders it, for the desk's frame.
+
+    Its own CSP: no script at all, inline styles allowed (the email's CSS is inlined), and
+    framable by the desk only. Sandboxed, so even a renderer bug could not run code here.
+    """
+    html = issue_view.preview_html(ctx.db, ctx.settings)
+    response = HTMLResponse(html)
+    response.headers["content-security-policy"] = (
+        "default-src 'none'; script-src 'none'; style-src 'unsafe-inline'; "
+        "img-src https: data:; frame-ancestors 'self'; base-uri 'none'; form-action 'none'; "
+        "sandbox allow-popups allow-popups-to-escape-sandbox"
+    )
+    response.headers["x-frame-options"] = "SAMEORIGIN"
+    return response
+
+
+def issue_order(ctx: Ctx) -> Response:
+    """POST /api/issue/order {sections: [{name, ids}]}: ranks (and sections) from the order."""
+    data = ctx.data if isinstance(ctx.data, dict) else {}
+    groups = data.get("sections")
+    if not isinstance(groups, list):
+        return JSONResponse({"error": "sections must be a list"}, status_code=400)
+    order: list[tuple[str | None, list[int]]] = []
+    allowed = set(ctx.settings.issue.sections)
+    for g in groups:
+        if not isinstance(g, dict) or not isinstance(g.get("ids"), list):
+            return JSONResponse({"error": "each section needs a name and ids"}, status_code=400)
+        name = g.get("name") or None
+        if name is not None and name not in allowed:
+            return JSONResponse({"error": f"unknown section {name!r}"}, status_code=400)
+        ids = g["ids"]
+        if not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+            return JSONResponse({"error": "ids must be item ids"}, status_code=400)
+        order.append((name, ids))
+    try:
+        changed = issue_view.save_order(ctx.db, order, editor=ctx.editor,
+                                        sections=ctx.settings.issue.sections)
+    except ValueError as e:
+        return JSONResponse({"error": str(e)}, status_code=400)
+    return JSONResponse({"changed": changed})
+
+
+# --- sources -----------------------------------------------------------------------------------
+
+
+def sources_page(ctx: Ctx) -> Response:
+    """GET /sources: each source's health, with enable/disable."""
+    rows = source_health(ctx.db, stale_days=ctx.settings.collect.stale_days)
+    # Only ever say what happened to a source that exists: no arbitrary text from the URL.
+    changed = ctx.request.query_params.get("changed", "")
+    row = next((r for r in rows if r["name"] == changed), None)
+    message = f"{row['name']} {'enabled' if row['enabled'] else 'disabled'}" if row else ""
+    return ctx.render("sources.html", {
+        "rows": rows, "persisted": ctx.settings.config_path is not None, "message": message,
+    })
+
+
+def source_toggle(ctx: Ctx) -> Response:
+    """POST /sources/{name}/enabled: in sources.toml when it is the user's, then the database.
+
+    editor.sources_admin does both, in the same order as `digest sources enable/disable`.
+    """
+    name = ctx.request.path_params["name"]
+    form = ctx.form or FormData()
+    set_source_enabled(ctx.db, ctx.settings, name, form.get("enabled") == "1")
+    return RedirectResponse("/sources?changed=" + quote(name), status_code=303)
+
+
+# --- logging in and out ------------------------------------------------------------------------
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _secure(request: Request) -> bool:
+    return request.url.scheme == "https"
+
+
+def _login_form(desk: Desk, request: Request, *, error: str = "", status: int = 200,
+                username: str = "") -> Response:
+    token = request.cookies.get(LOGIN_COOKIE)
+    if not token or len(token) < 32 or len(token) > 64:
+        token = new_token()
+    db = desk.db()
+    context = {"csrf_token": token, "error": error, "username": username,
+               "next": safe_next(request.query_params.get("next")),
+               "no_accounts": users.user_count(db) == 0, "editor": ""}
+    response = desk.templates.TemplateResponse(request, "login.html", context,
+                                               status_code=status)
+    response.set_cookie(LOGIN_COOKIE, token, httponly=True, samesite="strict",
+                        secure=_secure(request), path="/login", max_age=3600)
+    return response
+
+
+async def login_get(request: Request) -> Response:
+    """GET /login: the form, with a CSRF token tied to a pre-session cookie."""
+    desk: Desk = request.app.state.desk
+    return await run_in_threadpool(_login_form, desk, request)
+
+
+async def login_post(request: Request) -> Response:
+    """POST /login: CSRF, rate limit (429), password, then a session cookie."""
+    desk: Desk = request.app.state.desk
+    form = await request.form()
+    return await run_in_threadpool(_login, desk, request, form)
+
+
+def _login(desk: Desk, request: Request, form: FormData) -> Response:
+    def field_(name: str) -> str:
+        value = form.get(name)
+        return value if isinstance(value, str) else ""
+
+    if not tokens_match(request.cookies.get(LOGIN_COOKIE), field_("csrf_token")):
+        return HTMLResponse("<p>missing or wrong CSRF token: reload the login page</p>",
+                            status_code=403)
+    username = field_("username").strip()[:200]
+    user_key, ip_key = f"user:{username.casefold()}", f"ip:{_client(request)}"
+    if desk.limiter.blocked(user_key, ip_key):
+        minutes = desk.settings.editor.login_window_minutes
+        return _login_form(desk, request, username=username, status=429,
+                           error=f"Too many failed logins: wait up to {minutes} minutes.")
+    db = desk.db()
+    account = users.authenticate(db, username, field_("password")) if username else None
+    if account is None:
+        desk.limiter.failed(user_key, ip_key)
+        return _login_form(desk, request, username=username, status=401,
+                           error="Wrong user name or password.")
+    desk.limiter.succeeded(user_key)
+    token, _csrf = users.create_session(db, account["name"], desk.settings.editor.session_hours)
+    target = safe_next(field_("next") or request.query_params.get("next"))
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="lax",
+                        secure=_secure(request), path="/",
+                        max_age=desk.settings.editor.session_hours * 3600)
+    response.delete_cookie(LOGIN_COOKIE, path="/login")
+    return response
+
+
+def logout(ctx: Ctx) -> Response:
+    """POST /logout: end the session server-side and drop the cookie."""
+    token = ctx.request.cookies.get(SESSION_COOKIE)
+    if token:
+        users.delete_session(ctx.db, token)
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax",
+                           secure=_secure(ctx.request))
+    return response
+
+
+# --- the app -----------------------------------------------------------------------------------
+
+
+def create_app(settings: Settings) -> Starlette:
+    """The desk for these settings (opens and migrates the store once, up front)."""
+    desk = Desk(settings)
+    routes = [
+        Route("/", desk_route(queue_page)),
+        Route("/login", login_get, methods=["GET"]),
+        Route("/login", login_post, methods=["POST"]),
+        Route("/logout", desk_route(logout), methods=["POST"]),
+        Route("/items/add", desk_route(item_add), methods=["POST"]),
+        Route("/items/{item_id:int}", desk_route(item_get), methods=["GET"]),
+        Route("/items/{item_id:int}", desk_route(item_save), methods=["POST"]),
+        Route("/issue", desk_route(issue_page)),
+        Route("/issue/preview", desk_route(issue_preview)),
+        Route("/sources", desk_route(sources_page)),
+        Route("/sources/{name:path}/enabled", desk_route(source_toggle), methods=["POST"]),
+        Route("/api/items/status", desk_route(set_status, api=True), methods=["POST"]),
+        Route("/api/blurb-preview", desk_route(blurb_preview, api=True), methods=["POST"]),
+        Route("/api/issue/order", desk_route(issue_order, api=True), methods=["POST"]),
+        Mount("/static", app=StaticFiles(directory=str(HERE / "static")), name="static"),
+    ]
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        yield
+        desk.close()
+
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.desk = desk
+    app.add_middleware(SecurityHeaders)
+    return app
+
