@@ -2,14 +2,17 @@
 
     serve demo_data/feeds on 127.0.0.1 (a real HTTP server, random port)
     write digest.toml + sources.toml into the demo folder, pointing at that server
-    run the collect flow on every source
-    show what was stored, which sources failed or warned, and where everything is
+    run the collect flow on every source (it triages what it stored)
+    show source health and the top candidates with the reasons they scored
+    include the top few stories, as an editor would, and run the draft flow
+    print the draft's files and how to open the editor desk on the demo data
 """
 
 from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +22,7 @@ from rich.table import Table
 from .feedserver import FeedServer
 from .settings import DEFAULT_CONFIG, PACKAGE_DIR, Settings, load_settings
 from .store.db import open_db
+from .store.editorial import update_item
 from .store.items import count_items, query_items
 from .store.sources import source_health
 
@@ -43,9 +47,40 @@ def why(reasons: list[dict[str, Any]], n: int = 3) -> str:
     return "; ".join(f"{r.get('rule')}: {r.get('match')} ({r.get('weight', 0):+g})" for r in best)
 
 
+#: How many top stories the demo includes in its draft, as an editor would.
+DEMO_INCLUDED = 5
+
+
+def include_top_stories(db: Any, settings: Settings, n: int = DEMO_INCLUDED) -> list[int]:
+    """Include the `n` best-scoring recent candidates, one per story, in configured sections."""
+    chosen: list[dict[str, Any]] = []
+    stories: set[int] = set()
+    newest = query_items(db, status="candidate", limit=1)
+    if not newest:
+        return []
+    # The last two weeks of the snapshot, as a bi-weekly issue would cover.
+    since = (datetime.fromisoformat(newest[0]["published_at"].replace("Z", "+00:00"))
+             - timedelta(days=14)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    for row in query_items(db, status="candidate", order="score", since=since, limit=200):
+        story = row["cluster_id"] or row["id"]
+        if story in stories:
+            continue
+        stories.add(story)
+        chosen.append(row)
+        if len(chosen) == n:
+            break
+    sections = settings.issue.sections
+    for rank, row in enumerate(chosen, start=1):
+        update_item(db, row["id"], {"status": "included", "rank": rank,
+                                    "section": sections[(rank - 1) % len(sections)]},
+                    editor="demo", sections=sections)
+    return [r["id"] for r in chosen]
+
+
 def run_demo(directory: Path, console: Console,
-             collect: Callable[[Settings], dict[str, Any]]) -> Settings:
-    """Serve the snapshot, collect it into `directory`, and print a tour of the results."""
+             collect: Callable[[Settings], dict[str, Any]],
+             draft: Callable[[Settings], dict[str, Any]]) -> Settings:
+    """Serve the snapshot, collect and triage it into `directory`, draft an issue, and tour it."""
     with FeedServer(DEMO_DATA) as server:
         config = write_demo_config(directory, server.base_url)
         settings = load_settings(config)
@@ -70,12 +105,24 @@ def run_demo(directory: Path, console: Console,
             top.add_row(f"{r['score']:.1f}", r["source"], r["title"], why(r["reasons"]))
         console.print(top)
         counts = count_items(db)
+        included = include_top_stories(db, settings)
     finally:
         db.close()
     console.print(
         f"Stored {sum(counts.values())} items ({summary['items_new']} new this run) from "
         f"{summary['sources_ok']} sources; {summary['sources_failed']} failed.\n"
-        f"Database: {settings.store_path}\nConfig:   {config}\n"
-        f"Next: cd {directory} && digest items --json | head"
+        f"Included the top {len(included)} stories (items {', '.join(map(str, included))}) "
+        "as an editor would, and drafted the issue:"
+    )
+    drafted = draft(settings)
+    console.print(
+        f"\nDatabase: {settings.store_path}\nConfig:   {config}\n\n"
+        "Open the editor desk on the demo data:\n"
+        f"  cd {directory}\n"
+        "  digest users add editor --password-stdin   # type a password (8+ characters)\n"
+        f"  digest editor                               # then open "
+        f"http://{settings.editor.host}:{settings.editor.port}/\n"
+        f"Other commands there: digest items, digest search 日米, digest sources list, "
+        f"digest issue list ({drafted['items']} items in the draft)"
     )
     return settings

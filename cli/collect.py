@@ -27,14 +27,21 @@ def run_collect(settings: Settings, *, force: bool, names: list[str] | None,
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from ..flows.serve import use_running_server
+
+    # Before Prefect is imported (it reads PREFECT_API_URL once): a running `digest serve`'s
+    # server instead of a temporary one.
+    use_running_server(settings)
     from ..flows import collect as collect_flow
     from ..sources.registry import load_registry
     from ..store.db import open_db
+    from ..triage.rules import load_rules
 
     registry = {c.name for c in load_registry(settings.sources_file)}
     unknown = [n for n in names or [] if n not in registry]
     if unknown:
         raise DigestError(f"{settings.sources_file}: no source named {unknown[0]!r}")
+    load_rules(settings)  # a broken relevance.toml is one clear line, before Prefect starts
     open_db(settings.store_path).close()
 
     bar = Progress(TextColumn("collecting"), BarColumn(), MofNCompleteColumn(),
@@ -72,6 +79,11 @@ def print_run_summary(summary: dict[str, Any]) -> None:
         "sources_due", "sources_ok", "sources_not_modified", "sources_failed", "items_new",
         "items_updated")))
     out.print(table)
+    triaged = summary.get("triage")
+    if triaged:
+        out.print(f"triage: {triaged['candidates']} new candidates, {triaged['filtered']} "
+                  f"filtered; {triaged['in_stories']} items in {triaged['stories']} "
+                  "multi-outlet stories")
     for name, error in summary.get("failures", []):
         out.print(f"  [yellow]failed[/yellow] {escape(name)}: {escape(error)}", markup=True,
                   soft_wrap=True)
@@ -103,7 +115,8 @@ def _since(value: str | None) -> str | None:
     return parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-ITEM_JSON_FIELDS = ("id", "source", "url", "guid", "title", "published_at", "status",
+ITEM_JSON_FIELDS = ("id", "source", "url", "guid", "title", "published_at", "status", "score",
+                    "reasons", "cluster_id",
                     "first_seen_at", "summary_text", "language", "image_url", "section", "tags",
                     "headline", "key_phrase", "blurb", "rank", "note")
 
@@ -166,12 +179,18 @@ def demo(
 ) -> None:
     """Offline, end to end: serve bundled feeds on 127.0.0.1, collect them, show the results."""
     from ..demo import run_demo
+    from .drafting import print_draft_summary, run_draft
 
     def collect_all(settings: Settings) -> dict[str, Any]:
         summary = run_collect(settings, force=True, names=None)
         print_run_summary(summary)
         return summary
 
-    run_demo(directory.resolve(), out, collect_all)
+    def draft_now(settings: Settings) -> dict[str, Any]:
+        summary = run_draft(settings)
+        print_draft_summary(summary)
+        return summary
+
+    run_demo(directory.resolve(), out, collect_all, draft_now)
 
 

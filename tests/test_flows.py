@@ -131,3 +131,36 @@ def test_kill_9_leaves_a_sound_database_and_the_next_run_completes(tmp_path):
         conn.close()
         assert runs[0][0] == "failed" and "interrupted" in runs[0][1]
         assert runs[-1][0] == "completed"
+
+
+def test_draft_flow_writes_the_issue_and_publishes_it(tmp_path, prefect_api):
+    """collect (real flow) → an editor includes two items → the real draft flow."""
+    from alliance_digest.flows.collect import collect_with_runner
+    from alliance_digest.flows.draft import draft
+    from alliance_digest.store.db import open_db
+    from alliance_digest.store.editorial import update_items
+    from prefect.client.orchestration import get_client
+
+    with FeedServer() as server:
+        server.route("/f", body=feed(7, entries=4))
+        config = write_config(tmp_path, server, ["/f"])
+        asyncio.run(collect_with_runner()(force=True, config=str(config)))
+    db = open_db(tmp_path / "data" / "digest.db")
+    ids = [r["id"] for r in db.query("SELECT id FROM items ORDER BY id LIMIT 2")]
+    update_items(db, ids, {"status": "included", "section": "Diplomacy"}, editor="ann")
+    db.close()
+    result = asyncio.run(draft(date="2026-11-24", out=str(tmp_path / "out"),
+                               config=str(config)))
+    assert result["items"] == 2 and (result["volume"], result["number"]) == (5, 1)
+    md = Path(result["paths"]["md"])
+    assert md.name == "us-japan-alliance-digest-vol-5-1_2026-11-24.md"
+    assert {p.suffix for p in md.parent.iterdir()} == {".md", ".html", ".txt"}
+    text = md.read_text(encoding="utf-8")
+    assert "Vol: 5.1" in text and "November 24, 2026" in text and "Story 7-0" in text
+
+    async def artifact() -> str:
+        async with get_client() as client:
+            found = await client.read_latest_artifacts()
+            return next(a.data for a in found if a.key == "draft-issue")
+
+    assert "Story 7-0" in asyncio.run(artifact())

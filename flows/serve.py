@@ -1,0 +1,332 @@
+"""`digest serve`: a long-running process that runs the two deployments on their schedules.
+
+    schedules   = digest_schedules(settings)           (a bad [schedule] key fails here, first)
+    server      = PREFECT_API_URL, or an embedded `prefect server start` child on 127.0.0.1
+                  (own process group; database under <data>/prefect; analytics off)
+    state file  = <data>/prefect-server.json {url, pid, server_pid}: `digest collect` and
+                  `digest draft` use that server instead of starting a temporary one
+    serve       = prefect.serve(collect/digest, draft/digest) until SIGTERM or Ctrl-C
+    on the way out: the runner pauses the deployments, the state file goes, the server's
+                  process group gets SIGTERM, then SIGKILL if it lingers
+
+Why a real server: Prefect's temporary server (what a flow call starts without
+PREFECT_API_URL) runs no scheduler, so schedules would never fire.
+
+Nothing here imports Prefect at module level: `running_server_url` is called by CLI commands
+before they import Prefect, because Prefect reads PREFECT_API_URL once, when imported.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import FrameType
+from typing import IO, Any
+
+from ..errors import DigestError
+from ..settings import Settings
+from .schedules import (
+    DEPLOYMENT_NAME,
+    DigestSchedules,
+    digest_schedules,
+    next_runs,
+    runner_deployments,
+)
+
+#: Written in the data folder while `digest serve` runs.
+STATE_FILE = "prefect-server.json"
+#: A fresh database takes 10-13 s to migrate on a slow machine; allow for much slower ones.
+STARTUP_TIMEOUT = 180.0
+#: How long the server gets to exit after SIGTERM before its group is killed.
+STOP_TIMEOUT = 15.0
+
+
+# --- finding a running `digest serve` ----------------------------------------------------------
+
+
+def state_path(settings: Settings) -> Path:
+    """Where `digest serve` records its server for other commands."""
+    return settings.data_dir / STATE_FILE
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process exists and is not a zombie (a zombie holds no server)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc (not Linux): existence is all we can tell
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def server_healthy(api_url: str, timeout: float = 2.0) -> bool:
+    """Whether a Prefect API answers its health check (`GET <api>/health` -> true)."""
+    try:
+        with urllib.request.urlopen(f"{api_url.rstrip('/')}/health", timeout=timeout) as r:
+            return r.status == 200 and r.read().strip() == b"true"
+    except (OSError, ValueError):
+        return False
+
+
+def running_server_url(settings: Settings) -> str | None:
+    """The API URL of the server a live `digest serve` recorded for this data folder, else None.
+
+    A state file left by a killed `digest serve` is ignored: its process must be alive and
+    the URL must answer its health check.
+    """
+    try:
+        state = json.loads(state_path(settings).read_text(encoding="utf-8"))
+        url, pid = str(state["url"]), int(state["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not pid_alive(pid) or not server_healthy(url, timeout=1.0):
+        return None
+    return url
+
+
+def use_running_server(settings: Settings) -> str | None:
+    """Point this process at `digest serve`'s server when PREFECT_API_URL is unset.
+
+    Call it before Prefect is imported (Prefect reads the variable once, on import).
+    Returns the URL in use by this rule, or None (PREFECT_API_URL set, or no server running).
+    """
+    if os.environ.get("PREFECT_API_URL"):
+        return None
+    url = running_server_url(settings)
+    if url:
+        os.environ["PREFECT_API_URL"] = url
+    return url
+
+
+# --- the embedded server ------------------------------------------------------------------------
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when the parent dies, even by SIGKILL (Linux only)."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether any live (non-zombie) process is left in a process group."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return True
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[-1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
+
+
+def stop_group(process: subprocess.Popen[Any], timeout: float = STOP_TIMEOUT) -> None:
+    """SIGTERM a child's process group, SIGKILL it if anything lingers, and reap the child.
+
+    The child leads its own group (start_new_session), so this reaches its children too
+    (uvicorn, services) and nothing else.
+    """
+    pgid = process.pid
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=timeout)
+    while group_alive(pgid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if group_alive(pgid):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=5)
+
+
+class EmbeddedServer:
+    """`prefect server start` as a child process in its own process group.
+
+    Its database lives in `home` (PREFECT_HOME), so schedules and run history survive
+    restarts; its output goes to `home/server.log`.
+    """
+
+    def __init__(self, home: Path, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.home = home
+        self.host = host
+        self.port = port or free_port(host)
+        self.process: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """The API URL (what PREFECT_API_URL must be set to)."""
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        return f"http://{host}:{self.port}/api"
+
+    @property
+    def log_path(self) -> Path:
+        return self.home / "server.log"
+
+    def start(self) -> None:
+        """Start the server (returns at once; see `wait_ready`)."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "PREFECT_HOME": str(self.home),
+               "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
+               "PREFECT_LOGGING_LEVEL": os.environ.get("PREFECT_LOGGING_LEVEL", "WARNING")}
+        env.pop("PREFECT_API_URL", None)
+        self._log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "prefect", "server", "start", "--host", self.host,
+             "--port", str(self.port)],
+            stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT, env=env,
+            start_new_session=True, preexec_fn=_die_with_parent,
+        )
+
+    def wait_ready(self, timeout: float = STARTUP_TIMEOUT) -> None:
+        """Block until /api/health answers; a server that exits or stalls is a DigestError."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is None or self.process.poll() is not None:
+                raise DigestError(f"the Prefect server exited during start-up; "
+                                  f"{self._tail()}")
+            if server_healthy(self.url, timeout=1.0):
+                return
+            time.sleep(0.25)
+        raise DigestError(f"the Prefect server did not answer within {timeout:.0f} s; "
+                          f"{self._tail()}")
+
+    def _tail(self) -> str:
+        try:
+            lines = self.log_path.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            lines = []
+        return f"last log line: {lines[-1].strip()!r} (see {self.log_path})" if lines else (
+            f"see {self.log_path}")
+
+    def stop(self) -> None:
+        """Stop the whole process group (idempotent)."""
+        if self.process is not None:
+            stop_group(self.process)
+            self.process = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+
+# --- serving ------------------------------------------------------------------------------------
+
+
+def write_state(path: Path, url: str, server_pid: int | None) -> None:
+    """Record the server for other commands (written whole, then renamed into place)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps({"url": url, "pid": os.getpid(), "server_pid": server_pid}),
+                   encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def remove_state(path: Path) -> None:
+    """Remove the state file if this process wrote it (another serve may have replaced it)."""
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        if int(json.loads(path.read_text(encoding="utf-8"))["pid"]) == os.getpid():
+            path.unlink()
+
+
+class _Stop(SystemExit):
+    """SIGTERM before the Prefect runner has taken over the signal: leave through `finally`."""
+
+
+def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise _Stop(0)
+
+
+@contextlib.contextmanager
+def _signals_ignored() -> Iterator[None]:
+    """Let clean-up finish: a second Ctrl-C or SIGTERM must not orphan the server."""
+    previous = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def serve_forever(settings: Settings, *, host: str = "127.0.0.1", port: int = 0,
+                  report: Callable[[str], None] = print) -> None:
+    """Serve the two deployments until SIGTERM or Ctrl-C; then stop everything it started."""
+    schedules = digest_schedules(settings)
+    already = running_server_url(settings)
+    if already:
+        # A second server on the same SQLite database would run every schedule twice.
+        raise DigestError(f"digest serve is already running for {settings.data_dir} "
+                          f"(Prefect API {already})")
+    previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    server: EmbeddedServer | None = None
+    state = state_path(settings)
+    try:
+        url = os.environ.get("PREFECT_API_URL")
+        if not url:
+            server = EmbeddedServer(settings.data_dir / "prefect", host=host, port=port)
+            report(f"starting the Prefect server on {server.url} (log: {server.log_path})")
+            server.start()
+            server.wait_ready()
+            url = server.url
+            os.environ["PREFECT_API_URL"] = url
+        write_state(state, url, server.process.pid if server and server.process else None)
+        runs = next_runs(schedules, count=1)
+        report(f"Prefect API: {url}  (UI: {url.removesuffix('/api')})")
+        for name in ("collect", "draft"):
+            when = runs[name][0].isoformat() if runs[name] else "never"
+            report(f"serving {name}/{DEPLOYMENT_NAME}: next run {when}")
+        report("stop with Ctrl-C or SIGTERM")
+        _run_runner(settings, schedules, url)
+    finally:
+        with _signals_ignored():
+            remove_state(state)
+            if server is not None:
+                report("stopping the Prefect server")
+                server.stop()
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run_runner(settings: Settings, schedules: DigestSchedules, url: str) -> None:
+    """prefect.serve() the deployments against `url` (returns when the runner is stopped)."""
+    from prefect import serve
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: url}):
+        deployments = runner_deployments(settings, schedules)
+        serve(*deployments, print_starting_message=False)

@@ -1,0 +1,551 @@
+"""The one renderer: an issue (`IssueView`) becomes Markdown, email HTML and plain text.
+
+The draft flow and the editor desk's preview both call `render_issue`, so what editors preview
+is what gets written.
+
+    view      = issue_view_from_rows(rows, settings, ...)   (or an IssueView built by hand)
+    context   = each item's paragraph as inline nodes: the editor's blurb parsed, else a
+                paragraph drafted from the feed's summary and marked as needing writing
+    markdown  = digest.md.j2  | html = digest.html.j2, then css-inline | text = digest.txt.j2
+
+Editors write blurbs in a two-construct Markdown subset, **bold** and [links](https://...).
+`parse_inline` turns only those into nodes; everything else stays text, and each format escapes
+text its own way, so nothing a feed or an editor typed is ever passed through as markup. Links
+must be absolute http(s) URLs: any other link keeps its words and loses its target.
+
+Templates load from `[issue] templates` first (a user's folder, same file names), then from
+this package, so a user can override one file and keep the others.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import css_inline
+import sqlite_utils
+from jinja2 import (
+    ChoiceLoader,
+    Environment,
+    FileSystemLoader,
+    StrictUndefined,
+    TemplateError,
+    select_autoescape,
+)
+from markupsafe import Markup, escape
+
+from ..errors import ConfigError, DigestError
+from ..settings import IssueSettings, Settings
+from ..store.issues import IssuePlan, parse_links, plan_issue, select_issue_items
+
+PACKAGED_TEMPLATES = Path(__file__).resolve().parent
+TEMPLATE_NAMES = {"markdown": "digest.md.j2", "html": "digest.html.j2", "text": "digest.txt.j2"}
+#: Shown before every paragraph the renderer drafted, until an editor writes a blurb.
+DRAFT_MARKER = "DRAFT — needs writing"
+#: A drafted paragraph: at most this many whole sentences and (about) this many characters.
+DRAFT_SENTENCES = 3
+DRAFT_CHARS = 500
+MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
+          "September", "October", "November", "December")
+
+
+class TemplateRenderError(DigestError):
+    """A digest template (usually a user's own) failed to render; the message names it."""
+
+
+# --- what the renderer takes and gives ---------------------------------------------------------
+
+
+@dataclass
+class LinkView:
+    """An extra source link an editor picked for an item."""
+
+    url: str
+    label: str = ""
+
+
+@dataclass
+class ItemView:
+    """One story as the issue shows it; editors' fields win over the feed's."""
+
+    headline: str = ""
+    title: str = ""
+    key_phrase: str = ""
+    #: The editor's paragraph: text with **bold** and [links](https://...) only.
+    blurb: str = ""
+    #: The feed's summary as plain text; a paragraph is drafted from it while `blurb` is empty.
+    summary_text: str = ""
+    url: str = ""
+    links: list[LinkView] = field(default_factory=list)
+    section: str = ""
+    #: Marked in every output so editors see the paragraph still needs writing.
+    needs_writing: bool = False
+    #: The publisher's name: the label of a drafted paragraph's link.
+    source: str = ""
+
+
+@dataclass
+class IssueView:
+    """An issue ready to render: numbering, lead image and items in issue order."""
+
+    title: str
+    volume: int
+    number: int
+    date: date
+    items: list[ItemView] = field(default_factory=list)
+    image_url: str = ""
+    image_credit: str = ""
+    #: Alt text of the lead image (the story it illustrates); a credit-based one if empty.
+    image_alt: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """The three outputs of one issue."""
+
+    markdown: str
+    html: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Preview:
+    """An issue as a draft for its date would make it, before anything is written."""
+
+    plan: IssuePlan
+    #: The selected item rows, in issue order.
+    rows: list[dict[str, Any]]
+    view: IssueView
+    rendered: Rendered
+
+
+# --- inline nodes: the blurb subset ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Bold:
+    children: tuple[Node, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    url: str
+    children: tuple[Node, ...]
+
+
+Node = Text | Bold | Link
+
+# A link's target: <anything without angle brackets or newlines>, or a bare URL without
+# whitespace whose parentheses are balanced one level deep (Wikipedia-style URLs).
+_LINK_RE = re.compile(r"\[([^\[\]]*)\]\(\s*(<[^<>\n]*>|[^\s()]*(?:\([^\s()]*\)[^\s()]*)*)\s*\)")
+_BOLD_RE = re.compile(r"\*\*(?=\S)(.+?)(?<=\S)\*\*", re.DOTALL)
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_SPACE_RE = re.compile(r"\s+")
+_URL_UNSAFE_RE = re.compile(r"[\s\"<>\\^`{|}]")
+
+
+def clean_text(value: str | None) -> str:
+    """One paragraph's worth of text: control characters dropped, whitespace runs collapsed."""
+    return _SPACE_RE.sub(" ", _CONTROL_RE.sub("", value or "")).strip()
+
+
+def safe_url(value: str | None) -> str | None:
+    """`value` as an absolute http(s) URL safe to put in an attribute, else None."""
+    url = (value or "").strip()
+    if not url or _CONTROL_RE.search(url):
+        return None
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return None
+    return _URL_UNSAFE_RE.sub(lambda m: f"%{ord(m.group()):02X}", url)
+
+
+def parse_inline(source: str | None) -> list[Node]:
+    """Parse a blurb: **bold** and [text](http(s) URL) become nodes; the rest is text."""
+    return _parse(clean_text(source), links=True, bold=True)
+
+
+def _parse(text: str, *, links: bool, bold: bool) -> list[Node]:
+    nodes: list[Node] = []
+    pos = 0
+    next_bold = _BOLD_RE.search(text) if bold else None
+    next_link = _LINK_RE.search(text) if links else None
+    while True:
+        # Re-search only a pattern whose last match was consumed: keeps long blurbs linear.
+        if next_bold and next_bold.start() < pos:
+            next_bold = _BOLD_RE.search(text, pos)
+        if next_link and next_link.start() < pos:
+            next_link = _LINK_RE.search(text, pos)
+        found = [m for m in (next_bold, next_link) if m]
+        if not found:
+            break
+        m = min(found, key=lambda x: x.start())  # bold wins a tie: "**[a](u)**"
+        if m.start() > pos:
+            nodes.append(Text(text[pos:m.start()]))
+        if m.re is _BOLD_RE:
+            nodes.append(Bold(tuple(_parse(m.group(1), links=links, bold=False))))
+        else:
+            label = _parse(m.group(1), links=False, bold=bold)
+            url = safe_url(m.group(2).removeprefix("<").removesuffix(">"))
+            if url:
+                nodes.append(Link(url, tuple(label) or (Text(url),)))
+            else:
+                nodes.extend(label)
+        pos = m.end()
+    if pos < len(text):
+        nodes.append(Text(text[pos:]))
+    return _merge_text(nodes)
+
+
+def _merge_text(nodes: Iterable[Node]) -> list[Node]:
+    merged: list[Node] = []
+    for node in nodes:
+        if isinstance(node, Text) and merged and isinstance(merged[-1], Text):
+            merged[-1] = Text(merged[-1].text + node.text)
+        elif not (isinstance(node, Text) and not node.text):
+            merged.append(node)
+    return merged
+
+
+def emphasise(nodes: Sequence[Node], key_phrase: str | None) -> list[Node]:
+    """Bold the key phrase where it first occurs, unless the paragraph already bolds something.
+
+    An editor's own bold wins. A key phrase the text never mentions leads the paragraph, so
+    every item still shows its key phrase in bold.
+    """
+    phrase = clean_text(key_phrase)
+    if not phrase or any(_has_bold(n) for n in nodes):
+        return list(nodes)
+    pattern = re.compile(re.escape(phrase), re.IGNORECASE)
+    for i, node in enumerate(nodes):
+        if isinstance(node, Text) and (m := pattern.search(node.text)):
+            parts = [Text(node.text[:m.start()]), Bold((Text(m.group()),)),
+                     Text(node.text[m.end():])]
+            return _merge_text([*nodes[:i], *parts, *nodes[i + 1:]])
+    return _merge_text([Bold((Text(phrase),)), Text(": "), *nodes])
+
+
+def _has_bold(node: Node) -> bool:
+    if isinstance(node, Bold):
+        return True
+    return isinstance(node, Link) and any(_has_bold(c) for c in node.children)
+
+
+# --- drafting a paragraph from a summary -------------------------------------------------------
+
+# A sentence ends at . ! ? (plus closing quotes or brackets) before whitespace and a capital,
+# digit or opening quote; or at Japanese/Chinese full-width terminators.
+_SENTENCE_END_RE = re.compile(
+    r"[.!?][\"'”’)\]]*(?=\s+[\"“‘(\[]?[A-Z0-9\u3040-\u30ff\u4e00-\u9fff])"
+    r"|[。！？][」』）\"”]*"
+)
+_ABBREVIATIONS = frozenset((
+    "mr", "mrs", "ms", "dr", "prof", "gen", "lt", "col", "maj", "capt", "cmdr", "adm", "sgt",
+    "sen", "rep", "gov", "pres", "sec", "dep", "amb", "st", "no", "vol", "jan", "feb", "mar",
+    "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "inc", "corp", "co", "ltd",
+    "jr", "sr", "vs",
+))
+
+
+def sentence_ends(text: str) -> list[int]:
+    """Offsets just past each complete sentence in `text` (abbreviations are not ends)."""
+    ends = []
+    for m in _SENTENCE_END_RE.finditer(text):
+        if text[m.start()] == ".":
+            word = text[:m.start()].rsplit(None, 1)[-1].lstrip("(\"'“‘") if m.start() else ""
+            # "Dr." or "Gen." or an initial: "U.S." and "John F." do not end a sentence here.
+            if word.lower() in _ABBREVIATIONS or re.fullmatch(r"(?:[A-Za-z]\.)*[A-Za-z]", word):
+                continue
+        ends.append(m.end())
+    return ends
+
+
+def draft_paragraph(summary: str | None, *, max_sentences: int = DRAFT_SENTENCES,
+                    max_chars: int = DRAFT_CHARS) -> str:
+    """The first whole sentences of a summary, within the limits; plain text.
+
+    A trailing fragment without an end mark (a feed's cut-off summary) is dropped unless it is
+    all there is. A first sentence longer than `max_chars` is cut at a word and ends with "…".
+    """
+    text = clean_text(summary)
+    ends = sentence_ends(text)
+    if text and (not ends or ends[-1] < len(text)) and re.search(r"[.!?。！？][\"'”’)\]]*$", text):
+        ends.append(len(text))
+    chosen = 0
+    for count, end in enumerate(ends, start=1):
+        if count > max_sentences or (chosen and end > max_chars):
+            break
+        chosen = end
+    result = text[:chosen].strip() if chosen else text
+    if len(result) > max_chars:
+        head = result[:max_chars]
+        cut = head.rsplit(" ", 1)[0] if " " in head else head
+        result = cut.rstrip(" ,;:—-") + "…"
+    return result
+
+
+# --- from rows to a view -----------------------------------------------------------------------
+
+
+def item_view(row: Mapping[str, Any]) -> ItemView:
+    """An ItemView from an items row (as store.issues selects it: with the source's name)."""
+    raw_links = row.get("links")
+    links = parse_links(raw_links)
+    blurb = (row.get("blurb") or "").strip()
+    return ItemView(
+        headline=clean_text(row.get("headline")), title=clean_text(row.get("title")),
+        key_phrase=clean_text(row.get("key_phrase")), blurb=blurb,
+        summary_text=row.get("summary_text") or "", url=row.get("url") or "",
+        links=[LinkView(url=str(x.get("url") or ""), label=str(x.get("label") or ""))
+               for x in links if isinstance(x, Mapping)],
+        section=row.get("section") or "", needs_writing=not blurb,
+        source=row.get("source") or "",
+    )
+
+
+def issue_view_from_rows(rows: Iterable[Mapping[str, Any]], settings: IssueSettings | Settings,
+                         *, day: date, volume: int, number: int, image_url: str | None = None,
+                         image_credit: str | None = None) -> IssueView:
+    """An IssueView from item rows already in issue order (store.issues.select_issue_items).
+
+    The lead image is the one given, else the first item with a lead image or an image credit
+    (its lead image, else its feed image; its credit, else its source's name).
+    """
+    rows = list(rows)
+    items = [item_view(r) for r in rows]
+    alt = ""
+    if image_url is None and image_credit is None:
+        image_url, image_credit = "", ""
+        for row, item in zip(rows, items, strict=True):
+            if row.get("lead_image") or row.get("image_credit"):
+                image_url = row.get("lead_image") or row.get("image_url") or ""
+                image_credit = row.get("image_credit") or row.get("source") or ""
+                alt = item.headline or item.title
+                break
+    return IssueView(title=_issue_settings(settings).title, volume=volume, number=number,
+                     date=day, items=items, image_url=image_url or "",
+                     image_credit=image_credit or "", image_alt=alt)
+
+
+# --- rendering ---------------------------------------------------------------------------------
+
+
+def preview_issue(db: sqlite_utils.Database, settings: Settings, day: date, *,
+                  volume: int | None = None, number: int | None = None) -> Preview:
+    """The issue a draft dated `day` would write: the draft flow writes it, the desk shows it.
+
+    Raises store.issues.IssueFinalError for a final issue's date: show a final issue from its
+    recorded items (store.issues.issue_item_rows) instead.
+    """
+    plan = plan_issue(db, day, settings.issue.first_year, volume=volume, number=number)
+    rows = select_issue_items(db, plan, settings.issue.sections)
+    view = issue_view_from_rows(rows, settings, day=day, volume=plan.volume, number=plan.number)
+    return Preview(plan=plan, rows=rows, view=view, rendered=render_issue(view, settings))
+
+
+def long_date(day: date) -> str:
+    """'February 14, 2023', whatever the process locale."""
+    return f"{MONTHS[day.month - 1]} {day.day}, {day.year}"
+
+
+def render_issue(issue: IssueView, settings: IssueSettings | Settings) -> Rendered:
+    """Render an issue as Markdown, email-ready HTML (CSS inlined) and plain text.
+
+    Pass the whole Settings where you have it: a relative `[issue] templates` folder then
+    resolves against digest.toml, like every other path (with IssueSettings, against the
+    current directory).
+    """
+    issue_settings = _issue_settings(settings)
+    env = _environment(_user_templates(settings))
+    context = _context(issue, issue_settings)
+    out = {}
+    for kind, name in TEMPLATE_NAMES.items():
+        try:
+            out[kind] = env.get_template(name).render(context)
+        except TemplateError as e:
+            where = getattr(e, "filename", None) or name
+            raise TemplateRenderError(f"{where}: {type(e).__name__}: {e}") from None
+    html = css_inline.CSSInliner(load_remote_stylesheets=False, keep_style_tags=False,
+                                 keep_link_tags=False).inline(out["html"])
+    return Rendered(markdown=out["markdown"], html=html, text=out["text"])
+
+
+def _issue_settings(settings: IssueSettings | Settings) -> IssueSettings:
+    return settings.issue if isinstance(settings, Settings) else settings
+
+
+def _user_templates(settings: IssueSettings | Settings) -> str | None:
+    folder = _issue_settings(settings).templates
+    if not folder:
+        return None
+    path = settings.resolve(folder) if isinstance(settings, Settings) else Path(folder)
+    path = path.expanduser().resolve()
+    if not path.is_dir():
+        raise ConfigError(f"[issue] templates: {path} is not a folder")
+    return str(path)
+
+
+@lru_cache(maxsize=8)
+def _environment(user_dir: str | None) -> Environment:
+    """One environment per template folder (jinja2 caches compiled templates in it)."""
+    loaders = [FileSystemLoader(user_dir)] if user_dir else []
+    loaders.append(FileSystemLoader(str(PACKAGED_TEMPLATES)))
+    env = Environment(
+        loader=ChoiceLoader(loaders),
+        autoescape=select_autoescape(enabled_extensions=("html.j2", "html"),
+                                     default_for_string=False),
+        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+        undefined=StrictUndefined,
+    )
+    env.filters.update(md=md_text, md_inline=md_inline, md_url=md_url,
+                       html_inline=html_inline, text_inline=text_inline)
+    return env
+
+
+def _context(issue: IssueView, settings: IssueSettings) -> dict[str, Any]:
+    image_url = safe_url(issue.image_url)
+    # An image without a credit is still credited: to the site it comes from.
+    credit_text = clean_text(issue.image_credit)
+    if not credit_text and image_url:
+        credit_text = urlsplit(image_url).hostname or ""
+    credit: list[Node] = []
+    if credit_text:
+        credit = [Link(image_url, (Text(credit_text),))] if image_url else [Text(credit_text)]
+    items = [
+        {"view": item, "headline": item.headline or item.title, "section": item.section,
+         "needs_writing": item.needs_writing or not item.blurb.strip(),
+         "paragraph": paragraph(item)}
+        for item in issue.items
+    ]
+    return {
+        "issue": issue,
+        "title": clean_text(issue.title),
+        "vol_num": f"{issue.volume}.{issue.number}",
+        "date_text": long_date(issue.date),
+        "image": {"url": image_url, "alt": clean_text(issue.image_alt)
+                  or f"Lead image: {credit_text or issue.title}"} if image_url else None,
+        "credit_prefix": clean_text(settings.image_credit_prefix),
+        "credit": credit,
+        "items": items,
+        "footer": parse_inline(settings.footer),
+        "draft_marker": DRAFT_MARKER,
+    }
+
+
+def paragraph(item: ItemView) -> list[Node]:
+    """An item's Details paragraph: the blurb, else drafted from the summary; then extra links."""
+    url = safe_url(item.url)
+    if item.blurb.strip():
+        nodes = parse_inline(item.blurb)
+    else:
+        nodes = [Text(draft_paragraph(item.summary_text) or item.headline or item.title)]
+        if url:
+            nodes += [Text(" "), Link(url, (Text(clean_text(item.source) or "Source"),))]
+    nodes = emphasise(nodes, item.key_phrase)
+    present = {n.url for n in _links(nodes)}
+    extra = []
+    for link in item.links:
+        target = safe_url(link.url)
+        if target and target not in present:
+            present.add(target)
+            extra.append(Link(target, (Text(clean_text(link.label)
+                                            or urlsplit(target).hostname or target),)))
+    if extra:
+        nodes.append(Text(" See also: "))
+        for i, link in enumerate(extra):
+            nodes += [Text(", ")] if i else []
+            nodes.append(link)
+        nodes.append(Text("."))
+    return _merge_text(nodes)
+
+
+def _links(nodes: Iterable[Node]) -> Iterable[Link]:
+    for node in nodes:
+        if isinstance(node, Link):
+            yield node
+        elif isinstance(node, Bold):
+            yield from _links(node.children)
+
+
+# --- per-format rendering of text and nodes (the templates' filters) ---------------------------
+
+_MD_SPECIAL_RE = re.compile(r"([\\`*_\[\]<>~])")
+_MD_ENTITY_RE = re.compile(r"&(?=#?\w+;)")
+_MD_BLOCK_START_RE = re.compile(r"^(?:([#>+=-])|(\d+)([.)]))")
+
+
+def _md_escape(text: str) -> str:
+    return _MD_ENTITY_RE.sub(r"\\&", _MD_SPECIAL_RE.sub(r"\\\1", text))
+
+
+def _md_block_safe(text: str) -> str:
+    # At the start of a list item, "# ", "> ", "1. " would start a heading, quote or list.
+    return _MD_BLOCK_START_RE.sub(
+        lambda m: "\\" + m.group(1) if m.group(1) else m.group(2) + "\\" + m.group(3), text)
+
+
+def md_text(value: str | None) -> str:
+    """Plain text for a Markdown line: every construct escaped."""
+    return _md_block_safe(_md_escape(clean_text(value)))
+
+
+def md_url(url: str) -> str:
+    """A link target for Markdown; angle brackets keep parentheses in the URL intact."""
+    return f"<{url}>" if "(" in url or ")" in url else url
+
+
+def md_inline(nodes: Sequence[Node]) -> str:
+    """Nodes as Markdown."""
+    return _md_block_safe("".join(_md_node(n) for n in nodes))
+
+
+def _md_node(node: Node) -> str:
+    if isinstance(node, Text):
+        return _md_escape(node.text)
+    inner = "".join(_md_node(c) for c in node.children)
+    if isinstance(node, Bold):
+        return f"**{inner}**"
+    return f"[{inner}]({md_url(node.url)})"
+
+
+def html_inline(nodes: Sequence[Node]) -> Markup:
+    """Nodes as HTML (text escaped; links are http(s) only, checked when parsed)."""
+    return Markup("".join(_html_node(n) for n in nodes))
+
+
+def _html_node(node: Node) -> str:
+    if isinstance(node, Text):
+        return str(escape(node.text))
+    inner = "".join(_html_node(c) for c in node.children)
+    if isinstance(node, Bold):
+        return f"<strong>{inner}</strong>"
+    return f'<a href="{escape(node.url)}">{inner}</a>'
+
+
+def text_inline(nodes: Sequence[Node]) -> str:
+    """Nodes as plain text: bold dropped, links as "words (url)"."""
+    return "".join(_text_node(n) for n in nodes)
+
+
+def _text_node(node: Node) -> str:
+    if isinstance(node, Text):
+        return node.text
+    inner = "".join(_text_node(c) for c in node.children)
+    if isinstance(node, Bold):
+        return inner
+    return node.url if inner == node.url else f"{inner} ({node.url})"
+
