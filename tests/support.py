@@ -66,3 +66,15 @@ def digest(*args: str, cwd: Path, env: dict[str, str] | None = None,
         assert done.returncode == 0, done.stderr
     return done
 
+
+
+def _shared() -> Path:
+    """The project's shared material: beside the clone (as CI lays it), else /work/shared."""
+    for candidate in (Path(__file__).resolve().parents[2] / "shared", Path("/work/shared")):
+        if (candidate / "corpus").is_dir():
+            return candidate
+    return Path(__file__).resolve().parents[2] / "shared"
+
+
+#: ../shared: the real feed corpus, the source reference and the seed issue.
+SHARED = _shared()

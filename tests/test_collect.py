@@ -21,8 +21,9 @@ from alliance_digest.store.db import open_db
 from alliance_digest.store.items import query_items
 from alliance_digest.store.runs import finish_run, start_run
 from alliance_digest.store.sources import get_source
+from support import SHARED
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+CORPUS = SHARED / "corpus"
 
 
 def rss(items: list[dict[str, str]], *, encoding: str = "utf-8", title: str = "Feed") -> bytes:

@@ -44,7 +44,7 @@ from alliance_digest.templates.render import (
     preview_issue,
     render_issue,
 )
-from support import digest
+from support import SHARED, digest
 
 GOLDEN = Path(__file__).parent / "data" / "golden"
 SEED_DATE = date(2023, 2, 14)
@@ -232,8 +232,8 @@ def test_markdown_has_the_seed_issues_shape(site, tmp_path):
     md = draft_issue(site, day=SEED_DATE, out_dir=tmp_path).rendered.markdown
     md = re.sub(r"^!\[.*\n", "", md, flags=re.M)  # the lead image (the seed's blank space)
     md = re.sub(r"\]\(https://[^)\s]+\)", "](#)", md)
-    seed = (Path("/work/shared/seed-issue.md").read_text(encoding="utf-8")
-            if Path("/work/shared/seed-issue.md").exists() else None)
+    seed = ((SHARED / "seed-issue.md").read_text(encoding="utf-8")
+            if (SHARED / "seed-issue.md").exists() else None)
     if seed is None:
         pytest.skip("seed issue not available")
 

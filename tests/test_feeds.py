@@ -33,8 +33,9 @@ from alliance_digest.sources.feeds import decode_body, parse_feed
 from alliance_digest.sources.normalise import canonical_url, html_to_text
 from alliance_digest.sources.parse import parse
 from alliance_digest.sources.types import Entry, ParsedFeed
+from support import SHARED
 
-CORPUS = Path("/work/shared/corpus")
+CORPUS = SHARED / "corpus"
 REAL = CORPUS / "real"
 FP_TESTS = CORPUS / "feedparser-tests" / "tests"
 URL = "https://example.com/feeds/news.xml"

@@ -23,9 +23,10 @@ from alliance_digest.sources.registry import (
     split_exportable,
 )
 from alliance_digest.sources.types import KINDS, SourceConfig
+from support import SHARED
 
 SHIPPED = Path(__file__).resolve().parents[1] / "sources.toml"
-REFERENCE_TSV = Path("/work/shared/sources-reference.tsv")
+REFERENCE_TSV = SHARED / "sources-reference.tsv"
 
 
 def write(tmp_path: Path, text: str, name: str = "sources.toml") -> Path:

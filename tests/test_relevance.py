@@ -23,9 +23,10 @@ from alliance_digest.triage.rules import (
     load_rules_file,
     rules_from_mapping,
 )
+from support import SHARED
 
 DATA = Path(__file__).parent / "data"
-CORPUS = Path("/work/shared/corpus")
+CORPUS = SHARED / "corpus"
 LABELS = DATA / "relevance-labels.tsv"
 
 WHITE_HOUSE = {"name": "White House", "category": "government", "owner": "The White House",
