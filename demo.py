@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -115,14 +116,16 @@ def run_demo(directory: Path, console: Console,
         "as an editor would, and drafted the issue:"
     )
     drafted = draft(settings)
+    # The command as the user ran it (e.g. .venv/bin/digest), so the hints work when copied.
+    digest = sys.argv[0] if Path(sys.argv[0]).name == "digest" else "digest"
     console.print(
         f"\nDatabase: {settings.store_path}\nConfig:   {config}\n\n"
         "Open the editor desk on the demo data:\n"
         f"  cd {directory}\n"
-        "  digest users add editor --password-stdin   # type a password (8+ characters)\n"
-        f"  digest editor                               # then open "
-        f"http://{settings.editor.host}:{settings.editor.port}/\n"
-        f"Other commands there: digest items, digest search 日米, digest sources list, "
-        f"digest issue list ({drafted['items']} items in the draft)"
+        f"  {digest} users add editor     # asks for a password (8+ characters)\n"
+        f"  {digest} editor       # then open http://{settings.editor.host}:"
+        f"{settings.editor.port}/\n"
+        f"Other commands there: {digest} items, {digest} search 日米, {digest} sources list, "
+        f"{digest} issue list ({drafted['items']} items in the draft)"
     )
     return settings
