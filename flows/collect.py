@@ -34,13 +34,18 @@ from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from ..errors import ConfigError, DigestError
 from ..settings import CollectSettings, HttpSettings, Settings, load_settings
-from ..sources.batch import default_parse_processes, fetch_batch, split_by_host
+from ..sources.batch import (
+    default_parse_processes,
+    fetch_batch,
+    release_free_memory,
+    split_by_host,
+)
 from ..sources.registry import load_registry
 from ..sources.schedule import next_fetch_at
 from ..sources.types import Entry, FetchRequest, Outcome, SourceConfig
 from ..store.db import open_db, utcnow
 from ..store.items import newest_published, store_entries
-from ..store.runs import close_abandoned_runs, finish_run, record_fetch, start_run
+from ..store.runs import close_abandoned_runs, finish_run, record_fetch, run_fetches, start_run
 from ..store.sources import due_sources, is_stale, record_health, sync_sources
 from ..triage.run import triage_new
 
@@ -64,7 +69,9 @@ MAX_BATCHES = 4
 #: a crash loses at most this many sources' writes (they are fetched again next run).
 GROUP_SIZE = 25
 #: Parsed sources waiting for the writer at most; beyond this the fetch threads wait.
-QUEUE_SIZE = 64
+QUEUE_SIZE = GROUP_SIZE
+#: The writer gives freed memory back to the OS after storing this many sources.
+TRIM_EVERY = 100
 
 _parse_pool: Executor | None = None
 #: Where the fetch task hands each outcome when the flow stores them as they come (in-process).
@@ -217,7 +224,7 @@ class OutcomeWriter:
 
     def run(self, batches: int) -> None:
         """Store outcomes until `batches` batches have reported done (or `stop`)."""
-        done = 0
+        done = stored = 0
         self._idle.clear()
         try:
             while done < batches and not self._stopped.is_set():
@@ -239,6 +246,12 @@ class OutcomeWriter:
                         break
                 if group:
                     self._store(group)
+                    stored += len(group)
+                    if stored >= TRIM_EVERY:
+                        # Each parsed feed passes through this process once; without this its
+                        # freed memory stays resident and the process only grows.
+                        release_free_memory()
+                        stored = 0
         except BaseException:
             self._stopped.set()
             raise
@@ -249,12 +262,7 @@ class OutcomeWriter:
 def health_markdown(db: sqlite_utils.Database, run_id: int, stale_days: int) -> str:
     """A markdown table of this run's fetches, worst first, for the Prefect UI."""
     now = datetime.now(UTC)
-    rows = db.query(
-        "SELECT s.*, f.outcome, f.http_status, f.error, f.warning, f.items_new, f.items_updated,"
-        " f.duration_ms FROM fetches f JOIN sources s ON s.id = f.source_id WHERE f.run_id = ?"
-        " ORDER BY (f.outcome = 'failed') DESC, s.name",
-        [run_id],
-    )
+    rows = run_fetches(db, run_id)
     lines = ["| source | outcome | HTTP | new | updated | ms | note |",
              "|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -387,6 +395,7 @@ async def collect(force: bool = False, sources: list[str] | None = None,
             store_outcomes(db, run_id, rows, future.result(), settings.collect, counts, failures)
         if pool is not None:
             pool.shutdown()  # the parser processes' memory is not needed for triage
+        release_free_memory()
         triaged = triage(db, settings)
     except BaseException as e:
         writer.stop()  # the writer's thread must be done with the database first

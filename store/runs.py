@@ -56,3 +56,14 @@ def record_fetch(db: sqlite_utils.Database, run_id: int, source_id: int,
 
 _FETCH_COLUMNS = frozenset({"outcome", "http_status", "bytes", "duration_ms", "error",
                             "error_kind", "warning", "items_seen", "items_new", "items_updated"})
+
+
+def run_fetches(db: sqlite_utils.Database, run_id: int) -> list[dict[str, Any]]:
+    """A run's fetch records, each with its source's row, failures first then by name."""
+    return list(db.query(
+        "SELECT s.*, f.outcome, f.http_status, f.error, f.warning, f.items_new, f.items_updated,"
+        " f.duration_ms FROM fetches f JOIN sources s ON s.id = f.source_id WHERE f.run_id = ?"
+        " ORDER BY (f.outcome = 'failed') DESC, s.name",
+        [run_id],
+    ))
+
