@@ -7,6 +7,7 @@ run flows (it costs about a second to import).
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -82,6 +83,11 @@ def _db(settings: Settings) -> Iterator[Any]:
         yield db
     finally:
         db.close()
+
+
+def print_json(data: Any) -> None:
+    """Every command's --json output: UTF-8 text as is (日米, not \\u65e5), one-space indents."""
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=1) + "\n")
 
 
 def _fail(message: str, code: int = 1) -> None:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import shutil
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -15,7 +13,7 @@ from rich.table import Table
 
 from ..errors import DigestError
 from ..settings import PACKAGE_DIR, Settings
-from . import _db, _fail, app, err, out, state
+from . import _db, _fail, app, err, out, print_json, state
 
 # --- collect -----------------------------------------------------------------------------------
 
@@ -142,7 +140,7 @@ def items(
             raise DigestError(str(e)) from None
     if as_json:
         payload = [{k: r.get(k) for k in ITEM_JSON_FIELDS} for r in rows]
-        sys.stdout.write(json.dumps(payload, ensure_ascii=False, indent=1) + "\n")
+        print_json(payload)
         return
     table = Table(show_header=True, header_style="bold")
     for col in ("id", "published", "status", "source", "title"):

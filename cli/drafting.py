@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,7 +9,7 @@ import typer
 from rich.table import Table
 
 from ..settings import Settings
-from . import _db, app, out, state
+from . import _db, app, out, print_json, state
 
 issue_app = typer.Typer(help="Drafted issues: the archive and finalising.", no_args_is_help=True)
 app.add_typer(issue_app, name="issue")
@@ -76,7 +74,7 @@ def issue_list(
     with _db(state.settings()) as db:
         rows = all_issues(db)
     if as_json:
-        sys.stdout.write(json.dumps(rows, ensure_ascii=False, indent=1) + "\n")
+        print_json(rows)
         return
     table = Table(show_header=True, header_style="bold")
     for col in ("id", "vol.num", "date", "window", "status", "items", "files"):

@@ -8,7 +8,6 @@ argument: arguments end up in shell history and in `ps` output.
 from __future__ import annotations
 
 import getpass
-import json
 import sys
 from typing import Annotated, Any
 
@@ -17,7 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..errors import DigestError
-from . import _db, app, err, out, state
+from . import _db, app, err, out, print_json, state
 
 users_app = typer.Typer(help="Editor accounts for the web desk.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
@@ -90,7 +89,7 @@ def tag(
         rows = update_items(db, ids, changes, editor=_editor(), sections=settings.issue.sections,
                             add_tags=add_tags or (), remove_tags=remove_tags or ())
     if as_json:
-        sys.stdout.write(json.dumps(rows, ensure_ascii=False, indent=1) + "\n")
+        print_json(rows)
         return
     for r in rows:
         details = [r["status"], r["section"] or "no section"]
@@ -116,7 +115,7 @@ def history(
     with _db(state.settings()) as db:
         rows = item_history(db, item)
     if as_json:
-        sys.stdout.write(json.dumps(rows, ensure_ascii=False, indent=1) + "\n")
+        print_json(rows)
         return
     if not rows:
         out.print(f"item {item} has not been edited")
@@ -215,7 +214,7 @@ def users_list(
     with _db(state.settings()) as db:
         rows = list_users(db)
     if as_json:
-        sys.stdout.write(json.dumps(rows, ensure_ascii=False, indent=1) + "\n")
+        print_json(rows)
         return
     if not rows:
         out.print("no users yet: add one with 'digest users add NAME'")

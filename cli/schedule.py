@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from typing import Annotated
 
 import typer
 from rich.markup import escape
 
-from . import app, err, out, state
+from . import app, err, out, print_json, state
 
 
 @app.command()
@@ -25,7 +23,7 @@ def schedule(
     schedules = digest_schedules(settings)
     runs = next_runs(schedules, count=count)
     if as_json:
-        sys.stdout.write(json.dumps(next_runs_json(runs), indent=1) + "\n")
+        print_json(next_runs_json(runs))
         return
     rules = {"collect": f"cron {schedules.collect_cron}",
              "draft": f"{schedules.draft_rrule.split(':', 2)[-1]} from "
@@ -68,7 +66,7 @@ def deploy(
 
     result = deploy_flows(state.settings(), pool)
     if as_json:
-        sys.stdout.write(json.dumps(result, indent=1) + "\n")
+        print_json(result)
         return
     created = " (created, type process)" if result["pool_created"] else ""
     out.print(f"work pool {result['pool']}{created} on {result['api_url']}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -13,7 +12,7 @@ from rich.table import Table
 
 from ..errors import DigestError
 from ..settings import Settings
-from . import _db, _fail, app, err, out, state
+from . import _db, _fail, app, err, out, print_json, state
 
 sources_app = typer.Typer(help="The registry of sources and their health.", no_args_is_help=True)
 app.add_typer(sources_app, name="sources")
@@ -60,7 +59,7 @@ def sources_list(
             "items_14d": h.get("items_14d", 0), "next_fetch_at": h.get("next_fetch_at"),
         })
     if as_json:
-        sys.stdout.write(json.dumps(rows, ensure_ascii=False, indent=1) + "\n")
+        print_json(rows)
         return
     table = Table(show_header=True, header_style="bold")
     for col in ("name", "kind", "cc", "on", "last ok", "fails", "newest item", "14d", "health"):

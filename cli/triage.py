@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -11,7 +9,7 @@ import typer
 from rich.table import Table
 
 from ..errors import DigestError
-from . import _db, app, out, state
+from . import _db, app, out, print_json, state
 
 triage_app = typer.Typer(help="Relevance scoring and its quality.", no_args_is_help=True)
 app.add_typer(triage_app, name="triage")
@@ -65,8 +63,7 @@ def search(
             raise DigestError(str(e)) from None
     if as_json:
         keys = ("id", "source", "url", "title", "published_at", "status", "score", "snippet")
-        sys.stdout.write(json.dumps([{k: r.get(k) for k in keys} for r in rows],
-                                    ensure_ascii=False, indent=1) + "\n")
+        print_json([{k: r.get(k) for k in keys} for r in rows])
         return
     table = Table(show_header=True, header_style="bold")
     for col in ("id", "published", "status", "source", "title / snippet"):
