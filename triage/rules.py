@@ -443,8 +443,13 @@ def compile_terms(where: str, terms: Iterable[tuple[int, str, float]]) -> Matche
     )
     latin_rx = japanese_rx = None
     if latin:
-        # Whole words only: a word start before, and no word character after, each term.
-        latin_rx = re.compile(f"(?<!{_WORD})(?=(" + _trie_regex(latin, f"(?!{_WORD})") + "))")
+        # Whole words only: a word start before, and no word character after, each term. The
+        # check after the group backtracks into the trie (a lookahead is atomic only once it
+        # has matched), so it picks the longest term that ends a word, as a check at each of
+        # the trie's term ends would; written once, the pattern compiles ~10x faster (its
+        # character class is costly to compile, and the collect flow's parse workers each
+        # compile the rules).
+        latin_rx = re.compile(f"(?<!{_WORD})(?=(" + _trie_regex(latin, "") + f")(?!{_WORD}))")
     if japanese:
         japanese_rx = re.compile("(?=(" + _trie_regex(japanese, "") + "))")
     return Matcher(latin=latin_rx, japanese=japanese_rx, exact=exact, prefixes=tuple(prefixes))
