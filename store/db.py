@@ -37,6 +37,10 @@ def open_db(path: str | Path, *, migrate_schema: bool = True) -> sqlite_utils.Da
             # across application crashes (kill -9), which is what we need.
             db.execute("PRAGMA journal_mode = WAL")
         db.execute("PRAGMA synchronous = NORMAL")
+        # Checkpoint the WAL every ~40 MB rather than every 4 MB (SQLite's default): a collect
+        # run commits every few dozen sources, and each checkpoint rewrote (and synced) the
+        # same index pages again; fewer of them made storing ~10% cheaper.
+        db.execute("PRAGMA wal_autocheckpoint = 10000")
         db.execute("PRAGMA foreign_keys = ON")
         if migrate_schema:
             migrate(db)
