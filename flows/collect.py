@@ -3,9 +3,12 @@
     settings, registry  = load config and sources.toml      (a broken one fails the flow)
     sync the sources table with the registry; pick the due sources
     split them into batches by host; submit fetch_and_parse(batch) to the task runner
-    as each source is parsed: store its items and health (the writer groups the sources
-        waiting into one transaction, each source in its own savepoint), so storing overlaps
+        (the parse workers also score each entry and make its story tokens: triage/annotate)
+    as each source is parsed: store its items, already triaged, and its health (the writer
+        groups the sources waiting into one transaction, each source in its own savepoint,
+        and indexes the group's new items for search in one statement), so storing overlaps
         fetching and parsing and parsed feeds never pile up in memory
+    triage: cluster the new items into stories (and score any a killed run left unscored)
     finish the run row; publish a markdown artifact of source health
 
 A failing source never fails the flow: it is recorded on the source and in `fetches`.
@@ -35,8 +38,10 @@ from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from ..errors import ConfigError, DigestError
 from ..settings import CollectSettings, HttpSettings, Settings, load_settings
 from ..sources.batch import (
+    AfterParse,
     default_parse_processes,
     fetch_batch,
+    init_parse_worker,
     release_free_memory,
     split_by_host,
 )
@@ -44,9 +49,11 @@ from ..sources.registry import load_registry
 from ..sources.schedule import next_fetch_at
 from ..sources.types import Entry, FetchRequest, Outcome, SourceConfig
 from ..store.db import open_db, utcnow
-from ..store.items import newest_published, store_entries
+from ..store.items import index_in_bulk, newest_published, store_entries
 from ..store.runs import close_abandoned_runs, finish_run, record_fetch, run_fetches, start_run
 from ..store.sources import due_sources, is_stale, record_health, sync_sources
+from ..triage.annotate import Annotator, source_fields
+from ..triage.rules import Rules, load_rules
 from ..triage.run import triage_new
 
 
@@ -74,6 +81,8 @@ QUEUE_SIZE = GROUP_SIZE
 TRIM_EVERY = 100
 
 _parse_pool: Executor | None = None
+#: What the fetch task runs on each feed it parses in-process (the pool's workers have theirs).
+_after_parse: AfterParse | None = None
 #: Where the fetch task hands each outcome when the flow stores them as they come (in-process).
 _sink: Callable[[Outcome], None] | None = None
 _ENTRY_FIELDS = tuple(f.name for f in fields(Entry))
@@ -136,15 +145,23 @@ def health_values(row: Mapping[str, Any], outcome: Outcome, collect: CollectSett
 
 def store_outcome(db: sqlite_utils.Database, run_id: int, row: Mapping[str, Any],
                   outcome: Outcome, collect: CollectSettings,
-                  now: datetime | None = None) -> dict[str, int]:
-    """Write one source's items, health and fetch record in one transaction."""
+                  now: datetime | None = None,
+                  triaged: dict[str, int] | None = None) -> dict[str, int]:
+    """Write one source's items, health and fetch record in one transaction.
+
+    Entries the parse step annotated (`ParsedFeed.extras`) are stored already triaged, and
+    counted into `triaged` ("candidates", "filtered") when given.
+    """
     now = now or datetime.now(UTC)
     # Entry holds only strings and None: a flat dict is what asdict() would build, minus its
     # recursive deep copy.
     entries = ([{f: getattr(e, f) for f in _ENTRY_FIELDS} for e in outcome.feed.entries]
                if outcome.feed else [])
+    if outcome.feed and len(outcome.feed.extras) == len(entries):
+        for entry, extra in zip(entries, outcome.feed.extras, strict=True):
+            entry.update(extra)
     with db.atomic():
-        new, updated = store_entries(db, row["id"], entries, now=utcnow())
+        new, updated = store_entries(db, row["id"], entries, now=utcnow(), triaged=triaged)
         record_health(db, row["id"], health_values(row, outcome, collect, now,
                                                    newest_published(entries)))
         record_fetch(db, run_id, row["id"], {
@@ -165,17 +182,20 @@ def new_counts(due: int) -> dict[str, int]:
 
 def store_outcomes(db: sqlite_utils.Database, run_id: int, rows: Mapping[str, Mapping[str, Any]],
                    outcomes: Sequence[Outcome], collect: CollectSettings,
-                   counts: dict[str, int], failures: list[tuple[str, str]]) -> None:
+                   counts: dict[str, int], failures: list[tuple[str, str]],
+                   triaged: dict[str, int] | None = None) -> None:
     """Store a batch of outcomes in one transaction, adding to the counters.
 
     Each source is written in its own savepoint: one whose write fails leaves nothing behind,
-    the sources before it are committed, and the error is raised.
+    the sources before it are committed, and the error is raised. The new items of the whole
+    batch are indexed for search in one statement (`index_in_bulk`).
     """
     error: Exception | None = None
-    with db.atomic():
+    with db.atomic(), index_in_bulk(db):
         for outcome in outcomes:
             try:
-                written = store_outcome(db, run_id, rows[outcome.name], outcome, collect)
+                written = store_outcome(db, run_id, rows[outcome.name], outcome, collect,
+                                        triaged=triaged)
             except Exception as e:
                 error = e
                 break
@@ -282,7 +302,7 @@ def fetch_and_parse(batch: Sequence[FetchRequest], http: HttpSettings) -> list[O
     Run by the flow's own process, it hands each outcome to the flow's writer as soon as it is
     ready and returns nothing; elsewhere (a Dask worker) the outcomes are its result.
     """
-    sink, bar = _sink, progress
+    sink, bar, after_parse = _sink, progress, _after_parse
 
     def done(outcome: Outcome) -> None:
         if bar is not None:
@@ -291,7 +311,7 @@ def fetch_and_parse(batch: Sequence[FetchRequest], http: HttpSettings) -> list[O
             sink(outcome)
 
     return fetch_batch(batch, http, parse_pool=_parse_pool, on_outcome=done,
-                       keep_outcomes=sink is None)
+                       keep_outcomes=sink is None, after_parse=after_parse)
 
 
 def dask_task_runner(address: str) -> TaskRunner[Any]:
@@ -342,9 +362,29 @@ remote_fetch_and_parse = task(fetch_and_parse_remote, name="fetch-and-parse",
 
 
 @task(name="triage", cache_policy=NO_CACHE)
-def triage(db: sqlite_utils.Database, settings: Settings) -> dict[str, Any]:
-    """Score and cluster the items this run (or an interrupted one) stored."""
-    return triage_new(db, settings)
+def triage(db: sqlite_utils.Database, settings: Settings, rules: Rules,
+           stored: Mapping[str, int]) -> dict[str, Any]:
+    """Cluster the items this run stored, scoring any stored unscored (an interrupted run's).
+
+    `stored`: how many items the run stored already triaged, as candidates and filtered.
+    """
+    counts = triage_new(db, settings, rules)
+    for key in ("candidates", "filtered"):
+        counts[key] += stored.get(key, 0)
+        counts["scored"] += stored.get(key, 0)
+    return counts
+
+
+def start_parse_pool(settings: Settings, annotator: Annotator) -> ProcessPoolExecutor:
+    """Parser processes for a large run; each also triages what it parses (`annotator`)."""
+    ctx = multiprocessing.get_context("forkserver")
+    # Preloaded in the fork server, so each worker starts with them imported (and shared).
+    ctx.set_forkserver_preload(["alliance_digest.sources.parse",
+                                "alliance_digest.triage.annotate"])
+    return ProcessPoolExecutor(
+        max_workers=default_parse_processes(settings.collect.parse_processes), mp_context=ctx,
+        initializer=init_parse_worker, initargs=(annotator,),
+    )
 
 
 def prepare(settings: Settings, *, force: bool, names: Sequence[str] | None,
@@ -362,8 +402,9 @@ def prepare(settings: Settings, *, force: bool, names: Sequence[str] | None,
 async def collect(force: bool = False, sources: list[str] | None = None,
                   config: str | None = None) -> dict[str, Any]:
     """Collect every due source (all with `force`, or the named `sources`) into the store."""
-    global _parse_pool, _sink
+    global _parse_pool, _sink, _after_parse
     settings = load_settings(config)
+    rules = load_rules(settings)  # a broken rules file fails the run before anything is fetched
     db, registry, due = prepare(settings, force=force, names=sources)
     run_id = start_run(db, forced=force, source_filter=",".join(sources or []) or None)
     counts = new_counts(len(due))
@@ -372,16 +413,14 @@ async def collect(force: bool = False, sources: list[str] | None = None,
     requests_ = [request_for(r, registry.get(r["name"])) for r in due]
     if progress is not None:
         progress.started(len(requests_))
+    annotator = Annotator(rules, {r["name"]: source_fields(r) for r in due})
+    stored: dict[str, int] = {}
     pool = None
     if len(requests_) >= POOL_THRESHOLD and not settings.scale.dask_address:
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["alliance_digest.sources.parse"])
-        pool = ProcessPoolExecutor(
-            max_workers=default_parse_processes(settings.collect.parse_processes), mp_context=ctx
-        )
-    _parse_pool = pool
+        pool = start_parse_pool(settings, annotator)
+    _parse_pool, _after_parse = pool, annotator
     writer = OutcomeWriter(lambda group: store_outcomes(db, run_id, rows, group, settings.collect,
-                                                        counts, failures))
+                                                        counts, failures, stored))
     _sink = writer.put
     remote: TaskRunner[Any] | None = None
     try:
@@ -392,18 +431,19 @@ async def collect(force: bool = False, sources: list[str] | None = None,
             future.add_done_callback(writer.batch_done)
         await asyncio.to_thread(writer.run, len(futures))
         for future in futures:  # raises a failed batch's error; stores a remote batch's outcomes
-            store_outcomes(db, run_id, rows, future.result(), settings.collect, counts, failures)
+            store_outcomes(db, run_id, rows, future.result(), settings.collect, counts, failures,
+                           stored)
         if pool is not None:
             pool.shutdown()  # the parser processes' memory is not needed for triage
         release_free_memory()
-        triaged = triage(db, settings)
+        triaged = triage(db, settings, rules, stored)
     except BaseException as e:
         writer.stop()  # the writer's thread must be done with the database first
         finish_run(db, run_id, counts, error=f"{type(e).__name__}: {e}")
         raise
     finally:
         writer.stop()
-        _parse_pool = _sink = None
+        _parse_pool = _sink = _after_parse = None
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
         if remote is not None:

@@ -42,6 +42,21 @@ from .types import FetchRequest, Outcome, ParsedFeed
 LARGE_BODY_BYTES = 1024 * 1024
 _large_parses = threading.Semaphore(1)
 
+#: What a caller does with each parsed feed where it was parsed: (feed, source name) -> feed.
+AfterParse = Callable[[ParsedFeed, str], ParsedFeed]
+#: The after-parse step of this parse worker process (set by `init_parse_worker`).
+_worker_after_parse: AfterParse | None = None
+
+
+def init_parse_worker(after_parse: AfterParse | None) -> None:
+    """Process pool initializer: run `after_parse` on every feed this worker parses.
+
+    Given once per worker rather than with every job, so what it holds (compiled rules) is
+    sent and rebuilt once per process.
+    """
+    global _worker_after_parse
+    _worker_after_parse = after_parse
+
 
 @functools.cache
 def _malloc_trim() -> Callable[[int], int] | None:
@@ -69,13 +84,19 @@ def parse_job(
     url: str,
     language: str | None,
     options: Mapping[str, Any],
+    name: str = "",
+    after_parse: AfterParse | None = None,
 ) -> ParsedFeed | tuple[str, str]:
     """Parse in a worker process; a parse failure comes back as (error class name, message).
 
-    Returning the error as data avoids pickling exception objects across processes.
+    Returning the error as data avoids pickling exception objects across processes. The feed
+    goes through `after_parse` (else the worker's, see `init_parse_worker`) with the source's
+    name.
     """
     try:
-        return parse(kind, body, dict(headers), url, language, dict(options))
+        feed = parse(kind, body, dict(headers), url, language, dict(options))
+        after_parse = after_parse or _worker_after_parse
+        return after_parse(feed, name) if after_parse is not None else feed
     except errors.SourceError as e:
         return (e.kind, str(e))
     finally:
@@ -96,8 +117,13 @@ def fetch_one(
     http: HttpSettings,
     limiter: HostLimiter,
     parse_pool: Executor | None = None,
+    after_parse: AfterParse | None = None,
 ) -> Outcome:
-    """Fetch and parse one source; every failure becomes a `failed` Outcome."""
+    """Fetch and parse one source; every failure becomes a `failed` Outcome.
+
+    `after_parse` runs on the parsed feed when it is parsed in this process; a pool's workers
+    run their own (`init_parse_worker`).
+    """
     started = time.monotonic()
 
     def elapsed_ms() -> int:
@@ -137,11 +163,13 @@ def fetch_one(
         response.url,
         request.language,
         request.options,
+        request.name,
     )
     try:
         with _large_parses if len(response.body) >= LARGE_BODY_BYTES else contextlib.nullcontext():
             result = (
-                parse_pool.submit(parse_job, *args).result() if parse_pool else parse_job(*args)
+                parse_pool.submit(parse_job, *args).result() if parse_pool
+                else parse_job(*args, after_parse=after_parse)
             )
     except Exception as e:  # a crashed worker process must not take the run down
         result = ("ParseError", f"parser crashed: {type(e).__name__}: {e}")
@@ -175,6 +203,7 @@ def fetch_batch(
     parse_pool: Executor | None = None,
     on_outcome: Callable[[Outcome], None] | None = None,
     keep_outcomes: bool = True,
+    after_parse: AfterParse | None = None,
 ) -> list[Outcome]:
     """Fetch and parse many sources concurrently; outcomes in completion order.
 
@@ -192,7 +221,7 @@ def fetch_batch(
 
     def job(request: FetchRequest) -> Outcome:
         slots.acquire()
-        return fetch_one(session, request, http, limiter, parse_pool)
+        return fetch_one(session, request, http, limiter, parse_pool, after_parse)
 
     with (
         make_session(http) as session,

@@ -77,6 +77,9 @@ class ParsedFeed:
     entries: tuple[Entry, ...]
     #: Problems worth showing on the source that did not stop parsing ("no items", "bozo: …").
     warnings: tuple[str, ...] = ()
+    #: Per-entry values computed after parsing by whoever runs the parse (the collect flow has
+    #: triage score entries in the parse workers), aligned with `entries`; empty when none.
+    extras: tuple[Mapping[str, Any], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,6 +34,8 @@ class ClusterRow:
     lead_key: tuple[int, float, int]
     title: str | None
     summary_text: str | None
+    #: Its token set when computed before (`item_tokens_new`); the text is then not read.
+    tokens: bytes | None = None
 
 
 def _lead_key(category: str | None, day: float, item_id: int) -> tuple[int, float, int]:
@@ -47,16 +49,23 @@ def unclustered_ids(db: sqlite_utils.Database) -> list[int]:
 
 
 def batch_rows(db: sqlite_utils.Database, item_ids: Sequence[int]) -> list[ClusterRow]:
-    """The batch's items with their text, oldest first; unknown ids are left out."""
+    """The batch's items with their text (or tokens made earlier), oldest first.
+
+    Unknown ids are left out.
+    """
     rows: list[ClusterRow] = []
     for start in range(0, len(item_ids), _CHUNK):
         chunk = list(item_ids[start:start + _CHUNK])
         marks = ",".join("?" * len(chunk))
-        for item_id, day, category, title, text in db.execute(
-            "SELECT items.id, julianday(items.published_at), sources.category, items.title, "
-            "items.summary_text FROM items JOIN sources ON sources.id = items.source_id "
+        for item_id, day, category, title, text, tokens in db.execute(
+            "SELECT items.id, julianday(items.published_at), sources.category, "
+            "CASE WHEN new.tokens IS NULL THEN items.title END, "
+            "CASE WHEN new.tokens IS NULL THEN items.summary_text END, new.tokens "
+            "FROM items JOIN sources ON sources.id = items.source_id "
+            "LEFT JOIN item_tokens_new AS new ON new.item_id = items.id "
             f"WHERE items.id IN ({marks})", chunk):
-            rows.append(ClusterRow(item_id, day, _lead_key(category, day, item_id), title, text))
+            rows.append(ClusterRow(item_id, day, _lead_key(category, day, item_id), title, text,
+                                   tokens))
     rows.sort(key=lambda r: (r.day, r.id))
     return rows
 
@@ -85,10 +94,11 @@ def texts(db: sqlite_utils.Database, item_ids: Sequence[int]) -> dict[int, tuple
 
 
 def save_tokens(db: sqlite_utils.Database, rows: Iterable[tuple[int, float, bytes]]) -> None:
-    """Store (item_id, day, tokens), replacing older ones."""
+    """Store (item_id, day, tokens), replacing older ones (and tokens made before clustering)."""
+    rows = list(rows)
     db.conn.executemany(
-        "INSERT OR REPLACE INTO item_tokens (item_id, day, tokens) VALUES (?, ?, ?)",
-        list(rows))
+        "INSERT OR REPLACE INTO item_tokens (item_id, day, tokens) VALUES (?, ?, ?)", rows)
+    db.conn.executemany("DELETE FROM item_tokens_new WHERE item_id = ?", [(r[0],) for r in rows])
 
 
 @dataclass(frozen=True, slots=True)

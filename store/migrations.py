@@ -298,8 +298,50 @@ def _issues(db: sqlite_utils.Database) -> None:
     db["issue_items"].create_index(["item_id"])
 
 
+def _collect_fast_path(db: sqlite_utils.Database) -> None:
+    """What lets a collect run index and triage new items in bulk (flows/collect.py).
+
+    - `search_deferred`: while it holds a row (inside a writer's transaction only, see
+      `store.items.index_in_bulk`), inserting an item does not index it; the writer indexes
+      every item inserted after `after_id` in one statement before committing. FTS5 writes a
+      new index segment per statement, and merging thousands of one-source segments cost a
+      third of storing a large run.
+    - `item_tokens_new`: story tokens of new items, computed beside relevance in the parse
+      workers, so clustering at the end of a run does not tokenise them again. Clustering
+      moves them to `item_tokens`; a changed title or summary makes them stale (dropped).
+    """
+    db["search_deferred"].create({"id": int, "after_id": int}, pk="id", not_null={"after_id"},
+                                 if_not_exists=True)
+    cols = ", ".join(f"[{c}]" for c in SEARCH_COLUMNS)
+    new_cols = ", ".join(f"new.[{c}]" for c in SEARCH_COLUMNS)
+    # Same name as sqlite-utils' trigger, so its disable_fts/rebuild helpers still find it.
+    db.execute("DROP TRIGGER IF EXISTS [items_ai]")
+    db.execute(
+        "CREATE TRIGGER [items_ai] AFTER INSERT ON [items] "
+        "WHEN NOT EXISTS (SELECT 1 FROM [search_deferred]) BEGIN "
+        f"INSERT INTO [items_fts] (rowid, {cols}) VALUES (new.rowid, {new_cols}); END"
+    )
+    db["item_tokens_new"].create(
+        {"item_id": int, "tokens": bytes},
+        pk="item_id",
+        foreign_keys=[("item_id", "items", "id")],
+        not_null={"tokens"},
+        if_not_exists=True,
+    )
+    db.execute("DROP TRIGGER IF EXISTS [items_tokens_new_au]")
+    db.execute(
+        "CREATE TRIGGER [items_tokens_new_au] AFTER UPDATE OF [title], [summary_text] "
+        "ON [items] BEGIN DELETE FROM [item_tokens_new] WHERE item_id = old.id; END"
+    )
+    db.execute("DROP TRIGGER IF EXISTS [items_tokens_new_bd]")
+    db.execute(
+        "CREATE TRIGGER [items_tokens_new_bd] BEFORE DELETE ON [items] "
+        "BEGIN DELETE FROM [item_tokens_new] WHERE item_id = old.id; END"
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
-    _initial, _triage, _search_and_story_tokens, _editor_desk, _issues,
+    _initial, _triage, _search_and_story_tokens, _editor_desk, _issues, _collect_fast_path,
 ]
 
 

@@ -9,6 +9,7 @@ with the same Japanese ministers in the same city.
 
 from __future__ import annotations
 
+import random
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
@@ -23,9 +24,8 @@ from alliance_digest.triage.clusters import (
     cluster_items,
     cluster_members,
     similar_pairs,
-    story_tokens,
-    token_set,
 )
+from alliance_digest.triage.tokens import story_tokens, token_set
 
 SOURCES = [
     ("MOFA Japan", "government"),
@@ -347,3 +347,17 @@ def test_candidate_search_finds_every_pair_at_the_threshold():
         for score, i, j in found:
             assert score == pytest.approx(
                 len(words[i] & words[j]) / len(words[i] | words[j]))
+
+
+def test_summary_tokens_from_a_prefix_are_those_of_the_whole_text():
+    """story_tokens reads only the start of a long summary when that cannot change the result."""
+    from alliance_digest.triage import tokens
+
+    rng = random.Random(7)
+    pieces = ["日米同盟を強化する", "Kishida met Biden", "防衛相", "in Tokyo on Friday,", "9:40",
+              "a.m.", "ΟΔΟΣ", "talks", "U.S.-Japan", "沖縄", "Ｕ Ｓ Ｆ Ｊ", "e\u0301t\u00e9",
+              "Marles's", "islands", "the", "and", "at"]
+    for _ in range(3000):
+        text = " ".join(rng.choice(pieces) for _ in range(rng.randint(1, 250)))
+        whole = tokens._words(text)[: tokens.SUMMARY_TOKENS]
+        assert tokens._summary_words(text) == whole, text

@@ -2,7 +2,9 @@
 
 The pipeline, per time-ordered chunk of the batch:
 
-    tokens   = story_tokens(title, summary) for each batch item       # normalised word set
+    tokens   = token_set(title, summary) for each batch item          # triage/tokens.py;
+                                                                      # made at parse time
+                                                                      # for new items
     history  = (id, day, tokens) of clustered items within ±window    # item_tokens.day index:
                                                                       # never re-tokenised
     pairs    = candidates sharing >= 2 of their rarest tokens          # one scipy sparse
@@ -31,9 +33,6 @@ way LSH is, and cheaper (see similar_pairs).
 from __future__ import annotations
 
 import gc
-import re
-import unicodedata
-import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -45,15 +44,13 @@ from scipy import sparse
 
 from ..store import clusters as store
 from ..store.clusters import ClusterRow
+from .tokens import token_set
 
 #: Jaccard index at or above which two items report the same event. Chosen on realistic
 #: multi-outlet coverage (tests/test_clusters.py): reports of one event score 0.3-0.65,
 #: different events with the same officials (Japan-US vs Japan-Australia 2+2) 0.2-0.25.
 DEFAULT_THRESHOLD = 0.3
 DEFAULT_WINDOW_DAYS = 3.0
-#: Summary words considered: the lead paragraph names the event; later paragraphs drift into
-#: background that differs between outlets and only dilutes the overlap.
-SUMMARY_TOKENS = 40
 #: Items with fewer distinct tokens ("Press Release", "Readout") never link: a two-word
 #: overlap says nothing about the event.
 MIN_TOKENS = 4
@@ -69,36 +66,6 @@ _BITMAP_SIZE = 1 << 22
 #: Tolerance on day comparisons (julianday doubles carry ~50 µs of rounding).
 _EPS_DAYS = 1e-6
 
-#: Function words, press-release boilerplate, and words nearly every alliance item contains.
-_STOP_WORDS = """
-a about above after again against ago all also am amid among an and any are as at be been
-before being between both but by can could did do does during each either for from further
-had has have having he her here hers him his how i if in into is it its itself just may might
-more most much must my new no nor not now of off on once only or other our out over own said
-same say says she should since so some such than that the their them then there these they
-this those through to too under until up upon very via was we were what when where whether
-which while who whom why will with within without would yet you your
-mr ms mrs dr hon honorable excellency local time approximately commencing minute minutes
-margin margins sideline sidelines press release releases statement joint readout today
-yesterday week
-japan japanese japan's us u.s usa united states america american americans alliance
-minister ministers ministry foreign affairs defense defence secretary state talk talks
-meeting meetings meet meets met hold holds held security agree agrees agreed agreement
-cooperation cooperate military force forces two both strengthen strengthened bilateral
-deepen boost vow vows vowed region regional further work toward towards first government
-official officials country countries nation nations
-"""
-_STOP = frozenset(_STOP_WORDS.split())
-
-_WORD = re.compile(r"[a-z0-9]+(?:[.'+&][a-z0-9]+)*")
-#: Kana and CJK ideographs: Japanese has no spaces, so it is compared by character bigrams.
-_CJK = re.compile(r"[\u3041-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
-#: Bigrams touching hiragana are mostly particles and verb endings ("を確", "しま").
-_HIRAGANA = re.compile(r"[\u3041-\u309f]")
-#: Clock times ("9:40 a.m.") are how ministries open a release, not what it is about.
-_CLOCK = re.compile(r"\b\d{1,2}:\d{2}(?:\s*[ap]\.?\s?m\b\.?)?", re.IGNORECASE)
-
-
 @dataclass(frozen=True, slots=True)
 class ClusterStats:
     """What one clustering run did."""
@@ -113,38 +80,6 @@ class ClusterStats:
     window_items: int
     #: Item pairs at or above the threshold within the window.
     pairs: int
-
-
-def _words(text: str) -> list[str]:
-    text = _CLOCK.sub(" ", unicodedata.normalize("NFKC", text).lower())
-    out: list[str] = []
-    for run in _CJK.findall(text):
-        grams = [run] if len(run) == 1 else [run[k:k + 2] for k in range(len(run) - 1)]
-        out += [g for g in grams if not _HIRAGANA.search(g)]
-    for word in _WORD.findall(text):
-        word = word.removesuffix("'s")
-        if word in _STOP:
-            continue
-        # Plural "s" only: "talks"/"talk", "islands"/"island"; a real stemmer would also fold
-        # names ("Marles", "Austin") into other words.
-        if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
-            word = word[:-1]
-            if word in _STOP:
-                continue
-        out.append(word)
-    return out
-
-
-def story_tokens(title: str | None, summary_text: str | None) -> list[str]:
-    """The words two reports of the same event are compared on (see the module docstring)."""
-    words = _words(title or "") + _words(summary_text or "")[:SUMMARY_TOKENS]
-    return list(dict.fromkeys(words))
-
-
-def token_set(title: str | None, summary_text: str | None) -> bytes:
-    """story_tokens as sorted unique 32-bit hashes, the form stored in item_tokens."""
-    hashes = {zlib.crc32(t.encode("utf-8")) for t in story_tokens(title, summary_text)}
-    return np.array(sorted(hashes), dtype="<u4").tobytes()
 
 
 def similar_pairs(sets: Sequence[bytes], days: np.ndarray, n_batch: int, *,
@@ -321,7 +256,8 @@ def _cluster_chunk(db: sqlite_utils.Database, batch: list[ClusterRow], window_da
     history = [h for h in store.window_tokens(db, batch[0].day - window_days - _EPS_DAYS,
                                               batch[-1].day + window_days + _EPS_DAYS)
                if h[0] not in batch_ids]
-    batch_sets = [token_set(r.title, r.summary_text) for r in batch]
+    batch_sets = [r.tokens if r.tokens is not None else token_set(r.title, r.summary_text)
+                  for r in batch]
     stale = [h[0] for h in history if h[2] is None]
     refreshed = {item_id: token_set(*text) for item_id, text in store.texts(db, stale).items()}
     sets = batch_sets + [h[2] if h[2] is not None else refreshed.get(h[0], b"")

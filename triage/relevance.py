@@ -22,13 +22,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import sqlite_utils
-
-from ..store.db import utcnow
-from ..store.scores import ScoreUpdate, is_triage_owned, items_to_score, write_scores
 from .rules import FALSE_FRIEND, Rules, normalise
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 __all__ = ["Scored", "apply_relevance", "score_item", "score_text"]
 
@@ -145,6 +144,11 @@ def apply_relevance(db: sqlite_utils.Database, rules: Rules, *, only_untriaged: 
     `moved_out` (items scored before whose status changed to candidate or to filtered); and
     `candidates` and `filtered` among the items scored for the first time.
     """
+    # The store is imported here, not at the top: the collect flow's parse workers run
+    # score_text and have no use for sqlite-utils (or the numpy it loads).
+    from ..store.db import utcnow
+    from ..store.scores import ScoreUpdate, is_triage_owned, items_to_score, write_scores
+
     counts = {"scored": 0, "moved_in": 0, "moved_out": 0, "candidates": 0, "filtered": 0}
     for batch in items_to_score(db, only_untriaged=only_untriaged, item_ids=item_ids):
         now = utcnow()

@@ -14,12 +14,16 @@ import sqlite_utils
 from ..settings import Settings
 from .clusters import cluster_items
 from .relevance import apply_relevance
-from .rules import load_rules
+from .rules import Rules, load_rules
 
 
-def triage_new(db: sqlite_utils.Database, settings: Settings) -> dict[str, Any]:
-    """Score and cluster every item not triaged yet (those a killed run left included)."""
-    rules = load_rules(settings)
+def triage_new(db: sqlite_utils.Database, settings: Settings,
+               rules: Rules | None = None) -> dict[str, Any]:
+    """Score and cluster every item not triaged yet (those a killed run left included).
+
+    `rules`: the rules in force if already loaded, else they are read from `settings`.
+    """
+    rules = rules or load_rules(settings)
     counts = apply_relevance(db, rules, only_untriaged=True)
     stats = cluster_items(db)
     return {**counts, "clustered": stats.items, "in_stories": stats.in_stories,

@@ -1,0 +1,198 @@
+"""Triage done where feeds are parsed: the store must end exactly as triage-after-storing leaves it.
+
+The collect flow has its parse workers score each entry and make its story tokens
+(triage/annotate.py), inserts the items already triaged, and indexes each group of sources for
+search in one statement (store.items.index_in_bulk). These tests collect the same real feeds
+from a server on 127.0.0.1 three ways — parse workers, in-process, and plain (no annotation,
+everything triaged after storing) — and compare what each database holds.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alliance_digest.feedserver import FeedServer
+from alliance_digest.flows.collect import (
+    new_counts,
+    prepare,
+    request_for,
+    start_parse_pool,
+    store_outcomes,
+)
+from alliance_digest.flows.collect import triage as triage_task
+from alliance_digest.settings import load_settings
+from alliance_digest.sources.batch import fetch_batch
+from alliance_digest.store.db import open_db
+from alliance_digest.store.items import index_in_bulk, store_entries
+from alliance_digest.store.runs import finish_run, start_run
+from alliance_digest.store.sources import sync_sources
+from alliance_digest.triage.annotate import Annotator, source_fields
+from alliance_digest.triage.rules import load_rules
+from alliance_digest.triage.search import search
+from support import SHARED
+
+CORPUS = SHARED / "corpus"
+
+
+def _sources() -> dict[str, tuple[str, str]]:
+    """name -> (path under corpus/, extra sources.toml lines): alliance news and other feeds."""
+    picked = {
+        "White House": ("whitehouse/briefing-room.xml",
+                        'owner = "The White House"\ncountry = "US"\ncategory = "government"'),
+    }
+    manifest = (CORPUS / "real" / "MANIFEST.tsv").read_text(encoding="utf-8").splitlines()
+    header = manifest[0].split("\t")
+    rows = [dict(zip(header, line.split("\t"), strict=False)) for line in manifest[1:]]
+    good = [r for r in rows if r["n_items"].isdigit() and int(r["n_items"]) > 0]
+    for i, r in enumerate(good[:: max(1, len(good) // 14)][:14]):
+        picked[f"feed {i}"] = ("real/" + r["local_path"], 'category = "news"\ncountry = "INTL"')
+    return picked
+
+
+def _collect(folder: Path, server: FeedServer, how: str) -> dict[str, Any]:
+    """Collect every source `how` ("pool", "in-process" or "plain"); returns the triage counts."""
+    folder.mkdir()
+    registry = "".join(
+        f'[[source]]\nname = "{name}"\nurl = "{server.url("/" + path)}"\n{extra}\n'
+        for name, (path, extra) in _sources().items()
+    )
+    (folder / "sources.toml").write_text(registry, encoding="utf-8")
+    (folder / "digest.toml").write_text('[store]\npath = "d.db"\n[http]\nmax_bytes = 20000000\n')
+    settings = load_settings(folder / "digest.toml")
+    rules = load_rules(settings)
+    db, registry_, due = prepare(settings, force=True, names=None)
+    run_id = start_run(db)
+    counts, failures, stored = new_counts(len(due)), [], {}
+    requests_ = [request_for(r, registry_[r["name"]]) for r in due]
+    annotator = Annotator(rules, {r["name"]: source_fields(r) for r in due})
+    if how == "pool":
+        pool = start_parse_pool(settings, annotator)
+        try:
+            outcomes = fetch_batch(requests_, settings.http, parse_pool=pool)
+        finally:
+            pool.shutdown()
+    elif how == "in-process":
+        outcomes = fetch_batch(requests_, settings.http, after_parse=annotator)
+    else:
+        outcomes = fetch_batch(requests_, settings.http)
+    rows = {r["name"]: r for r in due}
+    # Two groups, as the flow's writer stores them.
+    half = len(outcomes) // 2
+    for group in (outcomes[:half], outcomes[half:]):
+        store_outcomes(db, run_id, rows, group, settings.collect, counts, failures, stored)
+    assert not failures, failures
+    triaged = triage_task.fn(db, settings, rules, stored)
+    finish_run(db, run_id, counts)
+    db.close()
+    return triaged
+
+
+def _state(path: Path) -> dict[tuple[str, str], dict[str, Any]]:
+    """Every item keyed by (source, identity), with its story as the set of its members' keys."""
+    conn = sqlite3.connect(path)
+    conn.row_factory = sqlite3.Row
+    rows = conn.execute(
+        "SELECT items.*, sources.name AS source, item_tokens.tokens AS tokens FROM items "
+        "JOIN sources ON sources.id = items.source_id "
+        "LEFT JOIN item_tokens ON item_tokens.item_id = items.id").fetchall()
+    key_of = {r["id"]: (r["source"], r["identity"]) for r in rows}
+    stories: dict[int, set[tuple[str, str]]] = {}
+    for r in rows:
+        stories.setdefault(r["cluster_id"], set()).add(key_of[r["id"]])
+    state = {}
+    for r in rows:
+        state[key_of[r["id"]]] = {
+            "score": r["score"], "reasons": json.loads(r["reasons"]), "status": r["status"],
+            "status_by": r["status_by"], "tokens": r["tokens"],
+            "lead": key_of[r["cluster_id"]], "story": frozenset(stories[r["cluster_id"]]),
+            "triaged": r["triaged_at"] is not None,
+        }
+    conn.close()
+    return state
+
+
+@pytest.fixture(scope="module")
+def collected(tmp_path_factory):
+    root = tmp_path_factory.mktemp("collect-triage")
+    with FeedServer(CORPUS) as server:
+        counts = {how: _collect(root / how, server, how) for how in ("pool", "in-process", "plain")}
+    return root, counts
+
+
+@pytest.mark.parametrize("how", ["pool", "in-process"])
+def test_items_triaged_where_parsed_match_triage_after_storing(collected, how):
+    root, counts = collected
+    plain, annotated = _state(root / "plain" / "d.db"), _state(root / how / "d.db")
+    assert len(plain) > 500
+    assert annotated.keys() == plain.keys()
+    assert annotated == plain
+    assert all(item["triaged"] and item["tokens"] for item in annotated.values())
+    statuses = {item["status"] for item in annotated.values()}
+    assert statuses == {"candidate", "filtered"}  # the White House feed has alliance news
+    assert any(len(item["story"]) > 1 for item in annotated.values())
+    assert counts[how] == counts["plain"]
+    assert counts[how]["candidates"] + counts[how]["filtered"] == len(annotated)
+
+
+@pytest.mark.parametrize("how", ["pool", "in-process", "plain"])
+def test_search_index_is_complete_and_sound(collected, how):
+    root, _ = collected
+    db = open_db(root / how / "d.db")
+    try:
+        db.execute("INSERT INTO items_fts (items_fts) VALUES ('integrity-check')")
+        db.execute("INSERT INTO items_fts (items_fts, rank) VALUES ('integrity-check', 1)")
+        assert db.execute("SELECT count(*) FROM search_deferred").fetchone()[0] == 0
+        assert db.execute("SELECT count(*) FROM item_tokens_new").fetchone()[0] == 0
+        indexed = db.execute("SELECT count(*) FROM items_fts_docsize").fetchone()[0]
+        assert indexed == db.execute("SELECT count(*) FROM items").fetchone()[0]
+        found = {r["id"] for r in search(db, "Japan", limit=10_000)}
+        like = {r[0] for r in db.execute(
+            "SELECT id FROM items WHERE title LIKE '%japan%' OR summary_text LIKE '%japan%'")}
+        assert found == like and found
+    finally:
+        db.close()
+
+
+def test_index_in_bulk_indexes_what_the_block_kept(tmp_path):
+    db = open_db(tmp_path / "d.db")
+    sync_sources(db, [{"name": "a", "url": "http://127.0.0.1/a"},
+                      {"name": "b", "url": "http://127.0.0.1/b"}])
+    store_entries(db, 1, [_entry("before", "Quad leaders meet")])
+
+    class Boom(Exception):
+        pass
+
+    # As the collect writer does: a source whose savepoint failed leaves nothing behind.
+    with db.atomic(), index_in_bulk(db):
+        store_entries(db, 1, [_entry("kept", "Okinawa base relocation")])
+        with pytest.raises(Boom), db.atomic():
+            store_entries(db, 2, [_entry("rolled back", "Okinawa typhoon")])
+            raise Boom
+        assert not search(db, "Okinawa")  # inside the block, inserts wait to be indexed
+    assert {r["title"] for r in search(db, "Okinawa")} == {"Okinawa base relocation"}
+    assert {r["title"] for r in search(db, "Quad")} == {"Quad leaders meet"}
+    assert db.execute("SELECT count(*) FROM search_deferred").fetchone()[0] == 0
+    db.execute("INSERT INTO items_fts (items_fts, rank) VALUES ('integrity-check', 1)")
+
+    # An error out of the transaction takes everything back, the deferral included.
+    with pytest.raises(Boom), db.atomic(), index_in_bulk(db):
+        store_entries(db, 2, [_entry("lost", "Okinawa election")])
+        raise Boom
+    assert db.execute("SELECT count(*) FROM search_deferred").fetchone()[0] == 0
+    assert len(search(db, "Okinawa")) == 1
+
+    # After a block, inserts are indexed one by one again.
+    store_entries(db, 2, [_entry("after", "Okinawa governor")])
+    assert len(search(db, "Okinawa")) == 2
+    db.execute("INSERT INTO items_fts (items_fts, rank) VALUES ('integrity-check', 1)")
+    db.close()
+
+
+def _entry(identity: str, title: str) -> dict[str, Any]:
+    return {"identity": identity, "guid": identity, "url": None, "title": title,
+            "summary": "", "summary_text": "", "author": None, "language": "en",
+            "image_url": None, "published_at": "2026-11-20T00:00:00Z", "updated_at": None}
