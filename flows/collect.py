@@ -48,7 +48,7 @@ from ..sources.batch import (
 from ..sources.registry import load_registry
 from ..sources.schedule import next_fetch_at
 from ..sources.types import Entry, FetchRequest, Outcome, SourceConfig
-from ..store.db import open_db, utcnow
+from ..store.db import open_db, utcnow, write_transaction
 from ..store.items import index_in_bulk, newest_published, store_entries
 from ..store.runs import close_abandoned_runs, finish_run, record_fetch, run_fetches, start_run
 from ..store.sources import due_sources, is_stale, record_health, sync_sources
@@ -191,7 +191,7 @@ def store_outcomes(db: sqlite_utils.Database, run_id: int, rows: Mapping[str, Ma
     batch are indexed for search in one statement (`index_in_bulk`).
     """
     error: Exception | None = None
-    with db.atomic(), index_in_bulk(db):
+    with write_transaction(db), index_in_bulk(db):
         for outcome in outcomes:
             try:
                 written = store_outcome(db, run_id, rows[outcome.name], outcome, collect,

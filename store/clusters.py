@@ -43,9 +43,17 @@ def _lead_key(category: str | None, day: float, item_id: int) -> tuple[int, floa
 
 
 def unclustered_ids(db: sqlite_utils.Database) -> list[int]:
-    """Items never clustered (or detached for re-clustering), oldest first."""
-    return [r[0] for r in db.execute(
-        "SELECT id FROM items WHERE cluster_id IS NULL ORDER BY published_at, id")]
+    """Items waiting to be clustered, oldest first.
+
+    Those never clustered (or detached for re-clustering), and those inserted already triaged
+    as stories of their own, which wait in `item_tokens_new` (migration 6).
+    """
+    rows = db.execute(
+        "SELECT id, published_at FROM items WHERE cluster_id IS NULL UNION "
+        "SELECT items.id, items.published_at FROM item_tokens_new "
+        "JOIN items ON items.id = item_tokens_new.item_id").fetchall()
+    rows.sort(key=lambda r: (r[1], r[0]))
+    return [r[0] for r in rows]
 
 
 def batch_rows(db: sqlite_utils.Database, item_ids: Sequence[int]) -> list[ClusterRow]:
@@ -155,9 +163,11 @@ def assign(db: sqlite_utils.Database, assignments: Iterable[tuple[int, int]],
            relead: Iterable[tuple[int, int]] = ()) -> None:
     """Write (item_id, lead_id) pairs, and move whole stories (old_lead, new_lead) to new leads."""
     db.conn.executemany("UPDATE items SET cluster_id = ? WHERE cluster_id = ?",
-                   [(new, old) for old, new in relead])
-    db.conn.executemany("UPDATE items SET cluster_id = ? WHERE id = ?",
-                   [(lead, item_id) for item_id, lead in assignments])
+                        [(new, old) for old, new in relead])
+    # Only rows whose lead changes: rewriting an item's row costs a page write, and most new
+    # items stay the story of their own they were inserted as.
+    db.conn.executemany("UPDATE items SET cluster_id = ? WHERE id = ? AND cluster_id IS NOT ?",
+                        [(lead, item_id, lead) for item_id, lead in assignments])
 
 
 def cluster_members(db: sqlite_utils.Database, item_id: int) -> list[dict[str, Any]]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -49,3 +51,21 @@ def open_db(path: str | Path, *, migrate_schema: bool = True) -> sqlite_utils.Da
         raise StoreError(f"{path}: cannot open database: {e}") from None
     except OSError as e:
         raise StoreError(f"{path}: cannot open database: {e.strerror}") from None
+
+
+@contextmanager
+def write_transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
+    """A transaction that holds the write lock from its start (BEGIN IMMEDIATE).
+
+    For a writer that reads before it writes (the ids it will give, what is stored already):
+    in a deferred transaction another connection's commit in between makes the first write
+    fail (SQLITE_BUSY_SNAPSHOT); here other writers wait (busy timeout) instead. Nested
+    `db.atomic()` blocks inside become savepoints. Commits on success, rolls back on error.
+    """
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.conn.rollback()
+        raise
+    db.conn.commit()

@@ -46,8 +46,9 @@ def store_entries(db: sqlite_utils.Database, source_id: int,
     move it. Call inside a transaction (`db.atomic()`) to make the source's write atomic.
 
     An entry that also carries TRIAGE_KEYS is inserted already triaged: its score and reasons,
-    status `filtered` (by triage) unless relevant, and its story tokens in `item_tokens_new`;
-    `triaged`, if given, counts those new rows under "candidates" and "filtered".
+    status `filtered` (by triage) unless relevant, and, waiting to be clustered, as a story of
+    its own with its story tokens in `item_tokens_new` (migration 6); `triaged`, if given,
+    counts those new rows under "candidates" and "filtered".
     """
     if not entries:
         return 0, 0
@@ -101,12 +102,20 @@ def store_entries(db: sqlite_utils.Database, source_id: int,
         db["items"].update(item_id, update)
         updated += 1
     new_rows = _merge_exact_duplicates(db, source_id, new_rows, now)
+    if not new_rows:
+        return 0, updated
+    # Ids given here (SQLite would give the same: max + 1 onwards), so that an item inserted
+    # with its story tokens can lead its own story from the start. Another writer cannot slip
+    # in between: its commit would make this transaction's first write fail, not collide.
+    next_id = db.execute("SELECT coalesce(max(id), 0) + 1 FROM items").fetchone()[0]
+    for k, row in enumerate(new_rows):
+        row["id"] = next_id + k
+        row["cluster_id"] = row["id"] if row["tokens"] else None
     _insert_items(db, new_rows)
-    tokens = [(r["tokens"], source_id, r["identity"]) for r in new_rows if r["tokens"]]
-    if tokens:
-        db.conn.executemany(
-            "INSERT INTO item_tokens_new (item_id, tokens) SELECT id, ? FROM items "
-            "WHERE source_id = ? AND identity = ?", tokens)
+    waiting = [(r["id"], r["tokens"]) for r in new_rows if r["tokens"]]
+    if waiting:
+        db.conn.executemany("INSERT INTO item_tokens_new (item_id, tokens) VALUES (?, ?)",
+                            waiting)
     if triaged is not None:
         for r in new_rows:
             if r["triaged_at"] is not None:
@@ -137,9 +146,9 @@ def index_in_bulk(db: sqlite_utils.Database) -> Iterator[None]:
 
 _SEARCH = ", ".join(f"[{c}]" for c in SEARCH_COLUMNS)
 #: The columns a new item is inserted with (the rest take their defaults).
-_NEW_ITEM_COLUMNS = ("source_id", "identity", *FEED_FIELDS, "published_guessed", "first_seen_at",
-                     "content_hash", "status", "tags", "score", "reasons", "status_by",
-                     "triaged_at")
+_NEW_ITEM_COLUMNS = ("id", "source_id", "identity", *FEED_FIELDS, "published_guessed",
+                     "first_seen_at", "content_hash", "status", "tags", "score", "reasons",
+                     "status_by", "triaged_at", "cluster_id")
 _ROW_MARKS = f"({', '.join('?' * len(_NEW_ITEM_COLUMNS))})"
 #: Rows per INSERT, within SQLite's limit on bound parameters (999 before SQLite 3.32).
 _ROWS_PER_INSERT = max(1, (32766 if sqlite3.sqlite_version_info >= (3, 32) else 999)

@@ -306,9 +306,13 @@ def _collect_fast_path(db: sqlite_utils.Database) -> None:
       every item inserted after `after_id` in one statement before committing. FTS5 writes a
       new index segment per statement, and merging thousands of one-source segments cost a
       third of storing a large run.
-    - `item_tokens_new`: story tokens of new items, computed beside relevance in the parse
-      workers, so clustering at the end of a run does not tokenise them again. Clustering
-      moves them to `item_tokens`; a changed title or summary makes them stale (dropped).
+    - `item_tokens_new`: the items waiting to be clustered that were inserted already
+      triaged, with the story tokens the parse workers made for them, so clustering at the
+      end of a run does not tokenise them again. Such an item is inserted as a story of its
+      own (cluster_id = its id: a lone item leads itself), so clustering rewrites only the
+      items that join a story, not every new item's row. Clustering moves the tokens to
+      `item_tokens`; a changed title or summary makes them stale (NULL: made again from the
+      text). Waiting to be clustered: cluster_id IS NULL, or a row here.
     """
     db["search_deferred"].create({"id": int, "after_id": int}, pk="id", not_null={"after_id"},
                                  if_not_exists=True)
@@ -325,13 +329,13 @@ def _collect_fast_path(db: sqlite_utils.Database) -> None:
         {"item_id": int, "tokens": bytes},
         pk="item_id",
         foreign_keys=[("item_id", "items", "id")],
-        not_null={"tokens"},
         if_not_exists=True,
     )
     db.execute("DROP TRIGGER IF EXISTS [items_tokens_new_au]")
     db.execute(
         "CREATE TRIGGER [items_tokens_new_au] AFTER UPDATE OF [title], [summary_text] "
-        "ON [items] BEGIN DELETE FROM [item_tokens_new] WHERE item_id = old.id; END"
+        "ON [items] BEGIN UPDATE [item_tokens_new] SET tokens = NULL "
+        "WHERE item_id = old.id; END"
     )
     db.execute("DROP TRIGGER IF EXISTS [items_tokens_new_bd]")
     db.execute(

@@ -26,13 +26,16 @@ from alliance_digest.flows.collect import (
 from alliance_digest.flows.collect import triage as triage_task
 from alliance_digest.settings import load_settings
 from alliance_digest.sources.batch import fetch_batch
-from alliance_digest.store.db import open_db
+from alliance_digest.store import clusters as cluster_mod
+from alliance_digest.store.db import open_db, write_transaction
 from alliance_digest.store.items import index_in_bulk, store_entries
 from alliance_digest.store.runs import finish_run, start_run
 from alliance_digest.store.sources import sync_sources
 from alliance_digest.triage.annotate import Annotator, source_fields
+from alliance_digest.triage.clusters import cluster_items
 from alliance_digest.triage.rules import load_rules
 from alliance_digest.triage.search import search
+from alliance_digest.triage.tokens import token_set
 from support import SHARED
 
 CORPUS = SHARED / "corpus"
@@ -196,3 +199,53 @@ def _entry(identity: str, title: str) -> dict[str, Any]:
     return {"identity": identity, "guid": identity, "url": None, "title": title,
             "summary": "", "summary_text": "", "author": None, "language": "en",
             "image_url": None, "published_at": "2026-11-20T00:00:00Z", "updated_at": None}
+
+
+def _triaged(identity: str, title: str, summary: str = "") -> dict[str, Any]:
+    return {**_entry(identity, title), "summary_text": summary, "score": 1.0, "reasons": "[]",
+            "relevant": True, "tokens": token_set(title, summary)}
+
+
+def test_items_inserted_triaged_wait_as_own_stories_until_clustered(tmp_path):
+    db = open_db(tmp_path / "d.db")
+    sync_sources(db, [{"name": "a", "url": "http://127.0.0.1/a"},
+                      {"name": "b", "url": "http://127.0.0.1/b"}])
+    text = "Defense ministers Nakatani and Hegseth agreed in Yokosuka on joint missile production"
+    store_entries(db, 1, [_triaged("a1", "Nakatani, Hegseth agree on joint missile production",
+                                   text)])
+    store_entries(db, 2, [_triaged("b1", "Quad foreign ministers to meet in Tokyo", "")])
+    rows = db.execute("SELECT id, cluster_id FROM items ORDER BY id").fetchall()
+    assert [r[0] for r in rows] == [r[1] for r in rows]  # each leads its own story...
+    assert cluster_mod.unclustered_ids(db) == [1, 2]  # ...and waits to be clustered
+    # The second outlet's story changes before clustering: its tokens are made again.
+    store_entries(db, 2, [{**_triaged("b1", "Nakatani and Hegseth agree on missile production",
+                                      text)}])
+    assert db.execute("SELECT tokens FROM item_tokens_new WHERE item_id = 2").fetchone()[0] is None
+    stats = cluster_items(db)
+    assert (stats.items, stats.in_stories, stats.stories) == (2, 2, 1)
+    assert db.execute("SELECT count(*) FROM item_tokens_new").fetchone()[0] == 0
+    assert db.execute("SELECT tokens FROM item_tokens WHERE item_id = 2").fetchone()[0] == \
+        token_set("Nakatani and Hegseth agree on missile production", text)
+    assert cluster_mod.unclustered_ids(db) == []
+    db.close()
+
+
+def test_write_transaction_holds_the_write_lock_from_its_start(tmp_path):
+    db = open_db(tmp_path / "d.db")
+    other = sqlite3.connect(tmp_path / "d.db", timeout=0.1)
+    with write_transaction(db):
+        db.execute("SELECT count(*) FROM items").fetchone()  # a read first, then...
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            other.execute("INSERT INTO sources (name, url, registry_url, kind) "
+                          "VALUES ('x', 'http://127.0.0.1/x', 'http://127.0.0.1/x', 'feed')")
+        sync_sources(db, [{"name": "a", "url": "http://127.0.0.1/a"}])  # ...our write succeeds
+    other.execute("INSERT INTO sources (name, url, registry_url, kind) "
+                  "VALUES ('x', 'http://127.0.0.1/x', 'http://127.0.0.1/x', 'feed')")
+    other.commit()
+    assert db.execute("SELECT count(*) FROM sources").fetchone()[0] == 2
+    with pytest.raises(ZeroDivisionError), write_transaction(db):
+        db.execute("DELETE FROM sources")
+        1 / 0  # noqa: B018
+    assert db.execute("SELECT count(*) FROM sources").fetchone()[0] == 2
+    other.close()
+    db.close()
