@@ -51,7 +51,10 @@ def record_fetch(db: sqlite_utils.Database, run_id: int, source_id: int,
     """One `fetches` row; call inside the transaction that stores the source's items."""
     row = {"run_id": run_id, "source_id": source_id, "fetched_at": utcnow()}
     row.update({k: v for k, v in values.items() if k in _FETCH_COLUMNS})
-    db["fetches"].insert(row)
+    # Plain SQL, not insert(): sqlite-utils re-reads the schema on every call (see
+    # store.sources.record_health).
+    db.execute(f"INSERT INTO fetches ({', '.join(f'[{k}]' for k in row)}) "
+               f"VALUES ({', '.join('?' * len(row))})", list(row.values()))
 
 
 _FETCH_COLUMNS = frozenset({"outcome", "http_status", "bytes", "duration_ms", "error",

@@ -103,7 +103,11 @@ def record_health(db: sqlite_utils.Database, source_id: int, values: Mapping[str
     """
     allowed = {k: v for k, v in values.items() if k in _HEALTH_COLUMNS}
     if allowed:
-        db["sources"].update(source_id, allowed)
+        # Plain SQL: sqlite-utils' update() re-reads the table's schema on every call, which
+        # cost more than the update on a run of a thousand sources.
+        assignments = ", ".join(f"[{k}] = ?" for k in allowed)
+        db.execute(f"UPDATE sources SET {assignments} WHERE id = ?", [*allowed.values(),
+                                                                      source_id])
 
 
 _HEALTH_COLUMNS = frozenset(
