@@ -24,7 +24,7 @@ import queue
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
-from dataclasses import asdict, fields
+from dataclasses import asdict, fields, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -36,13 +36,13 @@ from prefect.futures import PrefectFuture
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from ..errors import ConfigError, DigestError
+from ..memory import limit_malloc_arenas, release_free_memory
 from ..settings import CollectSettings, HttpSettings, Settings, load_settings
 from ..sources.batch import (
     AfterParse,
     default_parse_processes,
     fetch_batch,
     init_parse_worker,
-    release_free_memory,
     split_by_host,
 )
 from ..sources.registry import load_registry
@@ -342,7 +342,11 @@ def submit_batches(batches: Sequence[Sequence[FetchRequest]], http: HttpSettings
 
     On Dask each batch fetches and parses on a worker (no process pool there) and its
     outcomes come back as the task's result; only the flow's process writes SQLite.
+    `[http] max_connections` is shared out between the batches: it caps the whole run.
     """
+    if batches:
+        http = replace(http, max_connections=max(
+            http.per_host_concurrency, http.max_connections // len(batches)))
     if remote is None:
         return [fetch_and_parse.submit(b, http) for b in batches]
     return [remote.submit(remote_fetch_and_parse, {"batch": b, "http": http}) for b in batches]
@@ -403,6 +407,7 @@ async def collect(force: bool = False, sources: list[str] | None = None,
                   config: str | None = None) -> dict[str, Any]:
     """Collect every due source (all with `force`, or the named `sources`) into the store."""
     global _parse_pool, _sink, _after_parse
+    limit_malloc_arenas()  # before the fetch threads start
     settings = load_settings(config)
     rules = load_rules(settings)  # a broken rules file fails the run before anything is fetched
     db, registry, due = prepare(settings, force=force, names=sources)

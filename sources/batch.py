@@ -17,9 +17,6 @@ waiting), so parsed feeds never pile up in memory; bodies over 1 MiB are parsed 
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
-import functools
 import os
 import threading
 import time
@@ -30,6 +27,7 @@ from urllib.parse import urlsplit
 
 import requests
 
+from ..memory import release_free_memory
 from ..settings import HttpSettings
 from . import errors
 from .http import HostLimiter, cache_hints, fetch, make_session
@@ -56,25 +54,6 @@ def init_parse_worker(after_parse: AfterParse | None) -> None:
     """
     global _worker_after_parse
     _worker_after_parse = after_parse
-
-
-@functools.cache
-def _malloc_trim() -> Callable[[int], int] | None:
-    try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
-    except (OSError, AttributeError):  # not glibc
-        return None
-
-
-def release_free_memory() -> None:
-    """Give the heap's free pages back to the OS (glibc keeps them otherwise; elsewhere a no-op).
-
-    Parsing a large feed, or storing many, frees most of what it allocated, but glibc keeps the
-    fragmented free space, so the process's resident size only ever grows. Costs milliseconds.
-    """
-    trim = _malloc_trim()
-    if trim is not None:
-        trim(0)
 
 
 def parse_job(
