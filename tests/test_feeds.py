@@ -30,7 +30,12 @@ from alliance_digest.sources.errors import (
     ParseError,
 )
 from alliance_digest.sources.feeds import decode_body, parse_feed
-from alliance_digest.sources.normalise import canonical_url, html_to_text
+from alliance_digest.sources.normalise import (
+    canonical_url,
+    html_to_text,
+    sanitize_html,
+    sanitized_to_text,
+)
 from alliance_digest.sources.parse import parse
 from alliance_digest.sources.types import Entry, ParsedFeed
 from support import SHARED
@@ -617,3 +622,29 @@ def test_parse_dispatches_json_and_page_lazily(monkeypatch: pytest.MonkeyPatch, 
 def test_parse_rejects_unknown_kind() -> None:
     with pytest.raises(ValueError, match="unknown source kind"):
         parse("gopher", b"", {}, URL)
+
+
+@pytest.mark.parametrize("fragment", [
+    '<a href="/x?a=1&amp;b=2" title="a > b" onclick="evil()">link</a> &amp; more',
+    "<p>one</p><p>two</p><br>three<div>four</div>",
+    "<ul><li>a</li><li>b</li></ul><h2>Head</h2>tail",
+    '<img src="/i.png" alt="x>y">caption &lt;script&gt; &nbsp;x',
+    "<script>alert(1)</script><style>p{}</style>shown<!-- hidden -->",
+    "plain &amp; simple, 5 &lt; 6 &gt; 4",
+    "日米<b>同盟</b>の<i>強化</i>",
+    "<table><tr><td>cell</td><td>cell 2</td></tr></table>",
+])
+def test_text_of_sanitized_html_needs_no_second_parse(fragment):
+    sanitized = sanitize_html(fragment, "https://example.test/feed")
+    assert sanitized_to_text(sanitized) == html_to_text(sanitized)
+
+
+@needs_corpus
+def test_text_of_sanitized_real_summaries_matches_a_second_parse():
+    result = feedparser.parse(
+        (CORPUS / "whitehouse" / "briefing-room.xml").read_bytes(), sanitize_html=False)
+    assert len(result.entries) > 100
+    for entry in result.entries:
+        for part in (entry.get("summary"), *(c.value for c in entry.get("content", ()))):
+            sanitized = sanitize_html(part, "https://www.whitehouse.gov/")
+            assert sanitized_to_text(sanitized) == html_to_text(sanitized)
