@@ -40,7 +40,7 @@ class HttpSettings:
     max_redirects: int = 5
     per_host_concurrency: int = 2
     #: Requests in flight across all hosts.
-    max_connections: int = 32
+    max_connections: int = 16
 
 
 @dataclass(frozen=True, slots=True)

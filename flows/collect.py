@@ -78,7 +78,7 @@ GROUP_SIZE = 25
 #: Parsed sources waiting for the writer at most; beyond this the fetch threads wait.
 QUEUE_SIZE = GROUP_SIZE
 #: The writer gives freed memory back to the OS after storing this many sources.
-TRIM_EVERY = 100
+TRIM_EVERY = 50
 
 _parse_pool: Executor | None = None
 #: What the fetch task runs on each feed it parses in-process (the pool's workers have theirs).
