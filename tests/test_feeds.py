@@ -648,3 +648,43 @@ def test_text_of_sanitized_real_summaries_matches_a_second_parse():
         for part in (entry.get("summary"), *(c.value for c in entry.get("content", ()))):
             sanitized = sanitize_html(part, "https://www.whitehouse.gov/")
             assert sanitized_to_text(sanitized) == html_to_text(sanitized)
+
+
+@pytest.mark.parametrize(("url", "base", "expected"), [
+    ("https://example.com/a/b", None, "https://example.com/a/b"),
+    ("HTTPS://Example.COM/a?utm_source=x&id=7#top", None, "https://example.com/a?id=7"),
+    ("http://example.com", None, "http://example.com/"),
+    ("http://example.com:80/a", None, "http://example.com/a"),
+    ("https://example.com:8443/a", None, "https://example.com:8443/a"),
+    ("/news/1?fbclid=x", "https://www.mofa.go.jp/feed", "https://www.mofa.go.jp/news/1"),
+    ("item;jsessionid=1", "https://example.com/a/", "https://example.com/a/item;jsessionid=1"),
+    ("https://example.com/a;", "https://example.com/", "https://example.com/a"),
+    ("  https://example.com/x  ", None, "https://example.com/x"),
+    ("javascript:alert(1)", "https://example.com/", None),
+    ("mailto:desk@example.com", None, None),
+    ("http://[not an address]/a", "https://example.com/", None),
+    ("http://[not an address]/a", None, None),
+    ("https://example.com/a b\tc", None, "https://example.com/a bc"),
+    ("relative/only", None, None),
+])
+def test_canonical_url(url, base, expected):
+    assert canonical_url(url, base) == expected
+
+
+def test_canonical_urls_taken_as_they_are_match_the_general_path():
+    """The shortcut for URLs already canonical returns what the general path would."""
+    import random
+
+    from alliance_digest.sources import normalise
+
+    rng = random.Random(11)
+    alphabet = "ab/:?#@.%-_; \tAZ09[]\\\u2100日é"
+    for _ in range(20_000):
+        url = rng.choice(["http://", "https://", "HTTP://", ""]) + "".join(
+            rng.choice(alphabet) for _ in range(rng.randint(0, 24)))
+        plain = url.strip()
+        if normalise._PLAIN_URL.match(plain):
+            assert normalise.canonical_url(url) == plain
+            assert normalise.canonical_url(url, "https://example.com/a") == plain
+            # The general path (a query takes it there) leaves the same URL as it is too.
+            assert normalise.canonical_url(plain + "?x=1") == plain + "?x=1"
