@@ -337,6 +337,10 @@ def _collect_fast_path(db: sqlite_utils.Database) -> None:
         "ON [items] BEGIN UPDATE [item_tokens_new] SET tokens = NULL "
         "WHERE item_id = old.id; END"
     )
+    # Items not scored yet (a killed run's): the end of every collect run looks for them, so
+    # that look must not scan every item. A partial index holds only those rows.
+    db.execute("CREATE INDEX IF NOT EXISTS [idx_items_untriaged] ON [items] ([id]) "
+               "WHERE [triaged_at] IS NULL")
     db.execute("DROP TRIGGER IF EXISTS [items_tokens_new_bd]")
     db.execute(
         "CREATE TRIGGER [items_tokens_new_bd] BEFORE DELETE ON [items] "
