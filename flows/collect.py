@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
-import queue
 import threading
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import asdict, fields, replace
@@ -75,8 +75,11 @@ MAX_BATCHES = 4
 #: Sources stored in one transaction at most (each in its own savepoint): fewer commits, and
 #: a crash loses at most this many sources' writes (they are fetched again next run).
 GROUP_SIZE = 25
-#: Parsed sources waiting for the writer at most; beyond this the fetch threads wait.
+#: Parsed sources, and their entries, waiting for the writer at most; beyond this the fetch
+#: threads wait. Entries bound memory when large feeds (hundreds of long entries) come
+#: together; a group of the usual feeds still fills.
 QUEUE_SIZE = GROUP_SIZE
+QUEUE_ENTRIES = 2_000
 #: The writer gives freed memory back to the OS after storing this many sources.
 TRIM_EVERY = 50
 
@@ -211,7 +214,8 @@ def store_outcomes(db: sqlite_utils.Database, run_id: int, rows: Mapping[str, Ma
 class OutcomeWriter:
     """Stores outcomes in the flow's process while the fetch tasks are still producing them.
 
-    Fetch threads `put` each outcome on a bounded queue (waiting when the writer falls behind);
+    Fetch threads `put` each outcome in a bounded queue (waiting when the writer falls behind:
+    at most QUEUE_SIZE sources and QUEUE_ENTRIES entries wait, though one always may);
     `run` stores what is waiting in groups of up to GROUP_SIZE sources, one transaction each,
     until every batch has reported `batch_done`. If storing fails, `put` drops outcomes from
     then on, so the fetch tasks can finish, and `run` raises. `stop` ends a run early and waits
@@ -220,19 +224,26 @@ class OutcomeWriter:
 
     def __init__(self, store: Callable[[list[Outcome]], None]) -> None:
         self._store = store
-        self._queue: queue.Queue[Outcome | None] = queue.Queue(maxsize=QUEUE_SIZE)
+        self._waiting: deque[Outcome | None] = deque()
+        self._entries = 0
+        self._changed = threading.Condition()
         self._stopped = threading.Event()
         self._idle = threading.Event()
         self._idle.set()
 
     def put(self, outcome: Outcome | None) -> None:
         """Queue an outcome (None: a batch is done); waits while the queue is full."""
-        while not self._stopped.is_set():
-            try:
-                self._queue.put(outcome, timeout=0.2)
+        weight = _entries_of(outcome)
+        with self._changed:
+            while not self._stopped.is_set() and self._waiting and (
+                len(self._waiting) >= QUEUE_SIZE or self._entries + weight > QUEUE_ENTRIES
+            ):
+                self._changed.wait(0.2)
+            if self._stopped.is_set():
                 return
-            except queue.Full:
-                continue
+            self._waiting.append(outcome)
+            self._entries += weight
+            self._changed.notify_all()
 
     def batch_done(self, _future: object = None) -> None:
         self.put(None)
@@ -242,31 +253,36 @@ class OutcomeWriter:
         self._stopped.set()
         self._idle.wait(timeout)
 
+    def _take(self) -> list[Outcome | None]:
+        """Up to GROUP_SIZE sources' outcomes (and batch ends) waiting; [] after a short wait."""
+        with self._changed:
+            if not self._waiting:
+                self._changed.wait(0.2)
+            taken: list[Outcome | None] = []
+            sources = 0
+            while self._waiting and sources < GROUP_SIZE:
+                item = self._waiting.popleft()
+                self._entries -= _entries_of(item)
+                sources += item is not None
+                taken.append(item)
+            if taken:
+                self._changed.notify_all()
+            return taken
+
     def run(self, batches: int) -> None:
         """Store outcomes until `batches` batches have reported done (or `stop`)."""
         done = stored = 0
         self._idle.clear()
         try:
             while done < batches and not self._stopped.is_set():
-                group: list[Outcome] = []
-                try:
-                    item = self._queue.get(timeout=0.2)
-                except queue.Empty:
-                    continue
-                while True:
-                    if item is None:
-                        done += 1
-                    else:
-                        group.append(item)
-                    if len(group) >= GROUP_SIZE:
-                        break
-                    try:
-                        item = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
+                taken = self._take()
+                group = [item for item in taken if item is not None]
+                done += len(taken) - len(group)
+                del taken
                 if group:
                     self._store(group)
                     stored += len(group)
+                    del group
                     if stored >= TRIM_EVERY:
                         # Each parsed feed passes through this process once; without this its
                         # freed memory stays resident and the process only grows.
@@ -277,6 +293,10 @@ class OutcomeWriter:
             raise
         finally:
             self._idle.set()
+
+
+def _entries_of(outcome: Outcome | None) -> int:
+    return len(outcome.feed.entries) if outcome is not None and outcome.feed else 0
 
 
 def health_markdown(db: sqlite_utils.Database, run_id: int, stale_days: int) -> str:

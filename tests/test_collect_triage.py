@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -249,3 +250,52 @@ def test_write_transaction_holds_the_write_lock_from_its_start(tmp_path):
     assert db.execute("SELECT count(*) FROM sources").fetchone()[0] == 2
     other.close()
     db.close()
+
+
+def _outcome(name: str, entries: int) -> Any:
+    from alliance_digest.sources.types import Entry, Outcome, ParsedFeed
+
+    entry = Entry(identity="x", guid=None, url=None, title="t", summary="", summary_text="",
+                  published_at=None, updated_at=None, language=None, image_url=None)
+    return Outcome(name=name, status="ok", feed=ParsedFeed(None, None, (entry,) * entries))
+
+
+def test_outcome_writer_bounds_what_waits_and_stores_everything(monkeypatch):
+    import threading
+
+    from alliance_digest.flows import collect
+
+    monkeypatch.setattr(collect, "QUEUE_ENTRIES", 100)
+    stored: list[list[str]] = []
+    release = threading.Event()
+
+    def store(group: list[Any]) -> None:
+        release.wait(10)
+        stored.append([o.name for o in group])
+
+    writer = collect.OutcomeWriter(store)
+    runner = threading.Thread(target=writer.run, args=(2,))
+    runner.start()
+    writer.put(_outcome("first", 10))  # taken by the writer, which now waits in store()
+    deadline = time.monotonic() + 5
+    while not stored and writer._waiting and time.monotonic() < deadline:
+        time.sleep(0.01)
+    writer.put(_outcome("a", 60))
+    writer.put(_outcome("b", 40))  # 100 entries waiting: the budget is full
+    blocked = threading.Thread(target=writer.put, args=(_outcome("c", 1),))
+    blocked.start()
+    blocked.join(0.5)
+    assert blocked.is_alive()  # c waits for room
+    release.set()
+    blocked.join(5)
+    assert not blocked.is_alive()
+    writer.put(_outcome("huge", 500))  # more than the budget, alone: it may wait
+    writer.batch_done()
+    writer.batch_done()
+    runner.join(10)
+    assert not runner.is_alive()
+    assert sorted(n for group in stored for n in group) == ["a", "b", "c", "first", "huge"]
+    assert all(len(group) <= collect.GROUP_SIZE for group in stored)
+    writer.stop()
+    writer.put(_outcome("late", 1))  # after stop: dropped, never blocks
+    assert "late" not in [n for group in stored for n in group]
