@@ -106,7 +106,10 @@ def save_tokens(db: sqlite_utils.Database, rows: Iterable[tuple[int, float, byte
     rows = list(rows)
     db.conn.executemany(
         "INSERT OR REPLACE INTO item_tokens (item_id, day, tokens) VALUES (?, ?, ?)", rows)
-    db.conn.executemany("DELETE FROM item_tokens_new WHERE item_id = ?", [(r[0],) for r in rows])
+    for start in range(0, len(rows), _CHUNK):
+        ids = [r[0] for r in rows[start:start + _CHUNK]]
+        db.execute(f"DELETE FROM item_tokens_new WHERE item_id IN ({','.join('?' * len(ids))})",
+                   ids)
 
 
 @dataclass(frozen=True, slots=True)

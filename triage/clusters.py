@@ -288,7 +288,10 @@ def _cluster_chunk(db: sqlite_utils.Database, batch: list[ClusterRow], window_da
         if a is not None and b is not None:
             uf.union(a, b)
 
-    assignments = {r.id: uf.lead[uf.find(("i", r.id))][2] for r in batch}
+    # An item inserted with its tokens already leads its own story (store.items): writing
+    # that again is skipped.
+    assignments = {r.id: lead for r in batch
+                   if (lead := uf.lead[uf.find(("i", r.id))][2]) != r.id or r.tokens is None}
     relead = [(old, uf.lead[uf.find(("s", old))][2]) for kind, old in uf.parent
               if kind == "s" and uf.lead[uf.find(("s", old))][2] != old]
     store.assign(db, assignments.items(), relead)
