@@ -29,11 +29,6 @@ def content_hash(entry: Mapping[str, Any]) -> str:
     return h.hexdigest()
 
 
-#: What triage may hand over with an entry, computed where it was parsed (triage/annotate.py):
-#: relevance (`score`, `reasons` as JSON text, `relevant`) and story `tokens` (bytes).
-TRIAGE_KEYS = ("score", "reasons", "relevant", "tokens")
-
-
 def store_entries(db: sqlite_utils.Database, source_id: int,
                   entries: Sequence[Mapping[str, Any]], *,
                   now: str | None = None,
@@ -45,7 +40,9 @@ def store_entries(db: sqlite_utils.Database, source_id: int,
     date keeps the time it was first seen, and a later fetch that still has no date does not
     move it. Call inside a transaction (`db.atomic()`) to make the source's write atomic.
 
-    An entry that also carries TRIAGE_KEYS is inserted already triaged: its score and reasons,
+    An entry that also carries triage's keys, made where it was parsed (triage/annotate.py:
+    `score`, `reasons` as JSON text, `relevant`, story `tokens` as bytes), is inserted already
+    triaged: its score and reasons,
     status `filtered` (by triage) unless relevant, and, waiting to be clustered, as a story of
     its own with its story tokens in `item_tokens_new` (migration 6); `triaged`, if given,
     counts those new rows under "candidates" and "filtered".
@@ -130,9 +127,10 @@ def index_in_bulk(db: sqlite_utils.Database) -> Iterator[None]:
 
     For a writer storing many sources in one transaction: FTS5 writes an index segment per
     statement, and merging a segment per source cost a third of storing (migration 6). Use it
-    inside `db.atomic()`, with no other writer (SQLite has one at a time anyway), and do not
-    change the search columns of an item inserted in the block before it ends. Whatever the
-    block left inserted, even when it raises, is indexed.
+    inside a transaction (`store.db.write_transaction`), and do not change the search columns
+    of an item inserted in the block before it ends (the index would be asked to forget text
+    it never held). What the block left inserted is indexed even when it raises; the
+    transaction then decides whether any of it stays.
     """
     after = db.execute("SELECT coalesce(max(id), 0) FROM items").fetchone()[0]
     db.execute("INSERT INTO search_deferred (id, after_id) VALUES (1, ?)", [after])
