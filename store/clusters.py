@@ -8,7 +8,7 @@ item's token set so that history is compared without being re-tokenised.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +21,14 @@ PRIMARY_CATEGORIES = ("government", "military")
 
 #: SQLite's variable limit is 32766 since 3.32; stay well below it.
 _CHUNK = 10_000
+
+
+def _chunks(ids: Iterable[int]) -> Iterator[tuple[list[int], str]]:
+    """`ids` in lists of at most _CHUNK, each with its "?,?,…" placeholders for an IN (…)."""
+    ids = list(ids)
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start:start + _CHUNK]
+        yield chunk, ",".join("?" * len(chunk))
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,9 +70,7 @@ def batch_rows(db: sqlite_utils.Database, item_ids: Sequence[int]) -> list[Clust
     Unknown ids are left out.
     """
     rows: list[ClusterRow] = []
-    for start in range(0, len(item_ids), _CHUNK):
-        chunk = list(item_ids[start:start + _CHUNK])
-        marks = ",".join("?" * len(chunk))
+    for chunk, marks in _chunks(item_ids):
         for item_id, day, category, title, text, tokens in db.execute(
             "SELECT items.id, julianday(items.published_at), sources.category, "
             "CASE WHEN new.tokens IS NULL THEN items.title END, "
@@ -93,9 +99,7 @@ def window_tokens(db: sqlite_utils.Database, first_day: float,
 def texts(db: sqlite_utils.Database, item_ids: Sequence[int]) -> dict[int, tuple[str, str]]:
     """{id: (title, summary_text)} for recomputing stale tokens."""
     out: dict[int, tuple[str, str]] = {}
-    for start in range(0, len(item_ids), _CHUNK):
-        chunk = list(item_ids[start:start + _CHUNK])
-        marks = ",".join("?" * len(chunk))
+    for chunk, marks in _chunks(item_ids):
         out.update((r[0], (r[1], r[2])) for r in db.execute(
             f"SELECT id, title, summary_text FROM items WHERE id IN ({marks})", chunk))
     return out
@@ -106,10 +110,8 @@ def save_tokens(db: sqlite_utils.Database, rows: Iterable[tuple[int, float, byte
     rows = list(rows)
     db.conn.executemany(
         "INSERT OR REPLACE INTO item_tokens (item_id, day, tokens) VALUES (?, ?, ?)", rows)
-    for start in range(0, len(rows), _CHUNK):
-        ids = [r[0] for r in rows[start:start + _CHUNK]]
-        db.execute(f"DELETE FROM item_tokens_new WHERE item_id IN ({','.join('?' * len(ids))})",
-                   ids)
+    for chunk, marks in _chunks(r[0] for r in rows):
+        db.execute(f"DELETE FROM item_tokens_new WHERE item_id IN ({marks})", chunk)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,11 +125,8 @@ class StoryInfo:
 
 def stories(db: sqlite_utils.Database, cluster_ids: Iterable[int]) -> dict[int, StoryInfo]:
     """Lead and time span of each existing story (only the few a batch links to)."""
-    ids = sorted(set(cluster_ids))
     out: dict[int, StoryInfo] = {}
-    for start in range(0, len(ids), _CHUNK):
-        chunk = ids[start:start + _CHUNK]
-        marks = ",".join("?" * len(chunk))
+    for chunk, marks in _chunks(sorted(set(cluster_ids))):
         spans = {cid: (lo, hi) for cid, lo, hi in db.execute(
             "SELECT cluster_id, min(julianday(published_at)), max(julianday(published_at)) "
             f"FROM items WHERE cluster_id IN ({marks}) GROUP BY cluster_id", chunk)}
@@ -144,10 +143,7 @@ def detach(db: sqlite_utils.Database, item_ids: Sequence[int]) -> None:
 
     A story whose lead leaves keeps its other members, led by the best of them.
     """
-    ids = list(item_ids)
-    for start in range(0, len(ids), _CHUNK):
-        chunk = ids[start:start + _CHUNK]
-        marks = ",".join("?" * len(chunk))
+    for chunk, marks in _chunks(item_ids):
         leads = [r[0] for r in db.execute(
             f"SELECT DISTINCT cluster_id FROM items WHERE id IN ({marks}) "
             "AND cluster_id IS NOT NULL", chunk)]
@@ -194,10 +190,7 @@ def cluster_members(db: sqlite_utils.Database, item_id: int) -> list[dict[str, A
 def leads_of(db: sqlite_utils.Database, item_ids: Sequence[int]) -> dict[int, int]:
     """{item id: its story's lead id} for the clustered ones among `item_ids`."""
     out: dict[int, int] = {}
-    ids = list(item_ids)
-    for start in range(0, len(ids), _CHUNK):
-        chunk = ids[start:start + _CHUNK]
-        marks = ",".join("?" * len(chunk))
+    for chunk, marks in _chunks(item_ids):
         out.update(db.execute(
             f"SELECT id, cluster_id FROM items WHERE id IN ({marks}) AND cluster_id IS NOT NULL",
             chunk).fetchall())
@@ -207,10 +200,7 @@ def leads_of(db: sqlite_utils.Database, item_ids: Sequence[int]) -> dict[int, in
 def story_sizes(db: sqlite_utils.Database, lead_ids: Sequence[int]) -> dict[int, int]:
     """How many items each story has, by lead id (for lists showing "+3 outlets")."""
     out: dict[int, int] = {}
-    ids = list(lead_ids)
-    for start in range(0, len(ids), _CHUNK):
-        chunk = ids[start:start + _CHUNK]
-        marks = ",".join("?" * len(chunk))
+    for chunk, marks in _chunks(lead_ids):
         out.update(db.execute(
             f"SELECT cluster_id, count(*) FROM items WHERE cluster_id IN ({marks}) "
             "GROUP BY cluster_id", chunk).fetchall())
