@@ -633,6 +633,7 @@ def test_parse_rejects_unknown_kind() -> None:
     "plain &amp; simple, 5 &lt; 6 &gt; 4",
     "日米<b>同盟</b>の<i>強化</i>",
     "<table><tr><td>cell</td><td>cell 2</td></tr></table>",
+    "<P>Upper</P><BR>case<DIV>tags</DIV><LI>too",
 ])
 def test_text_of_sanitized_html_needs_no_second_parse(fragment):
     sanitized = sanitize_html(fragment, "https://example.test/feed")
@@ -648,6 +649,22 @@ def test_text_of_sanitized_real_summaries_matches_a_second_parse():
         for part in (entry.get("summary"), *(c.value for c in entry.get("content", ()))):
             sanitized = sanitize_html(part, "https://www.whitehouse.gov/")
             assert sanitized_to_text(sanitized) == html_to_text(sanitized)
+
+
+def test_text_helpers_match_the_regular_expressions_they_replace():
+    """_collapse is `re.sub(r"\\s+", " ", t).strip()`; the unrolled tag pattern is the plain one."""
+    import random
+    import re
+
+    from alliance_digest.sources import normalise
+
+    plain_tag = re.compile(r'<(?:[^>"]|"[^"]*")*>')
+    rng = random.Random(5)
+    alphabet = 'ab <>"=/\t\n\r\x0b\x0c\x1c\x85\xa0\u2003\u3000日'
+    for _ in range(20_000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30)))
+        assert normalise._collapse(text) == re.sub(r"\s+", " ", text).strip()
+        assert normalise._SANITIZED_TAG.sub("", text) == plain_tag.sub("", text)
 
 
 @pytest.mark.parametrize(("url", "base", "expected"), [
@@ -688,3 +705,26 @@ def test_canonical_urls_taken_as_they_are_match_the_general_path():
             assert normalise.canonical_url(url, "https://example.com/a") == plain
             # The general path (a query takes it there) leaves the same URL as it is too.
             assert normalise.canonical_url(plain + "?x=1") == plain + "?x=1"
+
+
+def test_canonical_urls_with_plain_queries_match_the_general_path():
+    """The shortcut for plain queries drops the same parameters as parse_qsl + urlencode."""
+    import random
+
+    from alliance_digest.sources import normalise
+
+    rng = random.Random(12)
+    keys = ["utm_source", "UTM_Medium", "id", "fbclid", "a", "", "pk_x", "page", "x.y~z-"]
+    values = ["", "rss", "1", "a=b", "%7E", "a+b", "x y", "~._-", "日"]
+    seps = ["&", "&", "&", "&&", "=", ";", "#"]
+    shortcut = 0
+    for _ in range(20_000):
+        query = "".join(rng.choice(keys) + rng.choice(["=", "=", ""]) + rng.choice(values)
+                        + rng.choice(seps) for _ in range(rng.randint(0, 4)))
+        url = rng.choice(["https://example.com/a/b.html", "http://news.example.com/",
+                          "https://example.com/a b", "HTTPS://example.com/x"]) + "?" + query
+        base = rng.choice([None, "https://example.com/feed"])
+        expected = normalise._general_canonical_url(url.strip(), base)
+        assert normalise.canonical_url(url, base) == expected, url
+        shortcut += bool(normalise._PLAIN_URL_QUERY.match(url))
+    assert shortcut > 2_000  # the shortcut was exercised
