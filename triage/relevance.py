@@ -111,10 +111,9 @@ def score_text(title: str | None, summary: str | None, source: Mapping[str, Any]
             continue
         parts = []
         for alternatives in combo.all:
-            hit = next((present[g] for g in sorted(alternatives) if g in present), None)
-            if hit is None:
+            if alternatives.isdisjoint(present):
                 break
-            parts.append(hit)
+            parts.append(present[min(g for g in alternatives if g in present)])
         else:
             total += combo.weight
             reasons.append({"rule": f"combo:{combo.name}", "match": " + ".join(parts),

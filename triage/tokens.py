@@ -55,7 +55,9 @@ _U32 = "I" if array("I").itemsize == 4 else "L"
 
 def _word_lists(text: str) -> tuple[list[str], list[str]]:
     """(CJK bigrams, Latin-script words) of `text`, each in text order, stop words dropped."""
-    text = _CLOCK.sub(" ", unicodedata.normalize("NFKC", text).lower())
+    text = unicodedata.normalize("NFKC", text).lower()
+    if ":" in text:  # _CLOCK starts with \b, which the engine tests at every character
+        text = _CLOCK.sub(" ", text)
     grams: list[str] = []
     for run in _CJK.findall(text):
         pairs = [run] if len(run) == 1 else [run[k:k + 2] for k in range(len(run) - 1)]
