@@ -299,3 +299,37 @@ def test_outcome_writer_bounds_what_waits_and_stores_everything(monkeypatch):
     writer.stop()
     writer.put(_outcome("late", 1))  # after stop: dropped, never blocks
     assert "late" not in [n for group in stored for n in group]
+
+
+def test_outcome_writer_gathers_small_outcomes_into_one_group(monkeypatch):
+    """Few large transactions: the search index merges fewer, larger segments."""
+    import threading
+
+    from alliance_digest.flows import collect
+
+    monkeypatch.setattr(collect, "GROUP_ENTRIES", 50)
+    monkeypatch.setattr(collect, "GROUP_WAIT", 1.0)
+    stored: list[tuple[float, list[str]]] = []
+    writer = collect.OutcomeWriter(lambda group: stored.append(
+        (time.monotonic(), [o.name for o in group])))
+    runner = threading.Thread(target=writer.run, args=(1,))
+    runner.start()
+    for i in range(5):
+        writer.put(_outcome(f"s{i}", 10))  # 50 entries: a group worth writing
+        time.sleep(0.05)
+    deadline = time.monotonic() + 5
+    while not stored and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert [names for _, names in stored] == [["s0", "s1", "s2", "s3", "s4"]]
+
+    start = time.monotonic()
+    writer.put(_outcome("lone", 1))  # too small to be a group: written after GROUP_WAIT
+    while len(stored) < 2 and time.monotonic() < start + 10:
+        time.sleep(0.01)
+    assert stored[1][1] == ["lone"] and stored[1][0] - start >= 0.9
+
+    writer.put(_outcome("last", 1))
+    writer.batch_done()  # a batch's end is written at once, with what waits before it
+    runner.join(2)
+    assert not runner.is_alive()
+    assert stored[2][1] == ["last"]
