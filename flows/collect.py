@@ -23,7 +23,7 @@ import multiprocessing
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import asdict, fields, replace
 from datetime import UTC, datetime
@@ -76,16 +76,17 @@ MAX_BATCHES = 4
 #: Sources stored in one transaction at most (each in its own savepoint): fewer commits, and
 #: a crash loses at most this many sources' writes (they are fetched again next run).
 GROUP_SIZE = 100
-#: Parsed sources, and their entries, waiting for the writer at most; beyond this the fetch
-#: threads wait. Entries bound memory when large feeds (hundreds of long entries) come
-#: together.
+#: Parsed sources waiting for the writer at most, and entries waiting or being written not yet
+#: stored; beyond this the fetch threads wait. Entries bound memory when large feeds
+#: (hundreds of long entries) come together.
 QUEUE_SIZE = GROUP_SIZE
-QUEUE_ENTRIES = 2_000
+QUEUE_ENTRIES = 3_000
 #: Entries the writer lets gather before it writes a group, unless a fetch thread waits for
 #: room, a batch has ended or the oldest outcome has waited GROUP_WAIT seconds. The search
 #: index writes a segment per group and merges small segments again and again: groups of
 #: ~2,000 entries instead of the ~260 the writer took as they came cut the index's CPU by a
-#: sixth (measured on the benchmark's 40,000 items).
+#: sixth (measured on the benchmark's 40,000 items). Each stored source leaves memory (and
+#: QUEUE_ENTRIES) at once, so a larger group does not hold more in memory.
 GROUP_ENTRIES = 1_500
 GROUP_WAIT = 1.0
 #: The writer gives freed memory back to the OS after storing this many sources.
@@ -192,7 +193,7 @@ def new_counts(due: int) -> dict[str, int]:
 
 
 def store_outcomes(db: sqlite_utils.Database, run_id: int, rows: Mapping[str, Mapping[str, Any]],
-                   outcomes: Sequence[Outcome], collect: CollectSettings,
+                   outcomes: Iterable[Outcome], collect: CollectSettings,
                    counts: dict[str, int], failures: list[tuple[str, str]],
                    triaged: dict[str, int] | None = None) -> None:
     """Store a batch of outcomes in one transaction, adding to the counters.
@@ -231,10 +232,12 @@ class OutcomeWriter:
     of the database.
     """
 
-    def __init__(self, store: Callable[[list[Outcome]], None]) -> None:
+    def __init__(self, store: Callable[[Iterable[Outcome]], None]) -> None:
         self._store = store
         self._waiting: deque[Outcome | None] = deque()
         self._entries = 0
+        #: Entries of the group being written that are not stored yet.
+        self._held = 0
         #: Batch ends waiting; fetch threads waiting for room; when the oldest outcome came.
         self._ends = 0
         self._blocked = 0
@@ -250,7 +253,8 @@ class OutcomeWriter:
         with self._changed:
             self._blocked += 1
             while not self._stopped.is_set() and self._waiting and (
-                len(self._waiting) >= QUEUE_SIZE or self._entries + weight > QUEUE_ENTRIES
+                len(self._waiting) >= QUEUE_SIZE
+                or self._entries + self._held + weight > QUEUE_ENTRIES
             ):
                 self._changed.notify_all()  # the writer stops gathering: someone waits
                 self._changed.wait(0.2)
@@ -291,6 +295,7 @@ class OutcomeWriter:
             while self._waiting and sources < GROUP_SIZE:
                 item = self._waiting.popleft()
                 self._entries -= _entries_of(item)
+                self._held += _entries_of(item)
                 self._ends -= item is None
                 sources += item is not None
                 taken.append(item)
@@ -299,6 +304,22 @@ class OutcomeWriter:
             if taken:
                 self._changed.notify_all()
             return taken
+
+    def _handed_over(self, group: list[Outcome]) -> Iterator[Outcome]:
+        """The group's outcomes in order, each let go of (and out of the budget) once stored."""
+        group.reverse()
+        try:
+            while group:
+                outcome = group.pop()
+                yield outcome  # the store asks for the next one when this one is written
+                with self._changed:
+                    self._held -= _entries_of(outcome)
+                    self._changed.notify_all()
+                del outcome
+        finally:  # also when the store stops early (it then raises): nothing is held
+            with self._changed:
+                self._held = 0
+                self._changed.notify_all()
 
     def run(self, batches: int) -> None:
         """Store outcomes until `batches` batches have reported done (or `stop`)."""
@@ -311,9 +332,8 @@ class OutcomeWriter:
                 done += len(taken) - len(group)
                 del taken
                 if group:
-                    self._store(group)
                     stored += len(group)
-                    del group
+                    self._store(self._handed_over(group))
                     if stored >= TRIM_EVERY:
                         # Each parsed feed passes through this process once; without this its
                         # freed memory stays resident and the process only grows.

@@ -281,7 +281,7 @@ def test_outcome_writer_bounds_what_waits_and_stores_everything(monkeypatch):
     while not stored and writer._waiting and time.monotonic() < deadline:
         time.sleep(0.01)
     writer.put(_outcome("a", 60))
-    writer.put(_outcome("b", 40))  # 100 entries waiting: the budget is full
+    writer.put(_outcome("b", 30))  # with first's 10, not stored yet: the budget is full
     blocked = threading.Thread(target=writer.put, args=(_outcome("c", 1),))
     blocked.start()
     blocked.join(0.5)
