@@ -48,14 +48,23 @@ AfterParse = Callable[[ParsedFeed, str], ParsedFeed]
 _worker_after_parse: AfterParse | None = None
 
 
+#: How much lower than the collect process the parse workers run (Unix nice increment).
+PARSE_WORKER_NICENESS = 5
+
+
 def init_parse_worker(after_parse: AfterParse | None) -> None:
     """Process pool initializer: run `after_parse` on every feed this worker parses.
 
     Given once per worker rather than with every job, so what it holds (compiled rules) is
-    sent and rebuilt once per process.
+    sent and rebuilt once per process. The worker also lowers its priority: when the cores
+    are busy, the process that stores what the workers parse (and the editor desk, on a
+    shared server) comes first, so parsed feeds do not pile up waiting for the writer and
+    the desk stays responsive during a collect run; the workers still take every idle cycle.
     """
     global _worker_after_parse
     _worker_after_parse = after_parse
+    with contextlib.suppress(AttributeError, OSError):  # no os.nice on Windows
+        os.nice(PARSE_WORKER_NICENESS)
 
 
 def parse_job(

@@ -333,3 +333,18 @@ def test_outcome_writer_gathers_small_outcomes_into_one_group(monkeypatch):
     runner.join(2)
     assert not runner.is_alive()
     assert stored[2][1] == ["last"]
+
+
+def test_parse_workers_run_at_a_lower_priority_than_the_collect_process():
+    """Under load the writer (and the desk) come first; the workers still get idle cycles."""
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    from alliance_digest.sources.batch import PARSE_WORKER_NICENESS, init_parse_worker
+
+    ctx = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(1, mp_context=ctx, initializer=init_parse_worker,
+                             initargs=(None,)) as pool:
+        worker_niceness = pool.submit(os.nice, 0).result(timeout=30)
+    assert worker_niceness == min(19, os.nice(0) + PARSE_WORKER_NICENESS)
