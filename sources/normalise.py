@@ -58,7 +58,7 @@ def _collapse(text: str) -> str:
     r"""Runs of whitespace as one space, none at the ends: `re.sub(r"\s+", " ", t).strip()`.
 
     str.split and the re module's \s agree on what whitespace is (Unicode's), and splitting
-    costs a fifth of the substitution on prose, which has a match between every two words.
+    costs a quarter of the substitution on prose, which has a match between every two words.
     """
     return " ".join(text.split())
 
