@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from collections.abc import Callable
@@ -28,6 +29,16 @@ from .store.items import count_items, query_items
 from .store.sources import source_health
 
 DEMO_DATA = PACKAGE_DIR / "demo_data"
+
+
+def command_hint(argv0: str) -> str:
+    """The digest command as the user ran it (e.g. .venv/bin/digest), for hints to copy.
+
+    A path is made absolute: the hints begin with a `cd` into the demo folder.
+    """
+    if Path(argv0).name != "digest":
+        return "digest"
+    return os.path.abspath(argv0) if os.sep in argv0 else argv0
 
 
 def write_demo_config(directory: Path, base_url: str) -> Path:
@@ -116,8 +127,7 @@ def run_demo(directory: Path, console: Console,
         "as an editor would, and drafted the issue:"
     )
     drafted = draft(settings)
-    # The command as the user ran it (e.g. .venv/bin/digest), so the hints work when copied.
-    digest = sys.argv[0] if Path(sys.argv[0]).name == "digest" else "digest"
+    digest = command_hint(sys.argv[0])
     console.print(
         f"\nDatabase: {settings.store_path}\nConfig:   {config}\n\n"
         "Open the editor desk on the demo data:\n"

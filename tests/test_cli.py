@@ -95,6 +95,16 @@ def test_sources_check_shows_what_would_be_stored(tmp_path):
 
 
 @pytest.mark.flow
+def test_demo_hints_name_a_command_that_works_after_cd(tmp_path, monkeypatch):
+    from alliance_digest.demo import command_hint
+
+    monkeypatch.chdir(tmp_path)
+    assert command_hint(".venv/bin/digest") == str(tmp_path / ".venv" / "bin" / "digest")
+    assert command_hint("/opt/venv/bin/digest") == "/opt/venv/bin/digest"
+    assert command_hint("digest") == "digest"  # found on PATH: works from anywhere
+    assert command_hint("/usr/lib/python3/site-packages/alliance_digest/cli.py") == "digest"
+
+
 def test_demo_runs_offline_end_to_end(tmp_path):
     done = digest("demo", "--dir", str(tmp_path / "demo"), cwd=tmp_path,
                   env={"PREFECT_HOME": str(tmp_path / "prefect")})
