@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from alliance_digest.feedserver import FeedServer
@@ -78,3 +80,12 @@ def _shared() -> Path:
 
 #: ../shared: the real feed corpus, the source reference and the seed issue.
 SHARED = _shared()
+
+
+def random_texts(alphabet: str, *, seed: int, count: int = 20_000,
+                 longest: int = 30) -> Iterator[str]:
+    """Reproducible random strings over `alphabet`, for checking a fast path against the
+    plain definition it replaces on inputs nobody thought of."""
+    rng = random.Random(seed)
+    for _ in range(count):
+        yield "".join(rng.choice(alphabet) for _ in range(rng.randint(0, longest)))

@@ -127,16 +127,13 @@ def test_combinations_only_count_together():
 
 def test_us_abbreviations_found_as_the_plain_look_behind_finds_them():
     """The US pattern starts with its literal "U" for speed; it matches what it replaced."""
-    import random
     import re
 
     from alliance_digest.triage import rules as rules_module
+    from support import random_texts
 
     plain = re.compile(r"(?<![\w.])U\.?S\.?(?:A\.?)?(?![\w])")
-    rng = random.Random(3)
-    alphabet = "USAusa. _x1-日\n"
-    for _ in range(30_000):
-        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 16)))
+    for text in random_texts("USAusa. _x1-日\n", seed=3, count=30_000, longest=16):
         assert rules_module._US_ABBREV.sub("u.s.", text) == plain.sub("u.s.", text)
 
 
