@@ -242,7 +242,8 @@ def _role(pid: int) -> str:
             cmd = f.read().replace(b"\0", b" ")
     except OSError:
         return "main"
-    if b"uvicorn" in cmd or b"prefect.server" in cmd:
+    # Prefect's own temporary server (uvicorn ... prefect.server...), or the one digest starts.
+    if b"uvicorn" in cmd or b"prefect.server" in cmd or b"prefect server start" in cmd:
         return "prefect server"
     if b"multiprocessing" in cmd or b"forkserver" in cmd:
         return "parse workers"

@@ -18,6 +18,7 @@ before they import Prefect, because Prefect reads PREFECT_API_URL once, when imp
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
@@ -114,6 +115,54 @@ def use_running_server(settings: Settings) -> str | None:
     return url
 
 
+#: This process's temporary server, once `use_server` has started one, and whether it answered.
+_temporary_server: EmbeddedServer | None = None
+_temporary_ready = False
+
+
+def prefect_home() -> Path:
+    """Prefect's home folder as Prefect finds it from the environment (its default otherwise)."""
+    return Path(os.environ.get("PREFECT_HOME") or Path.home() / ".prefect").expanduser()
+
+
+def use_server(settings: Settings) -> str:
+    """Point this process at a Prefect server before Prefect is imported; returns its URL.
+
+    PREFECT_API_URL if set; else a running `digest serve`'s server; else a temporary server
+    started here and stopped when the process exits (one per process: the demo's two flows
+    share it). It is what a flow call would start by itself, with two differences: Prefect
+    imports its whole server into the calling process to start its own (about 80 MB and a
+    second, here the collect run's), and a caller killed with SIGKILL left Prefect's running,
+    where ours gets SIGTERM from the kernel (Linux) and lives in a process group of its own.
+
+    Returns at once, so Prefect can be imported while the server starts: call
+    `wait_for_server` before the first flow run.
+    """
+    global _temporary_server
+    if url := os.environ.get("PREFECT_API_URL") or use_running_server(settings):
+        return url
+    if _temporary_server is None:
+        server = EmbeddedServer(prefect_home(), temporary=True)
+        server.start()
+        atexit.register(server.stop)
+        _temporary_server = server
+    os.environ["PREFECT_API_URL"] = _temporary_server.url
+    return _temporary_server.url
+
+
+def wait_for_server() -> None:
+    """Wait until the temporary server `use_server` started answers (DigestError if it fails)."""
+    global _temporary_ready
+    if _temporary_server is None or _temporary_ready:
+        return
+    try:
+        _temporary_server.wait_ready()
+    except BaseException:
+        _temporary_server.stop()
+        raise
+    _temporary_ready = True
+
+
 # --- the embedded server ------------------------------------------------------------------------
 
 
@@ -180,13 +229,17 @@ class EmbeddedServer:
     """`prefect server start` as a child process in its own process group.
 
     Its database lives in `home` (PREFECT_HOME), so schedules and run history survive
-    restarts; its output goes to `home/server.log`.
+    restarts; its output goes to `home/server.log`. A `temporary` server is the one a command
+    uses for its own flow runs when no server is running (see `use_server`): it keeps
+    Prefect's own PREFECT_HOME, serves no UI and schedules nothing.
     """
 
-    def __init__(self, home: Path, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, home: Path, host: str = "127.0.0.1", port: int = 0, *,
+                 temporary: bool = False) -> None:
         self.home = home
         self.host = host
         self.port = port or free_port(host)
+        self.temporary = temporary
         self.process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
 
@@ -198,19 +251,21 @@ class EmbeddedServer:
 
     @property
     def log_path(self) -> Path:
-        return self.home / "server.log"
+        return self.home / ("digest-temporary-server.log" if self.temporary else "server.log")
 
     def start(self) -> None:
         """Start the server (returns at once; see `wait_ready`)."""
         self.home.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "PREFECT_HOME": str(self.home),
-               "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
+        env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
                "PREFECT_LOGGING_LEVEL": os.environ.get("PREFECT_LOGGING_LEVEL", "WARNING")}
+        if not self.temporary:
+            env["PREFECT_HOME"] = str(self.home)
         env.pop("PREFECT_API_URL", None)
+        extra = ["--no-ui", "--no-scheduler", "--no-late-runs"] if self.temporary else []
         self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "prefect", "server", "start", "--host", self.host,
-             "--port", str(self.port)],
+             "--port", str(self.port), *extra],
             stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT, env=env,
             start_new_session=True, preexec_fn=_die_with_parent,
         )

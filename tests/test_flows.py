@@ -164,3 +164,60 @@ def test_draft_flow_writes_the_issue_and_publishes_it(tmp_path, prefect_api):
             return next(a.data for a in found if a.key == "draft-issue")
 
     assert "Story 7-0" in asyncio.run(artifact())
+
+
+def _children_named(pid: int, needle: bytes) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == pid and needle in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc")
+def test_the_temporary_prefect_server_goes_with_the_command_even_after_kill_9(tmp_path):
+    """Prefect's own temporary server outlived a SIGKILLed caller; the one digest starts
+    gets SIGTERM from the kernel when the command dies, and stops with it otherwise."""
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect-home")}
+    env.pop("PREFECT_API_URL", None)
+    with FeedServer() as server:
+        for n in range(4):
+            server.route(f"/f{n}", body=feed(n, 5), delay=20)  # the run outlasts the test
+        config = write_config(tmp_path / "site", server, [f"/f{n}" for n in range(4)])
+        cmd = [sys.executable, "-m", "alliance_digest.cli", "--config", str(config), "collect",
+               "--force"]
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 60
+            servers: list[int] = []
+            while not servers and time.monotonic() < deadline:
+                servers = _children_named(proc.pid, b"prefect server start")
+                time.sleep(0.1)
+            assert servers, "digest collect started no Prefect server of its own"
+            time.sleep(1.0)
+        finally:
+            proc.kill()  # the command alone, not its children
+            proc.wait()
+
+        def alive() -> list[int]:  # a zombie or a reused pid has another command line
+            left = []
+            for pid in servers:
+                try:
+                    if b"prefect" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                        left.append(pid)
+                except OSError:
+                    pass
+            return left
+
+        deadline = time.monotonic() + 30
+        while alive() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not alive()
