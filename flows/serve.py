@@ -152,13 +152,15 @@ def use_server(settings: Settings) -> str:
 
 def wait_for_server() -> None:
     """Wait until the temporary server `use_server` started answers (DigestError if it fails)."""
-    global _temporary_ready
+    global _temporary_server, _temporary_ready
     if _temporary_server is None or _temporary_ready:
         return
     try:
         _temporary_server.wait_ready()
     except BaseException:
         _temporary_server.stop()
+        _temporary_server = None
+        os.environ.pop("PREFECT_API_URL", None)
         raise
     _temporary_ready = True
 
