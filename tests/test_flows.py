@@ -221,3 +221,29 @@ def test_the_temporary_prefect_server_goes_with_the_command_even_after_kill_9(tm
         while alive() and time.monotonic() < deadline:
             time.sleep(0.2)
         assert not alive()
+
+
+def test_a_temporary_server_that_cannot_start_is_one_clear_error(tmp_path, monkeypatch):
+    """The port it was given is taken: `wait_for_server` says so, and nothing points at it."""
+    import socket
+
+    from alliance_digest.errors import DigestError
+    from alliance_digest.flows import serve
+    from alliance_digest.settings import load_settings
+
+    (tmp_path / "digest.toml").write_text('[store]\npath = "data/digest.db"\n', encoding="utf-8")
+    settings = load_settings(tmp_path / "digest.toml")
+    monkeypatch.setenv("PREFECT_API_URL", "")
+    monkeypatch.delenv("PREFECT_API_URL")
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect-home"))
+    monkeypatch.setattr(serve, "_temporary_server", None)
+    monkeypatch.setattr(serve, "_temporary_ready", False)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        monkeypatch.setattr(serve, "free_port", lambda host="127.0.0.1": port)
+        assert serve.use_server(settings) == f"http://127.0.0.1:{port}/api"
+        with pytest.raises(DigestError, match="exited during start-up"):
+            serve.wait_for_server()
+    assert "PREFECT_API_URL" not in os.environ and serve._temporary_server is None
