@@ -33,7 +33,13 @@ import feedparser
 import feedparser.api
 
 from .errors import BinaryBody, EmptyBody, InvalidFeed, NotAFeed
-from .normalise import canonical_url, html_to_text, make_entry, unique_identities
+from .normalise import (
+    canonical_url,
+    collapse_whitespace,
+    html_to_text,
+    make_entry,
+    unique_identities,
+)
 from .types import Entry, ParsedFeed
 
 __all__ = ["create_parser", "decode_body", "parse_feed"]
@@ -92,7 +98,6 @@ _HTML_START = re.compile(
     r"\A(?:\s|<\?xml[^>]*>|<!--.*?-->)*<(?:!doctype\s+html|html[\s>/])", re.IGNORECASE | re.DOTALL
 )
 _FEED_ROOT = re.compile(r"<(?:[A-Za-z][\w.-]*:)?(?:rss|feed|RDF)[\s>/]")
-_SPACE = re.compile(r"\s+")
 
 
 def _codec(label: str | bytes | None) -> str | None:
@@ -233,7 +238,7 @@ if __name__ not in feedparser.api.PREFERRED_XML_PARSERS:
 
 
 def _one_line(value: object) -> str:
-    text = _SPACE.sub(" ", str(value)).strip() or type(value).__name__
+    text = collapse_whitespace(str(value)) or type(value).__name__
     return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 1] + "…"
 
 
@@ -376,7 +381,7 @@ def parse_feed(
     feed_title = feed.get("title") or ""
     if _is_html(feed_title_detail.get("type")):
         feed_title = html_to_text(feed_title)
-    feed_title = _SPACE.sub(" ", feed_title).strip() or None
+    feed_title = collapse_whitespace(feed_title) or None
     feed_link = canonical_url(feed.get("link"), url)
 
     if not raw_entries:

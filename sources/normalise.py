@@ -54,7 +54,7 @@ _SANITIZED_BLOCK = re.compile(_BLOCK.pattern)
 _MIN_YEAR = 1990
 
 
-def _collapse(text: str) -> str:
+def collapse_whitespace(text: str) -> str:
     r"""Runs of whitespace as one space, none at the ends: `re.sub(r"\s+", " ", t).strip()`.
 
     str.split and the re module's \s agree on what whitespace is (Unicode's), and splitting
@@ -163,9 +163,9 @@ def html_to_text(fragment: str | None) -> str:
     if not fragment:
         return ""
     if "<" not in fragment and "&" not in fragment:
-        return _collapse(fragment)
+        return collapse_whitespace(fragment)
     spaced = _BLOCK.sub(r" <\1", fragment)
-    return _collapse(html.unescape(_TEXT_ONLY.clean(spaced)))
+    return collapse_whitespace(html.unescape(_TEXT_ONLY.clean(spaced)))
 
 
 #: A tag of the sanitiser's own output, where every attribute value is double-quoted (and holds
@@ -180,9 +180,9 @@ def sanitized_to_text(sanitized: str) -> str:
     where the feed wrote it (an HTML parser moves it before the table).
     """
     if "<" not in sanitized and "&" not in sanitized:
-        return _collapse(sanitized)
+        return collapse_whitespace(sanitized)
     spaced = _SANITIZED_BLOCK.sub(r" <\1", sanitized)
-    return _collapse(html.unescape(_SANITIZED_TAG.sub("", spaced)))
+    return collapse_whitespace(html.unescape(_SANITIZED_TAG.sub("", spaced)))
 
 
 def to_utc_iso(value: datetime | time.struct_time | None) -> str | None:
@@ -232,7 +232,7 @@ def make_entry(
     url = canonical_url(link, base_url)
     summary = sanitize_html(summary_html, url or base_url)
     summary_text = sanitized_to_text(summary)
-    title_text = html_to_text(title) if title_is_html else _collapse(title or "")
+    title_text = html_to_text(title) if title_is_html else collapse_whitespace(title or "")
     if not title_text:
         # Untitled entries (microblog-style feeds) read best by their first words.
         title_text = summary_text

@@ -29,7 +29,7 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from .dates import date_from_url, parse_date, resolve_timezone
 from .errors import BinaryBody, EmptyBody
-from .normalise import canonical_url, make_entry, unique_identities
+from .normalise import canonical_url, collapse_whitespace, make_entry, unique_identities
 from .types import ParsedFeed
 
 __all__ = ["DEFAULT_MAX_ITEMS", "NO_LINKS_WARNING", "OPTION_KEYS", "decode_html", "parse_page"]
@@ -58,7 +58,6 @@ _META_CHARSET = re.compile(
 )
 _BINARY_MAGIC = (b"%PDF", b"\x89PNG", b"GIF8", b"\xff\xd8\xff", b"PK\x03\x04", b"\x1f\x8b",
                  b"\x00\x00\x01\x00", b"RIFF")
-_SPACE = re.compile(r"\s+")
 
 
 @dataclass(slots=True)
@@ -252,7 +251,7 @@ def _base_url(tree: LexborHTMLParser, url: str, configured: str | None) -> str:
 def _text(node: LexborNode | None) -> str:
     if node is None:
         return ""
-    return _SPACE.sub(" ", node.text(deep=True, separator=" ")).strip()
+    return collapse_whitespace(node.text(deep=True, separator=" "))
 
 
 def _link_title(node: LexborNode) -> tuple[str, bool]:
@@ -264,7 +263,7 @@ def _link_title(node: LexborNode) -> tuple[str, bool]:
     for value in (node.attributes.get("title"), node.attributes.get("aria-label"),
                   image.attributes.get("alt") if image is not None else None):
         if value and value.strip():
-            return _SPACE.sub(" ", value).strip(), True
+            return collapse_whitespace(value), True
     return "", True
 
 

@@ -652,7 +652,8 @@ def test_text_of_sanitized_real_summaries_matches_a_second_parse():
 
 
 def test_text_helpers_match_the_regular_expressions_they_replace():
-    """_collapse is `re.sub(r"\\s+", " ", t).strip()`; the unrolled tag pattern is the plain one."""
+    """collapse_whitespace is `re.sub(r"\\s+", " ", t).strip()`; the unrolled tag pattern
+    matches what the plain one does."""
     import re
 
     from alliance_digest.sources import normalise
@@ -661,7 +662,7 @@ def test_text_helpers_match_the_regular_expressions_they_replace():
     plain_tag = re.compile(r'<(?:[^>"]|"[^"]*")*>')
     alphabet = 'ab <>"=/\t\n\r\x0b\x0c\x1c\x85\xa0\u2003\u3000日'
     for text in random_texts(alphabet, seed=5):
-        assert normalise._collapse(text) == re.sub(r"\s+", " ", text).strip()
+        assert normalise.collapse_whitespace(text) == re.sub(r"\s+", " ", text).strip()
         assert normalise._SANITIZED_TAG.sub("", text) == plain_tag.sub("", text)
 
 
