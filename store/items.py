@@ -42,10 +42,10 @@ def store_entries(db: sqlite_utils.Database, source_id: int,
 
     An entry that also carries triage's keys, made where it was parsed (triage/annotate.py:
     `score`, `reasons` as JSON text, `relevant`, story `tokens` as bytes), is inserted already
-    triaged: its score and reasons,
-    status `filtered` (by triage) unless relevant, and, waiting to be clustered, as a story of
-    its own with its story tokens in `item_tokens_new` (migration 6); `triaged`, if given,
-    counts those new rows under "candidates" and "filtered".
+    triaged: its score and reasons, status `filtered` (by triage) unless relevant, and,
+    waiting to be clustered, as a story of its own with its story tokens in `item_tokens_new`
+    (migration 6); `triaged`, if given, counts those new rows under "candidates" and
+    "filtered".
     """
     if not entries:
         return 0, 0
