@@ -1,9 +1,42 @@
-"""The root of the project's error tree.
+"""The project's one error tree, modelled on lemon24/reader's `exceptions.py`.
 
-Every failure a user can see has a precise type under `DigestError`; callers catch the base
-class. Invalid-input errors also subclass `ValueError`. `str(error)` is one line that names the
-cause (and, for configuration, the file, the source and the key).
+    DigestError
+    ├── ConfigError (ValueError)        a config or registry file holds a wrong value
+    ├── InputError (ValueError)         a value a user typed cannot be taken (`field`)
+    │   ├── EditError                   an item change (unknown field, bad value)
+    │   ├── UserError                   a bad user name or password, a duplicate account
+    │   │   └── UnknownUser (NotFoundError)
+    │   ├── SearchQueryError            a search the parser cannot read
+    │   └── IssueNumberError            a volume/number this issue cannot take
+    ├── NotFoundError (LookupError)     a named source, item or issue does not exist
+    ├── ConflictError                   the change is based on something that moved on
+    │   ├── StaleEdit                   someone saved the item since the form was loaded
+    │   └── IssueFinalError             a final (sent) issue is frozen
+    ├── StoreError                      the database cannot be opened, migrated or written
+    ├── TemplateRenderError             a digest template failed to render (`template`)
+    └── SourceError                     one source could not be fetched or parsed this time
+        ├── FetchError                  the HTTP exchange failed
+        │   ├── FetchTimeout, ConnectionFailed, TooManyRedirects, BodyTooLarge
+        │   └── HTTPStatusError         Refused, HTTPNotFound, Gone, RateLimited, ServerError
+        └── ParseError                  the body holds no usable items
+            └── EmptyBody, NotAFeed, BinaryBody, InvalidFeed
+
+Callers catch the base class. Invalid-input errors also subclass `ValueError` and lookups
+`LookupError`, so generic code keeps working. `str(error)` is one line that names the cause;
+the structured attributes (source, URL, HTTP status, field) are there for code that needs
+them. Each front door maps the tree in one place: the CLI's `main` prints the line and exits
+1; the desk's exception handler answers 400 (input), 404 (not found), 409 (conflict) or 500.
+
+A source failure is stored by its `kind` (`fetches.error_kind`, `sources.last_error_kind`)
+and crosses the parse process pool as a `SourceFailure` (kind + message): `kind` is a fixed
+value of `SourceErrorKind`, not the class name, so renaming a class changes nothing stored.
 """
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import ClassVar
 
 
 class DigestError(Exception):
@@ -14,9 +47,254 @@ class ConfigError(DigestError, ValueError):
     """A configuration or registry file is missing, unreadable or holds a wrong value."""
 
 
+class InputError(DigestError, ValueError):
+    """A value given by a user (CLI argument, desk form, API body) cannot be taken."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        #: The field or argument at fault, so a form can mark it; None if none.
+        self.field = field
+
+
+class EditError(InputError):
+    """A change names an unknown field or holds a value the field cannot take."""
+
+
+class UserError(InputError):
+    """A bad user name or password, a duplicate account, or an unknown one."""
+
+
+class NotFoundError(DigestError, LookupError):
+    """A named thing (source, item, issue, user) does not exist."""
+
+
+class UnknownUser(UserError, NotFoundError):
+    """No account has this name."""
+
+
+class SearchQueryError(InputError):
+    """The search text cannot be understood (empty, unclosed quote, dangling OR, ...)."""
+
+
+class IssueNumberError(InputError):
+    """A volume/number cannot be given to this issue (taken by another date, or out of range)."""
+
+
+class ConflictError(DigestError):
+    """A change was based on a state that has moved on since; nothing was changed."""
+
+
+class StaleEdit(ConflictError):
+    """The item was saved by someone else since the page this save came from was loaded."""
+
+    def __init__(self, item_id: int, *, expected_version: int, version: int,
+                 edited_by: str | None, edited_at: str | None) -> None:
+        who = edited_by or "someone"
+        when = f" at {edited_at}" if edited_at else ""
+        super().__init__(
+            f"item {item_id} was changed by {who}{when} after you opened it "
+            f"(version {version}, yours {expected_version}); reload it and redo your change"
+        )
+        self.item_id = item_id
+        self.expected_version = expected_version
+        self.version = version
+        self.edited_by = edited_by
+        self.edited_at = edited_at
+
+
+class IssueFinalError(ConflictError):
+    """A final issue was asked to change (redrafted); its items and files are frozen."""
+
+
 class StoreError(DigestError):
     """The database cannot be opened, migrated or written."""
 
 
-class NotFoundError(DigestError, LookupError):
-    """A named thing (source, item, issue) does not exist."""
+class TemplateRenderError(DigestError):
+    """A digest template (usually a user's own) failed to render; the message names it."""
+
+    def __init__(self, message: str, *, template: str | None = None) -> None:
+        super().__init__(message)
+        #: The template's file name, when known.
+        self.template = template
+
+
+# --- sources -----------------------------------------------------------------------------------
+
+
+class SourceErrorKind(StrEnum):
+    """What went wrong with a source, as stored in `fetches.error_kind` and on the source.
+
+    The values are data (other tools read them): they never change when a class is renamed.
+    """
+
+    FETCH = "FetchError"
+    TIMEOUT = "FetchTimeout"
+    CONNECTION = "ConnectionFailed"
+    HTTP_STATUS = "HTTPStatusError"
+    REFUSED = "Refused"
+    NOT_FOUND = "NotFound"
+    GONE = "Gone"
+    RATE_LIMITED = "RateLimited"
+    SERVER = "ServerError"
+    REDIRECTS = "TooManyRedirects"
+    TOO_LARGE = "BodyTooLarge"
+    PARSE = "ParseError"
+    EMPTY = "EmptyBody"
+    NOT_A_FEED = "NotAFeed"
+    BINARY = "BinaryBody"
+    INVALID = "InvalidFeed"
+
+    @property
+    def error_class(self) -> type[SourceError]:
+        """The class that raises this kind."""
+        return _SOURCE_ERRORS[self]
+
+    @property
+    def is_parse(self) -> bool:
+        """True for failures of a body that did arrive (its caching validators are kept)."""
+        return issubclass(self.error_class, ParseError)
+
+
+class SourceError(DigestError):
+    """A source could not be fetched or parsed this time."""
+
+    #: Stored as the failure's kind; each subclass names its own.
+    kind: ClassVar[SourceErrorKind]
+    #: True when retrying later cannot help (e.g. 410 Gone); the source gets disabled.
+    permanent: ClassVar[bool] = False
+
+    def __init__(self, message: str, *, status: int | None = None,
+                 retry_after: float | None = None, url: str | None = None,
+                 source: str | None = None) -> None:
+        super().__init__(message)
+        #: The HTTP status the server answered, when there was one.
+        self.status = status
+        #: Seconds the server asked us to wait (Retry-After), when it did.
+        self.retry_after = retry_after
+        #: The URL that failed, when known.
+        self.url = url
+        #: The source's name, when known.
+        self.source = source
+
+    def failure(self) -> SourceFailure:
+        """This error as plain data that crosses a process boundary."""
+        return SourceFailure(self.kind, str(self))
+
+
+class FetchError(SourceError):
+    """The HTTP exchange failed."""
+
+    kind = SourceErrorKind.FETCH
+
+
+class FetchTimeout(FetchError):
+    """Connect, read or the whole-source deadline ran out."""
+
+    kind = SourceErrorKind.TIMEOUT
+
+
+class ConnectionFailed(FetchError):
+    """DNS, refused connection, TLS or a dropped connection."""
+
+    kind = SourceErrorKind.CONNECTION
+
+
+class HTTPStatusError(FetchError):
+    """The server answered with an error status."""
+
+    kind = SourceErrorKind.HTTP_STATUS
+
+
+class Refused(HTTPStatusError):
+    """401/403: the server refused us (bot walls, geo blocks), not a parse error."""
+
+    kind = SourceErrorKind.REFUSED
+
+
+class HTTPNotFound(HTTPStatusError):
+    """404 (stored as kind `NotFound`)."""
+
+    kind = SourceErrorKind.NOT_FOUND
+
+
+class Gone(HTTPStatusError):
+    """410 Gone: the source is disabled."""
+
+    kind = SourceErrorKind.GONE
+    permanent = True
+
+
+class RateLimited(HTTPStatusError):
+    """429, or 503 with Retry-After: come back later."""
+
+    kind = SourceErrorKind.RATE_LIMITED
+
+
+class ServerError(HTTPStatusError):
+    """5xx."""
+
+    kind = SourceErrorKind.SERVER
+
+
+class TooManyRedirects(FetchError):
+    """More redirects than allowed, or a redirect loop."""
+
+    kind = SourceErrorKind.REDIRECTS
+
+
+class BodyTooLarge(FetchError):
+    """The body (after decompression) went past the configured cap."""
+
+    kind = SourceErrorKind.TOO_LARGE
+
+
+class ParseError(SourceError):
+    """The body arrived but holds no usable items."""
+
+    kind = SourceErrorKind.PARSE
+
+
+class EmptyBody(ParseError):
+    """A 200 with nothing in it."""
+
+    kind = SourceErrorKind.EMPTY
+
+
+class NotAFeed(ParseError):
+    """HTML (or something else) where a feed, JSON or listing page was expected."""
+
+    kind = SourceErrorKind.NOT_A_FEED
+
+
+class BinaryBody(ParseError):
+    """Bytes that are not text at all."""
+
+    kind = SourceErrorKind.BINARY
+
+
+class InvalidFeed(ParseError):
+    """Truncated or malformed XML/JSON from which no entry could be read."""
+
+    kind = SourceErrorKind.INVALID
+
+
+_SOURCE_ERRORS: dict[SourceErrorKind, type[SourceError]] = {
+    cls.kind: cls for cls in (
+        FetchError, FetchTimeout, ConnectionFailed, HTTPStatusError, Refused, HTTPNotFound,
+        Gone, RateLimited, ServerError, TooManyRedirects, BodyTooLarge, ParseError, EmptyBody,
+        NotAFeed, BinaryBody, InvalidFeed,
+    )
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SourceFailure:
+    """A source error as data: what a parse worker returns instead of raising across processes."""
+
+    kind: SourceErrorKind
+    message: str
+
+    def error(self) -> SourceError:
+        """The error this failure stands for."""
+        return self.kind.error_class(self.message)

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import feedparser
 import feedparser.api
+from alliance_digest.errors import ParseError
 from alliance_digest.sources import feeds
-from alliance_digest.sources.errors import ParseError
 
 DEFAULT_CORPUS = Path("/work/shared/corpus/real/fastfeedparser/benchmark_data")
 HEADERS = {"content-type": "application/rss+xml"}

@@ -20,11 +20,11 @@ from typing import Any
 
 import sqlite_utils
 
+from ..errors import EditError, SourceError
 from ..settings import HttpSettings
-from ..sources.errors import SourceError
 from ..sources.normalise import canonical_url
 from ..sources.pagemeta import fetch_page_metadata
-from ..store.editorial import EditError, add_manual_item, find_item_by_url
+from ..store.editorial import add_manual_item, find_item_by_url
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,7 +34,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from ..errors import DigestError, NotFoundError
+from ..errors import DigestError, NotFoundError, StaleEdit
 from ..settings import Settings
 from ..store import editorial, users
 from ..store.db import open_db
@@ -429,7 +429,7 @@ def item_save(ctx: Ctx) -> Response:
     try:
         editorial.update_item(ctx.db, item_id, changes, editor=ctx.editor,
                               expected_version=version, sections=ctx.settings.issue.sections)
-    except editorial.StaleEdit as e:
+    except StaleEdit as e:
         return refuse(f"Not saved: {e}. Your text is kept below; reload to see their "
                       "changes.", 409)
     except ValueError as e:

@@ -16,7 +16,7 @@ from typing import Any
 
 import sqlite_utils
 
-from ..errors import DigestError
+from ..errors import DigestError, InputError
 from ..settings import Settings
 from ..store import editorial
 from ..store.issues import IssuePlan, plan_issue, select_issue_items
@@ -82,14 +82,14 @@ def save_order(db: sqlite_utils.Database, order: Sequence[tuple[str | None, Sequ
     for name, ids in order:
         for position, item_id in enumerate(ids, start=1):
             if item_id in wanted:
-                raise ValueError(f"item {item_id} appears twice in the order")
+                raise InputError(f"item {item_id} appears twice in the order")
             wanted[item_id] = (name, position)
     changed = 0
     with editorial.write_lock(db):
         for item_id, (name, position) in wanted.items():
             item = editorial.get_item(db, item_id)
             if item.get("status") != "included":
-                raise ValueError(f"item {item_id} is not included in the issue")
+                raise InputError(f"item {item_id} is not included in the issue")
             changes: dict[str, Any] = {}
             if item.get("rank") != position:
                 changes["rank"] = position

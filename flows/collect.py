@@ -141,9 +141,8 @@ def health_values(row: Mapping[str, Any], outcome: Outcome, collect: CollectSett
                       etag=outcome.etag if outcome.http_status else row.get("etag"),
                       last_modified=outcome.last_modified if outcome.http_status
                       else row.get("last_modified"))
-        if outcome.http_status is None or outcome.error_kind not in (
-            "EmptyBody", "NotAFeed", "BinaryBody", "InvalidFeed", "ParseError"
-        ):
+        if (outcome.http_status is None or outcome.error_kind is None
+                or not outcome.error_kind.is_parse):
             values.pop("etag")
             values.pop("last_modified")
         if outcome.permanent:

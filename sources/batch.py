@@ -27,9 +27,9 @@ from urllib.parse import urlsplit
 
 import requests
 
+from ..errors import SourceError, SourceErrorKind, SourceFailure
 from ..memory import release_free_memory
 from ..settings import HttpSettings
-from . import errors
 from .http import HostLimiter, cache_hints, fetch, make_session
 from .parse import parse
 from .types import FetchRequest, Outcome, ParsedFeed
@@ -76,8 +76,8 @@ def parse_job(
     options: Mapping[str, Any],
     name: str = "",
     after_parse: AfterParse | None = None,
-) -> ParsedFeed | tuple[str, str]:
-    """Parse in a worker process; a parse failure comes back as (error class name, message).
+) -> ParsedFeed | SourceFailure:
+    """Parse in a worker process; a parse failure comes back as a `SourceFailure`.
 
     Returning the error as data avoids pickling exception objects across processes. The feed
     goes through `after_parse` (else the worker's, see `init_parse_worker`) with the source's
@@ -87,18 +87,11 @@ def parse_job(
         feed = parse(kind, body, dict(headers), url, language, dict(options))
         after_parse = after_parse or _worker_after_parse
         return after_parse(feed, name) if after_parse is not None else feed
-    except errors.SourceError as e:
-        return (e.kind, str(e))
+    except SourceError as e:
+        return e.failure()
     finally:
         if len(body) >= TRIM_AFTER_BYTES:
             release_free_memory()
-
-
-def _parse_error(kind: str, message: str) -> errors.SourceError:
-    cls = getattr(errors, kind, None)
-    if not (isinstance(cls, type) and issubclass(cls, errors.SourceError)):
-        cls = errors.ParseError
-    return cls(message)
 
 
 def fetch_one(
@@ -122,7 +115,7 @@ def fetch_one(
     try:
         with limiter.slot(request.url):
             response = fetch(session, request, http)
-    except errors.SourceError as e:
+    except SourceError as e:
         return Outcome(
             name=request.name,
             status="failed",
@@ -162,8 +155,8 @@ def fetch_one(
                 else parse_job(*args, after_parse=after_parse)
             )
     except Exception as e:  # a crashed worker process must not take the run down
-        result = ("ParseError", f"parser crashed: {type(e).__name__}: {e}")
-    if isinstance(result, tuple) and result[0] == "EmptyBody":
+        result = SourceFailure(SourceErrorKind.PARSE, f"parser crashed: {type(e).__name__}: {e}")
+    if isinstance(result, SourceFailure) and result.kind is SourceErrorKind.EMPTY:
         # A 200 with nothing in it is not proof of life, but not a failure of ours either
         # (DNN sites answer a wrong feed id this way): a warning on the source.
         return Outcome(
@@ -173,14 +166,12 @@ def fetch_one(
             duration_ms=elapsed_ms(),
             **common,
         )
-    if isinstance(result, tuple):
-        err = _parse_error(*result)
+    if isinstance(result, SourceFailure):
         # A failed parse must not keep the validators: the next fetch would get a 304 and never
         # see the body again.
         common.update(etag=None, last_modified=None)
-        return Outcome(
-            status="failed", error=str(err), error_kind=err.kind, duration_ms=elapsed_ms(), **common
-        )
+        return Outcome(status="failed", error=result.message, error_kind=result.kind,
+                       duration_ms=elapsed_ms(), **common)
     return Outcome(
         status="ok", feed=result, warnings=result.warnings, duration_ms=elapsed_ms(), **common
     )

@@ -32,7 +32,7 @@ from xml.sax import expatreader
 import feedparser
 import feedparser.api
 
-from .errors import BinaryBody, EmptyBody, InvalidFeed, NotAFeed
+from ..errors import BinaryBody, EmptyBody, InvalidFeed, NotAFeed
 from .normalise import (
     canonical_url,
     collapse_whitespace,

@@ -36,20 +36,20 @@ from requests.cookies import extract_cookies_to_jar
 from requests.structures import CaseInsensitiveDict
 from requests.utils import requote_uri
 
-from ..settings import HttpSettings
-from .errors import (
+from ..errors import (
     BodyTooLarge,
     ConnectionFailed,
     FetchError,
     FetchTimeout,
     Gone,
+    HTTPNotFound,
     HTTPStatusError,
-    NotFound,
     RateLimited,
     Refused,
     ServerError,
     TooManyRedirects,
 )
+from ..settings import HttpSettings
 from .schedule import next_fetch_at
 from .types import FetchRequest, Response
 
@@ -428,7 +428,7 @@ def _status_error(resp: requests.Response) -> HTTPStatusError:
     if status in (401, 403):
         return Refused(f"refused by the server ({label})", status=status)
     if status == 404:
-        return NotFound(f"not found ({label})", status=status)
+        return HTTPNotFound(f"not found ({label})", status=status)
     if status == 410:
         return Gone(f"gone for good ({label})", status=status)
     if status == 429:

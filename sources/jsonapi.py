@@ -24,8 +24,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from ..errors import BinaryBody, EmptyBody, InvalidFeed, NotAFeed
 from .dates import parse_date, resolve_timezone
-from .errors import BinaryBody, EmptyBody, InvalidFeed, NotAFeed
 from .normalise import make_entry, unique_identities
 from .types import Entry, ParsedFeed
 

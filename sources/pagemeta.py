@@ -27,9 +27,9 @@ from urllib.parse import urljoin, urlsplit
 
 from selectolax.lexbor import LexborHTMLParser
 
+from ..errors import NotAFeed
 from ..settings import HttpSettings
 from .dates import parse_date
-from .errors import NotAFeed
 from .http import fetch, make_session
 from .normalise import canonical_url, html_to_text, to_utc_iso
 from .pages import decode_html

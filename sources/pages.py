@@ -27,8 +27,8 @@ from urllib.parse import urlsplit
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
+from ..errors import BinaryBody, EmptyBody
 from .dates import date_from_url, parse_date, resolve_timezone
-from .errors import BinaryBody, EmptyBody
 from .normalise import canonical_url, collapse_whitespace, make_entry, unique_identities
 from .types import ParsedFeed
 

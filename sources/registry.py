@@ -628,10 +628,6 @@ def _outline(cfg: SourceConfig) -> str:
     return f"<outline {body}/>"
 
 
-class _Forbidden(Exception):
-    """A DOCTYPE or entity declaration: refused before anything is expanded."""
-
-
 def import_opml(data: str | bytes, *, origin: str = "OPML") -> list[SourceConfig]:
     """Read the feeds of an OPML subscription list (any nesting) as `feed` SourceConfigs.
 
@@ -691,6 +687,8 @@ def _parse_opml(data: str | bytes, origin: str) -> list[tuple[dict[str, str], li
     declared = _declared_encoding(payload) if encoding is None else None
     try:
         return _expat_outlines(payload, encoding, origin)
+    except ConfigError:  # a declaration refused by a handler (a ConfigError is a ValueError)
+        raise
     except (expat.ExpatError, ValueError) as e:
         unknown = isinstance(e, ValueError) or (
             e.code == expat.errors.codes[expat.errors.XML_ERROR_UNKNOWN_ENCODING]
@@ -709,10 +707,6 @@ def _parse_opml(data: str | bytes, origin: str) -> list[tuple[dict[str, str], li
             f"{origin}: not well-formed XML: {expat.ErrorString(e.code)} "
             f"(line {e.lineno}, column {e.offset})"
         ) from None
-    except _Forbidden as e:
-        raise ConfigError(
-            f"{origin}: {e} declarations are not allowed in OPML (entities are never expanded)"
-        ) from None
 
 
 def _expat_outlines(
@@ -723,7 +717,9 @@ def _expat_outlines(
 
     def forbid(what: str) -> Any:
         def handler(*_: Any) -> None:
-            raise _Forbidden(what)
+            # Refused before anything is expanded.
+            raise ConfigError(f"{origin}: {what} declarations are not allowed in OPML "
+                              "(entities are never expanded)")
         return handler
 
     parser.StartDoctypeDeclHandler = forbid("DOCTYPE")

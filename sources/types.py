@@ -10,7 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-SourceKind = Literal["feed", "json", "page"]
+from ..errors import SourceErrorKind
+
 KINDS: tuple[str, ...] = ("feed", "json", "page")
 
 
@@ -132,8 +133,8 @@ class Outcome:
     permanent_url: str | None = None
     #: One-line human description of the failure.
     error: str | None = None
-    #: Class name of the failure (`Refused`, `FetchTimeout`, `NotAFeed`…).
-    error_kind: str | None = None
+    #: What kind of failure (`Refused`, `FetchTimeout`, `NotAFeed`…).
+    error_kind: SourceErrorKind | None = None
     #: True when the failure is permanent (410 Gone): the source gets disabled.
     permanent: bool = False
     #: Seconds the server asked us to wait before the next fetch (Retry-After, max-age).

@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 
 import sqlite_utils
 
-from ..errors import DigestError, NotFoundError
+from ..errors import DigestError, EditError, NotFoundError, StaleEdit
 from .db import utcnow
 from .items import content_hash
 from .migrations import EDITOR_FIELDS, EDITOR_STATUSES
@@ -75,31 +75,6 @@ _ONE_LINE = ("headline", "key_phrase", "image_credit")
 # The blurb's link syntax as templates/render.py reads it: [label](target).
 _BLURB_LINK = re.compile(r"\[([^\]\n]+)\]\(\s*([^)\s]*)\s*\)")
 _SPACE = re.compile(r"\s+")
-
-
-class EditError(DigestError, ValueError):
-    """A change names an unknown field or holds a value the field cannot take."""
-
-    #: The field at fault (set by validate_changes), so a form can mark it; None if none.
-    field: str | None = None
-
-
-class StaleEdit(DigestError):
-    """The item was saved by someone else since the page this save came from was loaded."""
-
-    def __init__(self, item_id: int, *, expected_version: int, version: int,
-                 edited_by: str | None, edited_at: str | None) -> None:
-        who = edited_by or "someone"
-        when = f" at {edited_at}" if edited_at else ""
-        super().__init__(
-            f"item {item_id} was changed by {who}{when} after you opened it "
-            f"(version {version}, yours {expected_version}); reload it and redo your change"
-        )
-        self.item_id = item_id
-        self.expected_version = expected_version
-        self.version = version
-        self.edited_by = edited_by
-        self.edited_at = edited_at
 
 
 # --- reading -----------------------------------------------------------------------------------

@@ -23,18 +23,10 @@ from typing import Any
 
 import sqlite_utils
 
-from ..errors import DigestError, NotFoundError
+from ..errors import IssueFinalError, IssueNumberError, NotFoundError
 from .db import utcnow
 
 ISSUE_STATUSES = ("draft", "final")
-
-
-class IssueFinalError(DigestError):
-    """A final issue was asked to change (redrafted); its items and files are frozen."""
-
-
-class IssueNumberError(DigestError, ValueError):
-    """A volume/number cannot be given to this issue (taken by another date, or out of range)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from typing import Any
 
 import sqlite_utils
 
+from ..errors import InputError
 from .db import utcnow
 from .migrations import ITEM_STATUSES, SEARCH_COLUMNS
 from .scores import TRIAGE
@@ -243,7 +244,7 @@ def item_filters(*, status: str | None = None, since: str | None = None,
     where, params = ["1 = 1"], []
     if status and status != "all":
         if status not in ITEM_STATUSES:
-            raise ValueError(
+            raise InputError(
                 f"unknown status {status!r} (one of {', '.join(ITEM_STATUSES)} or all)"
             )
         where.append("items.status = ?")
@@ -280,7 +281,7 @@ def query_items(db: sqlite_utils.Database, *, status: str | None = None,
     The filters are `item_filters`'; `order` is one of ORDERS.
     """
     if order not in ORDERS:
-        raise ValueError(f"unknown order {order!r} (one of {', '.join(ORDERS)})")
+        raise InputError(f"unknown order {order!r} (one of {', '.join(ORDERS)})")
     where, params = item_filters(status=status, since=since, until=until, source=source,
                                  category=category, country=country, language=language,
                                  section=section, tag=tag)

@@ -16,6 +16,7 @@ from typing import Any
 
 import sqlite_utils
 
+from ..errors import InputError
 from .items import item_filters
 from .migrations import SEARCH_COLUMNS
 
@@ -89,11 +90,11 @@ def search_items(db: sqlite_utils.Database, query: SearchQuery, *, status: str |
     (source, category, country, language, section, tag, since, until), applied in SQL.
     """
     if not query.groups:
-        raise ValueError("a search needs at least one term that is not excluded")
+        raise InputError("a search needs at least one term that is not excluded")
     if order not in ("relevance", "newest"):
-        raise ValueError(f"unknown order {order!r} (relevance or newest)")
+        raise InputError(f"unknown order {order!r} (relevance or newest)")
     if limit < 1 or offset < 0:
-        raise ValueError("limit must be at least 1 and offset at least 0")
+        raise InputError("limit must be at least 1 and offset at least 0")
     db.conn.create_function(_WORD_FUNCTION, 2, _has_word, deterministic=True)
 
     # Groups made only of long terms go into the one MATCH that ranks; the rest are filters.

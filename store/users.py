@@ -20,7 +20,7 @@ from typing import Any
 
 import sqlite_utils
 
-from ..errors import DigestError
+from ..errors import UnknownUser, UserError
 from .db import utcnow
 
 __all__ = [
@@ -53,14 +53,6 @@ _RESERVED = frozenset({"triage"})
 # Verified against when the user name is unknown, so a login takes as long either way and
 # its timing does not tell which names exist.
 _DUMMY_HASH: str | None = None
-
-
-class UserError(DigestError, ValueError):
-    """A bad user name or password, a duplicate account, or an unknown one."""
-
-
-class UnknownUser(UserError):
-    """No account has this name."""
 
 
 # --- passwords ---------------------------------------------------------------------------------

@@ -40,7 +40,7 @@ from jinja2 import (
 )
 from markupsafe import Markup, escape
 
-from ..errors import ConfigError, DigestError
+from ..errors import ConfigError, TemplateRenderError
 from ..settings import IssueSettings, Settings
 from ..store.issues import IssuePlan, parse_links, plan_issue, select_issue_items
 
@@ -53,10 +53,6 @@ DRAFT_SENTENCES = 3
 DRAFT_CHARS = 500
 MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
           "September", "October", "November", "December")
-
-
-class TemplateRenderError(DigestError):
-    """A digest template (usually a user's own) failed to render; the message names it."""
 
 
 # --- what the renderer takes and gives ---------------------------------------------------------

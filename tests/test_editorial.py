@@ -8,10 +8,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from alliance_digest.errors import NotFoundError
+from alliance_digest.errors import (
+    BinaryBody,
+    EmptyBody,
+    FetchError,
+    HTTPNotFound,
+    NotAFeed,
+    NotFoundError,
+)
 from alliance_digest.feedserver import FeedServer
 from alliance_digest.settings import HttpSettings
-from alliance_digest.sources.errors import BinaryBody, EmptyBody, FetchError, NotAFeed, NotFound
 from alliance_digest.sources.pagemeta import fetch_page_metadata, parse_page_metadata
 from alliance_digest.store.db import open_db
 from alliance_digest.store.editorial import (
@@ -374,7 +380,7 @@ def test_fetch_page_metadata_from_a_real_server(feed_server: FeedServer, fast_ht
     assert sent["User-Agent"] == fast_http.user_agent and "text/html" in sent["Accept"]
 
     feed_server.route("/missing", status=404)
-    with pytest.raises(NotFound):
+    with pytest.raises(HTTPNotFound):
         fetch_page_metadata(feed_server.url("/missing"), fast_http)
     feed_server.route("/doc.pdf", body=b"%PDF-1.7", content_type="application/pdf")
     with pytest.raises(NotAFeed, match="application/pdf"):

@@ -21,14 +21,14 @@ from typing import Any
 import feedparser
 import feedparser.api
 import pytest
-from alliance_digest.sources import feeds
-from alliance_digest.sources.errors import (
+from alliance_digest.errors import (
     BinaryBody,
     EmptyBody,
     InvalidFeed,
     NotAFeed,
     ParseError,
 )
+from alliance_digest.sources import feeds
 from alliance_digest.sources.feeds import decode_body, parse_feed
 from alliance_digest.sources.normalise import (
     canonical_url,

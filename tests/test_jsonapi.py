@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from alliance_digest.sources.errors import (
+from alliance_digest.errors import (
     BinaryBody,
     EmptyBody,
     InvalidFeed,

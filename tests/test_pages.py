@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alliance_digest.errors import BinaryBody, EmptyBody
 from alliance_digest.sources import pages
-from alliance_digest.sources.errors import BinaryBody, EmptyBody
 from alliance_digest.sources.pages import NO_LINKS_WARNING, decode_html, parse_page
 
 DATA = Path(__file__).parent / "data" / "pages"

@@ -5,9 +5,10 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
+from alliance_digest.errors import SearchQueryError
 from alliance_digest.store import items, sources
 from alliance_digest.store.db import open_db
-from alliance_digest.triage.search import SearchQueryError, parse_query, search
+from alliance_digest.triage.search import parse_query, search
 
 # key: (source, published_at, title, summary_text)
 ITEMS = {

@@ -15,7 +15,7 @@ from typing import Any
 
 import sqlite_utils
 
-from ..errors import DigestError
+from ..errors import SearchQueryError
 from ..store.search import MARK_END, MARK_START, SearchQuery, search_items
 
 #: Characters that are syntax in FTS5 or in other search boxes; in a bare word they separate
@@ -24,10 +24,6 @@ _SEPARATORS = re.compile(r"[()\[\]{}:;,!?*^<>=~|\\@#$`]+")
 #: Trimmed from the ends of bare words ("U.S." stays "U.S", enough to match "U.S.").
 _TRIM = ".'+&/-_"
 _SNIPPET_CHARS = 160
-
-
-class SearchQueryError(DigestError, ValueError):
-    """The search text cannot be understood (empty, unclosed quote, dangling OR, ...)."""
 
 
 def _tokens(text: str) -> list[tuple[str, str, bool]]:
