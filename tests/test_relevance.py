@@ -323,8 +323,16 @@ def _source_for(origin: str) -> dict[str, str]:
     return {**base, "category": "news"}
 
 
+#: Written items' feeds by origin; `demo/NAME` is a feed of the demo's snapshot.
+WRITTEN = {"written": DATA / "alliance-written.xml", "written-2": DATA / "relevance-written-2.xml"}
+
+
 def _origin_path(origin: str) -> Path:
-    return DATA / "alliance-written.xml" if origin == "written" else CORPUS / origin
+    if origin in WRITTEN:
+        return WRITTEN[origin]
+    if origin.startswith("demo/"):
+        return Path(__file__).parents[1] / "demo_data" / "feeds" / origin.removeprefix("demo/")
+    return CORPUS / origin
 
 
 @pytest.fixture(scope="module")
@@ -363,21 +371,26 @@ def _split(labels_path: Path, tmp_path: Path) -> tuple[Path, Path]:
     return paths
 
 
-def test_evaluation_meets_the_target_on_the_labelled_set(labelled_db, rules, tmp_path):
+def test_rules_alone_on_the_labelled_set(labelled_db, rules, tmp_path):
+    """The rules' own floor on the grown set (1,952 items read under issue 12's wider rule).
+
+    The rules were written for the first 727 items; the implied coverage added since (unit
+    training, Japan's domestic decisions, previews) is what the learned model is for.
+    """
+    labelled = len(read_labels(LABELS))
     counts = apply_relevance(labelled_db, rules)
-    assert counts["scored"] >= 727
+    assert counts["scored"] >= labelled
 
     report = evaluate(labelled_db, LABELS, rules)
     print(format_report(report))
     assert report.unmatched == []
-    assert report.matched == 727
-    assert report.recall >= 0.90
-    assert report.precision >= 0.60
+    assert report.matched == labelled
+    assert report.recall >= 0.80
+    assert report.precision >= 0.90
 
-    # The held-out third (never looked at while writing the rules) meets it too.
     _tune, held = _split(LABELS, tmp_path)
     held_report = evaluate(labelled_db, held, rules)
-    assert held_report.recall >= 0.90 and held_report.precision >= 0.60
+    assert held_report.recall >= 0.80 and held_report.precision >= 0.90
 
     # Stored statuses agree with a fresh evaluation (apply_relevance and evaluate score alike).
     candidates = {row["url"] for row in labelled_db.query(
