@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 import sqlite_utils
 
 from ..errors import DigestError, EditError, NotFoundError, StaleEdit
-from .db import utcnow
+from ..timestamps import utcnow
 from .items import content_hash
 from .migrations import EDITOR_FIELDS, EDITOR_STATUSES
 

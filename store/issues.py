@@ -24,7 +24,7 @@ from typing import Any
 import sqlite_utils
 
 from ..errors import IssueFinalError, IssueNumberError, NotFoundError
-from .db import utcnow
+from ..timestamps import utcnow
 
 ISSUE_STATUSES = ("draft", "final")
 
