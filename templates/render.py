@@ -43,6 +43,7 @@ from markupsafe import Markup, escape
 from ..errors import ConfigError, TemplateRenderError
 from ..settings import IssueSettings, Settings
 from ..store.issues import IssuePlan, parse_links, plan_issue, select_issue_items
+from ..urls import http_url
 
 PACKAGED_TEMPLATES = Path(__file__).resolve().parent
 TEMPLATE_NAMES = {"markdown": "digest.md.j2", "html": "digest.html.j2", "text": "digest.txt.j2"}
@@ -157,17 +158,15 @@ def clean_text(value: str | None) -> str:
 
 
 def safe_url(value: str | None) -> str | None:
-    """`value` as an absolute http(s) URL safe to put in an attribute, else None."""
+    """`value` as an absolute http(s) URL (urls.http_url) safe to put in an attribute, else None.
+
+    Whitespace, quotes, angle brackets and the like are percent-escaped first, so a feed's
+    URL with a space in its path still links; control characters never do.
+    """
     url = (value or "").strip()
-    if not url or _CONTROL_RE.search(url):
+    if _CONTROL_RE.search(url):
         return None
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return None
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        return None
-    return _URL_UNSAFE_RE.sub(lambda m: f"%{ord(m.group()):02X}", url)
+    return http_url(_URL_UNSAFE_RE.sub(lambda m: f"%{ord(m.group()):02X}", url))
 
 
 def parse_inline(source: str | None) -> list[Node]:
