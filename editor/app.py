@@ -35,16 +35,15 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from ..errors import DigestError, NotFoundError, StaleEdit
+from ..pipeline import next_issue
 from ..settings import Settings
 from ..store import editorial, users
 from ..store.db import open_db
 from ..store.editorial import SETTABLE_STATUSES
-from ..store.issues import parse_links
 from ..store.items import other_sources
 from ..store.sources import get_source_by_id, source_health, sources_by_id
-from ..templates.render import safe_url
+from ..templates.render import parse_links, safe_url
 from ..triage.clusters import cluster_members
-from . import issue as issue_view
 from .additem import add_by_url
 from .markup import blurb_preview_html, summary_html
 from .queue import PAGE_SIZE, QueueFilters, load_page
@@ -472,7 +471,7 @@ def item_add(ctx: Ctx) -> Response:
 
 def issue_page(ctx: Ctx) -> Response:
     """GET /issue: the next issue's included items by section, to reorder; with its preview."""
-    plan, groups = issue_view.grouped(ctx.db, ctx.settings)
+    plan, groups = next_issue.grouped(ctx.db, ctx.settings)
     return ctx.render("issue.html", {"plan": plan, "groups": groups})
 
 
@@ -482,7 +481,7 @@ def issue_preview(ctx: Ctx) -> Response:
     Its own CSP: no script at all, inline styles allowed (the email's CSS is inlined), and
     framable by the desk only. Sandboxed, so even a renderer bug could not run code here.
     """
-    html = issue_view.preview_html(ctx.db, ctx.settings)
+    html = next_issue.preview_html(ctx.db, ctx.settings)
     response = HTMLResponse(html)
     response.headers["content-security-policy"] = (
         "default-src 'none'; script-src 'none'; style-src 'unsafe-inline'; "
@@ -512,7 +511,7 @@ def issue_order(ctx: Ctx) -> Response:
             return JSONResponse({"error": "ids must be item ids"}, status_code=400)
         order.append((name, ids))
     try:
-        changed = issue_view.save_order(ctx.db, order, editor=ctx.editor,
+        changed = next_issue.save_order(ctx.db, order, editor=ctx.editor,
                                         sections=ctx.settings.issue.sections)
     except ValueError as e:
         return JSONResponse({"error": str(e)}, status_code=400)

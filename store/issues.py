@@ -15,7 +15,6 @@ its items out of every later one.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -263,20 +262,3 @@ def issue_paths(issue: Mapping[str, Any]) -> dict[str, str]:
     """The files recorded for an issue, by kind ("md", "html", "txt")."""
     return {kind: issue[f"{kind}_path"] for kind in ("md", "html", "txt")
             if issue.get(f"{kind}_path")}
-
-
-def parse_links(value: str | list[Any] | None) -> list[dict[str, str]]:
-    """An item's `links` (the JSON column, or the list already decoded) as {"url", "label"}s.
-
-    Tolerant of junk: entries that are not objects with a URL are dropped.
-    """
-    data: Any = value
-    if data is None or isinstance(data, str):
-        try:
-            data = json.loads(data or "[]")
-        except ValueError:
-            return []
-    if not isinstance(data, list):
-        return []
-    return [{"url": str(d.get("url") or ""), "label": str(d.get("label") or "")}
-            for d in data if isinstance(d, dict) and d.get("url")]
