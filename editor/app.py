@@ -36,6 +36,8 @@ from starlette.templating import Jinja2Templates
 
 from ..errors import DigestError, NotFoundError, StaleEdit
 from ..pipeline import next_issue
+from ..pipeline.add_url import add_by_url
+from ..pipeline.enable_source import set_source_enabled
 from ..settings import Settings
 from ..store import editorial, users
 from ..store.db import open_db
@@ -44,7 +46,6 @@ from ..store.items import other_sources
 from ..store.sources import get_source_by_id, source_health, sources_by_id
 from ..templates.render import parse_links, safe_url
 from ..triage.clusters import cluster_members
-from .additem import add_by_url
 from .markup import blurb_preview_html, summary_html
 from .queue import PAGE_SIZE, QueueFilters, load_page
 from .security import (
@@ -56,7 +57,6 @@ from .security import (
     safe_next,
     tokens_match,
 )
-from .sources_admin import set_source_enabled
 
 HERE = Path(__file__).resolve().parent
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -450,7 +450,7 @@ FETCH_FAILED = ("The page could not be fetched, so this item is titled by its UR
 
 
 def item_add(ctx: Ctx) -> Response:
-    """POST /items/add: store a page as a manual item (editor.additem), open its page.
+    """POST /items/add: store a page as a manual item (pipeline.add_url), open its page.
 
     A page that cannot be fetched is still added, titled by its URL; its page then says why.
     """
@@ -536,7 +536,7 @@ def sources_page(ctx: Ctx) -> Response:
 def source_toggle(ctx: Ctx) -> Response:
     """POST /sources/{name}/enabled: in sources.toml when it is the user's, then the database.
 
-    editor.sources_admin does both, in the same order as `digest sources enable/disable`.
+    pipeline.enable_source does both, in the same order as `digest sources enable/disable`.
     """
     name = ctx.request.path_params["name"]
     form = ctx.form or FormData()
