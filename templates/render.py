@@ -363,7 +363,8 @@ def render_issue(issue: IssueView, settings: IssueSettings | Settings) -> Render
             out[kind] = env.get_template(name).render(context)
         except TemplateError as e:
             where = getattr(e, "filename", None) or name
-            raise TemplateRenderError(f"{where}: {type(e).__name__}: {e}") from None
+            raise TemplateRenderError(f"{where}: {type(e).__name__}: {e}",
+                                      template=Path(where).name) from None
     html = css_inline.CSSInliner(load_remote_stylesheets=False, keep_style_tags=False,
                                  keep_link_tags=False).inline(out["html"])
     return Rendered(markdown=out["markdown"], html=html, text=out["text"])
