@@ -327,16 +327,10 @@ def set_status(ctx: Ctx) -> Response:
     status = data.get("status")
     if (not isinstance(ids, list) or not ids or len(ids) > 500
             or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids)):
-        return JSONResponse({"error": "ids must be a list of 1 to 500 item ids"},
-                            status_code=400)
-    if status not in SETTABLE_STATUSES:
-        return JSONResponse({"error": f"status must be one of {', '.join(SETTABLE_STATUSES)}"},
-                            status_code=400)
-    try:
-        editorial.update_items(ctx.db, ids, {"status": status}, editor=ctx.editor,
-                               sections=ctx.settings.issue.sections)
-    except ValueError as e:
-        return JSONResponse({"error": str(e)}, status_code=400)
+        raise InputError("ids must be a list of 1 to 500 item ids", field="ids")
+    # The store checks the status (EditError, a 400) along with everything else.
+    editorial.update_items(ctx.db, ids, {"status": status}, editor=ctx.editor,
+                           sections=ctx.settings.issue.sections)
     items = [_item_state(editorial.get_item(ctx.db, i)) for i in ids]
     return JSONResponse({"items": items})
 
@@ -438,7 +432,11 @@ def item_get(ctx: Ctx) -> Response:
 
 
 def item_save(ctx: Ctx) -> Response:
-    """POST /items/{id}: save the editor's fields; a save based on an old version gets 409."""
+    """POST /items/{id}: save the editor's fields; a save based on an old version gets 409.
+
+    A refused save (409, or 400 for a value the store will not take) shows the form again
+    with what the editor typed, so no text is lost.
+    """
     item_id = _item_id(ctx)
     form = ctx.form or FormData()
     item = editorial.get_item(ctx.db, item_id)
@@ -462,19 +460,6 @@ def item_save(ctx: Ctx) -> Response:
         return item_page(ctx, values={**submitted, "version": version}, error=message,
                          status=code)
 
-    if submitted["section"] and submitted["section"] not in ctx.settings.issue.sections:
-        return refuse(f"unknown section {submitted['section']!r}", 400)
-    if submitted["status"] and submitted["status"] not in SETTABLE_STATUSES:
-        return refuse(f"unknown status {submitted['status']!r}", 400)
-    rank: int | None = None
-    if submitted["rank"]:
-        try:
-            rank = int(submitted["rank"])
-        except ValueError:
-            return refuse("rank must be a whole number", 400)
-    lead_image = submitted["lead_image"]
-    if lead_image and not safe_url(lead_image):
-        return refuse("the image must be an http(s) URL", 400)
     labels = {c["url"]: c["label"] for c in _link_choices(ctx.db, item)}
     labels.update({x["url"]: x["label"] for x in parse_links(item.get("links"))})
     links = [{"url": u, "label": labels[u]} for u in dict.fromkeys(picked) if u in labels]
@@ -486,18 +471,20 @@ def item_save(ctx: Ctx) -> Response:
         "section": submitted["section"] or None,
         "tags": list(dict.fromkeys(t.strip() for t in submitted["tags"].split(",")
                                    if t.strip())),
-        "rank": rank, "note": submitted["note"] or None, "lead_image": lead_image or None,
+        "rank": submitted["rank"] or None, "note": submitted["note"] or None,
+        "lead_image": submitted["lead_image"] or None,
         "image_credit": submitted["image_credit"] or None, "links": links,
     }
     if submitted["status"] and submitted["status"] != item.get("status"):
         changes["status"] = submitted["status"]
     try:
+        # The store checks every value (section, status, rank, URLs): one set of rules.
         editorial.update_item(ctx.db, item_id, changes, editor=ctx.editor,
                               expected_version=version, sections=ctx.settings.issue.sections)
     except StaleEdit as e:
         return refuse(f"Not saved: {e}. Your text is kept below; reload to see their "
                       "changes.", 409)
-    except ValueError as e:
+    except InputError as e:
         return refuse(str(e), 400)
     return RedirectResponse(f"/items/{item_id}?saved=1", status_code=303)
 

@@ -332,6 +332,21 @@ def test_a_stale_save_is_refused_naming_who_saved(settings: Settings) -> None:
     assert editorial.get_item(db, one)["headline"] == "Bob's"
 
 
+def test_a_value_the_store_refuses_is_a_400_form_keeping_the_text(
+        client: TestClient, settings: Settings) -> None:
+    login(client)
+    one = item_id(settings, "7")
+    for field, value, reason in (("rank", "first", "rank must be a whole number"),
+                                 ("section", "Sports", "unknown section &#39;Sports&#39;"),
+                                 ("lead_image", "ftp://x.test/a.jpg", "must be an http(s)")):
+        page = client.get(f"/items/{one}").text
+        r = client.post(f"/items/{one}", data={**_form(page), "headline": "Typed headline",
+                                               field: value})
+        assert r.status_code == 400, field
+        assert reason in r.text and 'value="Typed headline"' in r.text, field
+    assert editorial.history(open_db(settings.store_path), one) == []
+
+
 def test_bulk_status_changes_are_atomic_and_audited(client: TestClient,
                                                     settings: Settings) -> None:
     csrf = login(client)
