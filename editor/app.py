@@ -341,9 +341,6 @@ def _item_state(item: Mapping[str, Any]) -> dict[str, Any]:
 
 # --- one item ----------------------------------------------------------------------------------
 
-ITEM_FIELDS = ("headline", "key_phrase", "blurb", "section", "tags", "rank", "note",
-               "lead_image", "image_credit", "links", "status")
-
 
 def _item_id(ctx: Ctx) -> int:
     try:

@@ -25,8 +25,6 @@ import sqlite_utils
 from ..errors import IssueFinalError, IssueNumberError, NotFoundError
 from ..timestamps import utcnow
 
-ISSUE_STATUSES = ("draft", "final")
-
 
 @dataclass(frozen=True, slots=True)
 class IssuePlan:
@@ -132,17 +130,6 @@ def find_issue(db: sqlite_utils.Database, ref: str | int) -> dict[str, Any]:
     if not rows:
         raise NotFoundError(f"no issue {text}")
     return rows[0]
-
-
-def issue_item_rows(db: sqlite_utils.Database, issue_id: int) -> list[dict[str, Any]]:
-    """The items of a recorded issue in their issue order, with their source's name."""
-    return list(db.query(
-        f"SELECT {_ITEM_COLUMNS} FROM issue_items "
-        "JOIN items ON items.id = issue_items.item_id "
-        "JOIN sources ON sources.id = items.source_id "
-        "WHERE issue_items.issue_id = ? ORDER BY issue_items.position",
-        [issue_id],
-    ))
 
 
 _ITEM_COLUMNS = (
