@@ -95,7 +95,7 @@ def _fail(message: str, code: int = 1) -> None:
 
 def _register() -> None:
     # Imported for their side effect: each module adds its commands to `app`.
-    from . import collect, desk, drafting, editorial, schedule, sources, triage  # noqa: F401
+    from . import collect, deployments, desk, drafting, editorial, sources, triage  # noqa: F401
 
 
 _register()
