@@ -1,7 +1,8 @@
 """The one renderer: an issue (`IssueView`) becomes Markdown, email HTML and plain text.
 
-The draft flow and the editor desk's preview both call `render_issue`, so what editors preview
-is what gets written.
+The draft and the editor desk's preview both call `render_issue` (through pipeline.preview),
+so what editors preview is what gets written. It renders the data it is given: the queries
+that select an issue's items are the use case's, never this module's.
 
     view      = issue_view_from_rows(rows, settings, ...)   (or an IssueView built by hand)
     context   = each item's paragraph as inline nodes: the editor's blurb parsed, else a
