@@ -355,3 +355,57 @@ def test_real_corpus_feeds_collect(tmp_path):
         summary = run(settings)
     assert summary["sources_failed"] == 0, summary["failures"]
     assert summary["items_new"] >= sum(int(r["n_items"]) for r in picked) * 0.95
+
+
+# --- the write path: decide, then write ---------------------------------------------------------
+
+
+def _entry(identity: str, **kw: Any) -> dict[str, Any]:
+    return {"identity": identity, "guid": identity, "url": None, "title": identity,
+            "summary": "", "summary_text": "", "author": None, "language": "en",
+            "image_url": None, "published_at": "2026-11-20T00:00:00Z", "updated_at": None, **kw}
+
+
+def test_decider_inserts_new_entries_and_updates_only_changed_feed_fields():
+    from alliance_digest.store.items import StoredItem, content_hash, decide_entries
+
+    same, dated = _entry("same"), _entry("dated", title="Dated now")
+    undated = _entry("undated", title="Lost its date", published_at=None)
+    stored = {"same": StoredItem(1, content_hash(same), 0),
+              "dated": StoredItem(2, content_hash(_entry("dated")), 1),
+              "undated": StoredItem(3, content_hash(_entry("undated")), 0)}
+    triaged = _entry("triaged", score=-1.0, reasons="[]", relevant=False, tokens=b"t")
+    entries = [same, dated, undated, _entry("new", published_at=None),
+               _entry("new", title="second copy"), _entry("elsewhere"), triaged]
+    now = "2026-11-25T00:00:00Z"
+    writes = decide_entries(7, entries, stored, {"elsewhere"}, now)
+
+    assert [(r["identity"], r["title"]) for r in writes.inserts] == [("new", "new"),
+                                                                    ("triaged", "triaged")]
+    new, filtered = writes.inserts
+    assert (new["source_id"], new["published_at"], new["published_guessed"]) == (7, now, 1)
+    assert (new["status"], new["score"], new["triaged_at"], new["first_seen_at"]) == (
+        "candidate", None, None, now)
+    assert (filtered["status"], filtered["status_by"], filtered["score"], filtered["tokens"],
+            filtered["triaged_at"]) == ("filtered", "triage", -1.0, b"t", now)
+    updates = dict(writes.updates)
+    assert set(updates) == {2, 3}  # "same" is unchanged, "elsewhere" another source's item
+    assert updates[2]["title"] == "Dated now" and updates[2]["published_guessed"] == 0
+    assert updates[2]["changed_at"] == now and "status" not in updates[2]
+    assert "published_at" not in updates[3]  # an entry that lost its date keeps the one it had
+    assert writes.shared == ()
+
+
+def test_decider_records_an_insert_another_source_published_on_its_item():
+    from alliance_digest.store.items import decide_entries
+
+    url = "https://e.test/story"
+    writes = decide_entries(2, [_entry("a", url=url), _entry("b", url="https://e.test/own")],
+                            {}, set(), "2026-11-25T00:00:00Z")
+    assert writes.new_urls() == [url, "https://e.test/own"]
+    shared = writes.share_urls({url: 41}, "2026-11-25T00:00:00Z")
+    assert [r["identity"] for r in shared.inserts] == ["b"]
+    assert shared.shared == ({"source_id": 2, "identity": "a", "item_id": 41, "url": url,
+                              "first_seen_at": "2026-11-25T00:00:00Z"},)
+    assert writes.share_urls({}, "2026-11-25T00:00:00Z") is writes
+
