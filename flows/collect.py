@@ -51,8 +51,22 @@ from ..sources.schedule import next_fetch_at
 from ..sources.types import Entry, FetchRequest, Outcome, SourceConfig
 from ..store.db import open_db, utcnow, write_transaction
 from ..store.items import index_in_bulk, newest_published, store_entries
-from ..store.runs import close_abandoned_runs, finish_run, record_fetch, run_fetches, start_run
-from ..store.sources import due_sources, is_stale, record_health, sync_sources
+from ..store.runs import (
+    FetchRecord,
+    close_abandoned_runs,
+    finish_run,
+    record_fetch,
+    run_fetches,
+    start_run,
+)
+from ..store.sources import (
+    KEEP,
+    SourceHealth,
+    due_sources,
+    is_stale,
+    record_health,
+    sync_sources,
+)
 from ..triage.annotate import Annotator, source_fields
 from ..triage.rules import Rules, load_rules
 from ..triage.run import triage_new
@@ -115,43 +129,42 @@ def request_for(row: Mapping[str, Any], cfg: SourceConfig | None) -> FetchReques
 
 
 def health_values(row: Mapping[str, Any], outcome: Outcome, collect: CollectSettings,
-                  now: datetime, newest: str | None) -> dict[str, Any]:
+                  now: datetime, newest: str | None) -> SourceHealth:
     """What a fetch outcome changes on its source row (pure: no I/O)."""
     stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
     ok = outcome.status != "failed"
     failures = 0 if ok else int(row.get("consecutive_failures") or 0) + 1
-    values: dict[str, Any] = {
-        "last_status": outcome.http_status,
-        "last_outcome": outcome.status,
-        "last_fetched_at": stamp,
-        "consecutive_failures": failures,
-        "next_fetch_at": next_fetch_at(
+    every_fetch: dict[str, Any] = dict(
+        last_status=outcome.http_status,
+        last_outcome=outcome.status,
+        last_fetched_at=stamp,
+        consecutive_failures=failures,
+        next_fetch_at=next_fetch_at(
             now, ok=ok, interval_minutes=row.get("interval_minutes") or collect.interval_minutes,
             consecutive_failures=failures, retry_after=outcome.retry_after,
             max_age=outcome.max_age, max_backoff_minutes=collect.max_backoff_minutes,
         ).strftime("%Y-%m-%dT%H:%M:%SZ"),
-    }
+        url=outcome.permanent_url or KEEP,
+        newest_item_at=newest if newest and newest > (row.get("newest_item_at") or "") else KEEP,
+    )
     if ok:
-        values.update(last_error=None, last_error_kind=None, last_success_at=stamp,
-                      etag=outcome.etag, last_modified=outcome.last_modified)
-        if outcome.status == "ok":
-            values["warning"] = "; ".join(outcome.warnings) or None
-    else:
-        values.update(last_error=outcome.error, last_error_kind=outcome.error_kind,
-                      etag=outcome.etag if outcome.http_status else row.get("etag"),
-                      last_modified=outcome.last_modified if outcome.http_status
-                      else row.get("last_modified"))
-        if (outcome.http_status is None or outcome.error_kind is None
-                or not outcome.error_kind.is_parse):
-            values.pop("etag")
-            values.pop("last_modified")
-        if outcome.permanent:
-            values["disabled_reason"] = f"{outcome.error} (at {stamp})"
-    if outcome.permanent_url:
-        values["url"] = outcome.permanent_url
-    if newest and newest > (row.get("newest_item_at") or ""):
-        values["newest_item_at"] = newest
-    return values
+        return SourceHealth(
+            **every_fetch, last_error=None, last_error_kind=None, last_success_at=stamp,
+            etag=outcome.etag, last_modified=outcome.last_modified,
+            # A 304 says nothing about the body: the last one's warning stays.
+            warning=("; ".join(outcome.warnings) or None) if outcome.status == "ok" else KEEP,
+        )
+    # A body that arrived and did not parse forgets its validators (the fetch step cleared
+    # them), so the next fetch gets the body again rather than a 304; any other failure
+    # keeps them.
+    parse_failure = (outcome.http_status is not None and outcome.error_kind is not None
+                     and outcome.error_kind.is_parse)
+    return SourceHealth(
+        **every_fetch, last_error=outcome.error, last_error_kind=outcome.error_kind,
+        etag=outcome.etag if parse_failure else KEEP,
+        last_modified=outcome.last_modified if parse_failure else KEEP,
+        disabled_reason=f"{outcome.error} (at {stamp})" if outcome.permanent else KEEP,
+    )
 
 
 def store_outcome(db: sqlite_utils.Database, run_id: int, row: Mapping[str, Any],
@@ -175,13 +188,12 @@ def store_outcome(db: sqlite_utils.Database, run_id: int, row: Mapping[str, Any]
         new, updated = store_entries(db, row["id"], entries, now=utcnow(), triaged=triaged)
         record_health(db, row["id"], health_values(row, outcome, collect, now,
                                                    newest_published(entries)))
-        record_fetch(db, run_id, row["id"], {
-            "outcome": outcome.status, "http_status": outcome.http_status,
-            "bytes": outcome.bytes, "duration_ms": outcome.duration_ms,
-            "error": outcome.error, "error_kind": outcome.error_kind,
-            "warning": "; ".join(outcome.warnings) or None, "items_seen": len(entries),
-            "items_new": new, "items_updated": updated,
-        })
+        record_fetch(db, run_id, row["id"], FetchRecord(
+            outcome=outcome.status, http_status=outcome.http_status, bytes=outcome.bytes,
+            duration_ms=outcome.duration_ms, error=outcome.error, error_kind=outcome.error_kind,
+            warning="; ".join(outcome.warnings) or None, items_seen=len(entries),
+            items_new=new, items_updated=updated,
+        ))
     return {"items_new": new, "items_updated": updated}
 
 

@@ -409,3 +409,34 @@ def test_decider_records_an_insert_another_source_published_on_its_item():
                               "first_seen_at": "2026-11-25T00:00:00Z"},)
     assert writes.share_urls({}, "2026-11-25T00:00:00Z") is writes
 
+def test_source_health_takes_only_its_fields_and_writes_only_what_changed(tmp_path):
+    import dataclasses
+
+    from alliance_digest.store.runs import FetchRecord, record_fetch, start_run
+    from alliance_digest.store.sources import SourceHealth, record_health, sync_sources
+
+    with pytest.raises(TypeError, match="last_sattus"):
+        SourceHealth(last_sattus=200)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="bogus"):
+        dataclasses.replace(SourceHealth(), bogus=1)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="items_sen"):
+        FetchRecord(outcome="ok", items_sen=3)  # type: ignore[call-arg]
+
+    db = open_db(tmp_path / "d.db")
+    sync_sources(db, [{"name": "a", "url": "http://127.0.0.1/a"}])
+    # Every field is a column: none can be written nowhere.
+    columns = {c.name for c in db["sources"].columns}
+    assert {f.name for f in dataclasses.fields(SourceHealth)} <= columns
+    assert {f.name for f in dataclasses.fields(FetchRecord)} <= {c.name for c in
+                                                               db["fetches"].columns}
+    with pytest.raises(TypeError, match="SourceHealth"):
+        record_health(db, 1, {"etag": '"e"', "lsat_status": 200})  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="FetchRecord"):
+        record_fetch(db, start_run(db), 1, {"outcome": "ok"})  # type: ignore[arg-type]
+
+    record_health(db, 1, SourceHealth(warning="no items", etag='"e"'))
+    record_health(db, 1, SourceHealth(warning=None, last_status=304))  # None is written
+    row = get_source(db, "a")
+    assert (row["warning"], row["etag"], row["last_status"]) == (None, '"e"', 304)
+    assert row["url"] == "http://127.0.0.1/a"  # left as it was
+    db.close()
