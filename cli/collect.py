@@ -25,7 +25,7 @@ def run_collect(settings: Settings, *, force: bool, names: list[str] | None,
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from ..flows.serve import use_server, wait_for_server
+    from ..flows.serve import use_server
     from ..sources.registry import load_registry
     from ..store.db import open_db
     from ..triage.rules import load_rules
@@ -36,10 +36,8 @@ def run_collect(settings: Settings, *, force: bool, names: list[str] | None,
         raise DigestError(f"{settings.sources_file}: no source named {unknown[0]!r}")
     load_rules(settings)  # a broken relevance.toml is one clear line, before Prefect starts
     open_db(settings.store_path).close()
-    use_server(settings)  # before Prefect is imported: it reads PREFECT_API_URL once
-    from ..flows import collect as collect_flow  # imported while a temporary server starts
-
-    wait_for_server()
+    api = use_server(settings)  # a temporary server starts while Prefect is imported
+    from ..flows import collect as collect_flow
 
     bar = Progress(TextColumn("collecting"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("{task.fields[last]}"), TimeElapsedColumn(), console=err,
@@ -57,7 +55,7 @@ def run_collect(settings: Settings, *, force: bool, names: list[str] | None,
 
     collect_flow.progress = BarProgress()
     try:
-        with bar:
+        with api.connected(), bar:
             return asyncio.run(
                 collect_flow.collect_with_runner()(
                     force=force, sources=names or None,
