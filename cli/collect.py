@@ -53,17 +53,13 @@ def run_collect(settings: Settings, *, force: bool, names: list[str] | None,
             if self.task_id is not None:
                 bar.update(self.task_id, advance=1, last=outcome.name[:40])
 
-    collect_flow.progress = BarProgress()
-    try:
-        with api.connected(), bar:
-            return asyncio.run(
-                collect_flow.collect_with_runner()(
-                    force=force, sources=names or None,
-                    config=str(settings.config_path) if settings.config_path else None,
-                )
+    with api.connected(), bar, collect_flow.reporting_to(BarProgress()):
+        return asyncio.run(
+            collect_flow.collect_with_runner()(
+                force=force, sources=names or None,
+                config=str(settings.config_path) if settings.config_path else None,
             )
-    finally:
-        collect_flow.progress = None
+        )
 
 
 def print_run_summary(summary: dict[str, Any]) -> None:

@@ -20,15 +20,13 @@ SITE_FEED = (b'<?xml version="1.0"?><rss version="2.0"><channel><title>F</title>
              b"<pubDate>Tue, 24 Nov 2026 10:00:00 GMT</pubDate></item></channel></rss>")
 
 
-def collect_into(folder: Path, feeds: dict[str, bytes], *, triage: bool = False) -> Path:
+def collect_into(folder: Path, feeds: dict[str, bytes]) -> Path:
     """Write digest.toml + sources.toml in `folder`, serve `feeds` and collect them (no Prefect).
 
-    Returns the digest.toml path. With `triage`, the stored items are scored and clustered.
+    Returns the digest.toml path. The items are stored and triaged as `digest collect` does.
     """
-    from alliance_digest.flows.collect import new_counts, prepare, request_for, store_outcomes
+    from alliance_digest.pipeline.collect import collect_once
     from alliance_digest.settings import load_settings
-    from alliance_digest.sources.batch import fetch_batch
-    from alliance_digest.store.runs import finish_run, start_run
 
     with FeedServer() as server:
         registry = "# my sources\n"
@@ -40,19 +38,7 @@ def collect_into(folder: Path, feeds: dict[str, bytes], *, triage: bool = False)
         config = folder / "digest.toml"
         if not config.exists():
             config.write_text('[store]\npath = "data/digest.db"\n')
-        settings = load_settings(config)
-        db, reg, due = prepare(settings, force=True, names=None)
-        run_id = start_run(db)
-        counts: dict[str, int] = new_counts(len(due))
-        outcomes = fetch_batch([request_for(r, reg[r["name"]]) for r in due], settings.http)
-        store_outcomes(db, run_id, {r["name"]: r for r in due}, outcomes, settings.collect,
-                       counts, [])
-        finish_run(db, run_id, counts)
-        if triage:
-            from alliance_digest.triage.run import triage_new
-
-            triage_new(db, settings)
-        db.close()
+        collect_once(load_settings(config), force=True)
     return config
 
 

@@ -1,7 +1,8 @@
 """Collecting from a real feed server on 127.0.0.1: every failure is recorded, good sources land.
 
-These call the collect flow's plain steps (prepare, fetch_batch, store_outcomes) without
-Prefect; tests/test_flows.py runs the real flow.
+These drive the collect use case (`pipeline.collect.collect_once`) without Prefect;
+tests/test_flows.py runs the real flow. Then the write path's pure parts: deciding what to
+insert or update, and a source's health as a typed value.
 """
 
 from __future__ import annotations
@@ -14,12 +15,10 @@ from typing import Any
 
 import pytest
 from alliance_digest.feedserver import FeedServer, gzip_bomb
-from alliance_digest.flows.collect import new_counts, prepare, request_for, store_outcomes
+from alliance_digest.pipeline.collect import collect_once
 from alliance_digest.settings import CollectSettings, HttpSettings, Settings, load_settings
-from alliance_digest.sources.batch import fetch_batch
 from alliance_digest.store.db import open_db
 from alliance_digest.store.items import query_items
-from alliance_digest.store.runs import finish_run, start_run
 from alliance_digest.store.sources import get_source
 from support import SHARED
 
@@ -77,17 +76,9 @@ def write_config(
 def run(
     settings: Settings, *, force: bool = True, names: list[str] | None = None
 ) -> dict[str, Any]:
-    """The collect flow's steps, in order, without Prefect."""
-    db, registry, due = prepare(settings, force=force, names=names)
-    run_id = start_run(db, forced=force)
-    counts, failures = new_counts(len(due)), []
-    outcomes = fetch_batch([request_for(r, registry.get(r["name"])) for r in due], settings.http)
-    store_outcomes(
-        db, run_id, {r["name"]: r for r in due}, outcomes, settings.collect, counts, failures
-    )
-    summary = finish_run(db, run_id, counts)
-    db.close()
-    return {**summary, "failures": dict(failures)}
+    """One collect run, as the flow runs it, without Prefect."""
+    summary = collect_once(settings, force=force, names=names)
+    return {**summary.run, "failures": dict(summary.failures)}
 
 
 def source(settings: Settings, name: str) -> dict[str, Any]:
@@ -408,6 +399,7 @@ def test_decider_records_an_insert_another_source_published_on_its_item():
     assert shared.shared == ({"source_id": 2, "identity": "a", "item_id": 41, "url": url,
                               "first_seen_at": "2026-11-25T00:00:00Z"},)
     assert writes.share_urls({}, "2026-11-25T00:00:00Z") is writes
+
 
 def test_source_health_takes_only_its_fields_and_writes_only_what_changed(tmp_path):
     import dataclasses
