@@ -51,18 +51,17 @@ def close_abandoned_runs(db: sqlite_utils.Database) -> int:
 class FetchRecord:
     """One source's fetch in a run, as `record_fetch` writes it to `fetches`."""
 
-    #: ok, not_modified or failed.
+    #: ok, not_modified or failed; with the HTTP status when a response came.
     outcome: str
-    #: The HTTP status, when a response came.
     http_status: int | None = None
-    #: Body bytes received (after decompression), and how long fetching and parsing took.
-    bytes: int = 0
-    duration_ms: int = 0
-    #: The failure's one-line message and kind (`SourceErrorKind`), when it failed.
+    #: When it failed: the one-line message and its kind (`SourceErrorKind`).
     error: str | None = None
     error_kind: str | None = None
     #: Problems that did not stop the source, joined with "; ".
     warning: str | None = None
+    #: Body bytes received (after decompression), and how long fetching and parsing took.
+    bytes: int = 0
+    duration_ms: int = 0
     #: Entries in the feed, and how many were stored as new items or changed stored ones.
     items_seen: int = 0
     items_new: int = 0
