@@ -20,13 +20,18 @@ SITE_FEED = (b'<?xml version="1.0"?><rss version="2.0"><channel><title>F</title>
              b"<pubDate>Tue, 24 Nov 2026 10:00:00 GMT</pubDate></item></channel></rss>")
 
 
-def collect_into(folder: Path, feeds: dict[str, bytes]) -> Path:
+def collect_into(folder: Path, feeds: dict[str, bytes], *, triage: bool = False) -> Path:
     """Write digest.toml + sources.toml in `folder`, serve `feeds` and collect them (no Prefect).
 
-    Returns the digest.toml path. The items are stored and triaged as `digest collect` does.
+    Returns the digest.toml path. With `triage`, the items are scored and clustered as
+    `digest collect` does; without, they are stored untriaged (batches that return their
+    outcomes unannotated, and no triage step).
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     from alliance_digest.pipeline.collect import collect_once
     from alliance_digest.settings import load_settings
+    from alliance_digest.sources.batch import fetch_batch
 
     with FeedServer() as server:
         registry = "# my sources\n"
@@ -38,7 +43,14 @@ def collect_into(folder: Path, feeds: dict[str, bytes]) -> Path:
         config = folder / "digest.toml"
         if not config.exists():
             config.write_text('[store]\npath = "data/digest.db"\n')
-        collect_once(load_settings(config), force=True)
+        if triage:
+            collect_once(load_settings(config), force=True)
+        else:
+            with ThreadPoolExecutor(1) as threads:
+                collect_once(load_settings(config), force=True,
+                             submit_batch=lambda job: threads.submit(fetch_batch, job.requests,
+                                                                     job.http),
+                             triage=lambda *_: {})
     return config
 
 
