@@ -57,6 +57,9 @@ def main_options(
     ] = None,
 ) -> None:
     """Alliance Digest."""
+    from ..flows import quiet_prefect
+
+    quiet_prefect()  # before any command imports Prefect, which reads its settings once
     state.config = str(Path(config).expanduser().resolve()) if config else None
 
 

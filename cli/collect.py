@@ -13,6 +13,7 @@ from rich.table import Table
 
 from ..errors import DigestError
 from ..settings import PACKAGE_DIR, Settings
+from ..timestamps import utc_timestamp
 from . import _db, _fail, app, err, out, print_json, state
 
 # --- collect -----------------------------------------------------------------------------------
@@ -25,7 +26,7 @@ def run_collect(settings: Settings, *, force: bool, names: list[str] | None,
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from ..flows.serve import use_server, wait_for_server
+    from ..flows.serve import use_server
     from ..sources.registry import load_registry
     from ..store.db import open_db
     from ..triage.rules import load_rules
@@ -36,10 +37,8 @@ def run_collect(settings: Settings, *, force: bool, names: list[str] | None,
         raise DigestError(f"{settings.sources_file}: no source named {unknown[0]!r}")
     load_rules(settings)  # a broken relevance.toml is one clear line, before Prefect starts
     open_db(settings.store_path).close()
-    use_server(settings)  # before Prefect is imported: it reads PREFECT_API_URL once
-    from ..flows import collect as collect_flow  # imported while a temporary server starts
-
-    wait_for_server()
+    api = use_server(settings)  # a temporary server starts while Prefect is imported
+    from ..flows import collect as collect_flow
 
     bar = Progress(TextColumn("collecting"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("{task.fields[last]}"), TimeElapsedColumn(), console=err,
@@ -55,17 +54,13 @@ def run_collect(settings: Settings, *, force: bool, names: list[str] | None,
             if self.task_id is not None:
                 bar.update(self.task_id, advance=1, last=outcome.name[:40])
 
-    collect_flow.progress = BarProgress()
-    try:
-        with bar:
-            return asyncio.run(
-                collect_flow.collect_with_runner()(
-                    force=force, sources=names or None,
-                    config=str(settings.config_path) if settings.config_path else None,
-                )
+    with api.connected(), bar, collect_flow.reporting_to(BarProgress()):
+        return asyncio.run(
+            collect_flow.collect_with_runner()(
+                force=force, sources=names or None,
+                config=str(settings.config_path) if settings.config_path else None,
             )
-    finally:
-        collect_flow.progress = None
+        )
 
 
 def print_run_summary(summary: dict[str, Any]) -> None:
@@ -109,7 +104,7 @@ def _since(value: str | None) -> str | None:
         raise DigestError(f"--since: {value!r} is not a date (YYYY-MM-DD)") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return utc_timestamp(parsed)
 
 
 ITEM_JSON_FIELDS = ("id", "source", "url", "guid", "title", "published_at", "status", "score",
@@ -132,11 +127,8 @@ def items(
 
     settings = state.settings()
     with _db(settings) as db:
-        try:
-            rows = query_items(db, status=status, since=_since(since), source=source,
-                               limit=limit or None)
-        except ValueError as e:
-            raise DigestError(str(e)) from None
+        rows = query_items(db, status=status, since=_since(since), source=source,
+                           limit=limit or None)
     if as_json:
         payload = [{k: r.get(k) for k in ITEM_JSON_FIELDS} for r in rows]
         print_json(payload)

@@ -35,9 +35,9 @@ def run_draft(settings: Settings, *, date: str | None = None, out_dir: Path | No
     """Check the plan (one clear line for a final issue or a taken number), then run the flow."""
     import asyncio
 
-    from ..flows.serve import use_server, wait_for_server
+    from ..flows.serve import use_server
 
-    use_server(settings)  # before Prefect is imported: it reads PREFECT_API_URL once
+    api = use_server(settings)  # a temporary server starts while Prefect is imported
     from ..flows import draft as draft_flow
     from ..pipeline.draft import parse_date, today
     from ..store.issues import plan_issue
@@ -45,12 +45,12 @@ def run_draft(settings: Settings, *, date: str | None = None, out_dir: Path | No
     day = parse_date(date) if date else today(settings)
     with _db(settings) as db:
         plan_issue(db, day, settings.issue.first_year, volume=volume, number=number)
-    wait_for_server()
-    return asyncio.run(draft_flow.draft(
-        date=day.isoformat(), out=str(out_dir.expanduser().resolve()) if out_dir else None,
-        volume=volume, number=number,
-        config=str(settings.config_path) if settings.config_path else None,
-    ))
+    with api.connected():
+        return asyncio.run(draft_flow.draft(
+            date=day.isoformat(), out=str(out_dir.expanduser().resolve()) if out_dir else None,
+            volume=volume, number=number,
+            config=str(settings.config_path) if settings.config_path else None,
+        ))
 
 
 def print_draft_summary(summary: dict[str, Any]) -> None:

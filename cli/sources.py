@@ -89,20 +89,18 @@ def sources_check(
     name: Annotated[str, typer.Argument(help="Source name from the registry.")],
 ) -> None:
     """Fetch one source now (unconditionally) and show what would be stored; stores nothing."""
+    from ..pipeline.collect import request_for
     from ..sources.batch import fetch_one
     from ..sources.http import HostLimiter, make_session
     from ..sources.registry import load_registry
-    from ..sources.types import FetchRequest
 
     settings = state.settings()
     registry = {c.name: c for c in load_registry(settings.sources_file)}
     cfg = registry.get(name)
     if cfg is None:
         raise DigestError(f"{settings.sources_file}: no source named {name!r}")
-    request = FetchRequest(name=cfg.name, url=cfg.url, kind=cfg.kind, headers=dict(cfg.headers),
-                           language=cfg.language or None, options=dict(cfg.options))
     with make_session(settings.http) as session:
-        outcome = fetch_one(session, request, settings.http,
+        outcome = fetch_one(session, request_for(None, cfg), settings.http,
                             HostLimiter(settings.http.per_host_concurrency))
     out.print(f"{cfg.name}: {outcome.status}, HTTP {outcome.http_status}, {outcome.bytes} bytes, "
               f"{outcome.duration_ms} ms", soft_wrap=True)

@@ -1,7 +1,9 @@
 """Prefect flows and their schedules: orchestration only; the work is in sources/store/triage.
 
-Importing this package sets Prefect's quiet, offline-friendly defaults before Prefect itself is
-imported (environment variables the user set still win).
+QUIET_PREFECT holds Prefect's quiet, offline-friendly defaults. Prefect reads its settings when
+it is first imported, so the front doors apply them (`quiet_prefect`) before anything imports
+Prefect: the `digest` command in its root callback (the processes it starts inherit them), the
+tests in conftest. Importing this package changes nothing.
 """
 
 from __future__ import annotations
@@ -28,6 +30,3 @@ def quiet_prefect() -> None:
     """Apply QUIET_PREFECT to the environment without overriding what the user set."""
     for key, value in QUIET_PREFECT.items():
         os.environ.setdefault(key, value)
-
-
-quiet_prefect()

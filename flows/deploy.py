@@ -13,13 +13,12 @@ storage, image or `from_source` is needed, only the package installed where the 
 from __future__ import annotations
 
 import asyncio
-import os
 from typing import Any
 
 from ..errors import DigestError
 from ..settings import Settings
 from .prefect_schedules import DEPLOYMENT_NAME, digest_schedules, runner_deployments
-from .serve import use_running_server
+from .serve import configured_api_url
 
 
 def job_variables(settings: Settings) -> dict[str, Any]:
@@ -41,8 +40,7 @@ def deploy(settings: Settings, pool: str) -> dict[str, Any]:
     Returns {"api_url", "pool", "pool_created", "deployments": {name: id}}.
     """
     schedules = digest_schedules(settings)  # a bad [schedule] key fails before any network
-    use_running_server(settings)
-    url = os.environ.get("PREFECT_API_URL")
+    url = configured_api_url(settings)
     if not url:
         raise DigestError(
             "digest deploy needs a Prefect server: set PREFECT_API_URL "

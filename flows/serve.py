@@ -12,8 +12,10 @@
 Why a real server: Prefect's temporary server (what a flow call starts without
 PREFECT_API_URL) runs no scheduler, so schedules would never fire.
 
-Nothing here imports Prefect at module level: `running_server_url` is called by CLI commands
-before they import Prefect, because Prefect reads PREFECT_API_URL once, when imported.
+Nothing here imports Prefect at module level, and nothing sets PREFECT_API_URL in this
+process's environment: `use_server` finds (or starts) the server before the CLI imports Prefect,
+so a temporary server starts while Prefect imports, and `PrefectApi.connected()` points
+Prefect at it for the flow calls only, through Prefect's settings (`temporary_settings`).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from typing import IO, Any
 
 from ..errors import DigestError
 from ..settings import Settings
-from .schedules import (
+from .prefect_schedules import (
     DEPLOYMENT_NAME,
     DigestSchedules,
     digest_schedules,
@@ -101,23 +103,9 @@ def running_server_url(settings: Settings) -> str | None:
     return url
 
 
-def use_running_server(settings: Settings) -> str | None:
-    """Point this process at `digest serve`'s server when PREFECT_API_URL is unset.
-
-    Call it before Prefect is imported (Prefect reads the variable once, on import).
-    Returns the URL in use by this rule, or None (PREFECT_API_URL set, or no server running).
-    """
-    if os.environ.get("PREFECT_API_URL"):
-        return None
-    url = running_server_url(settings)
-    if url:
-        os.environ["PREFECT_API_URL"] = url
-    return url
-
-
-#: This process's temporary server, once `use_server` has started one, and whether it answered.
-_temporary_server: EmbeddedServer | None = None
-_temporary_ready = False
+def configured_api_url(settings: Settings) -> str | None:
+    """The Prefect API to use: PREFECT_API_URL, else a live `digest serve`'s server; or None."""
+    return os.environ.get("PREFECT_API_URL") or running_server_url(settings)
 
 
 def prefect_home() -> Path:
@@ -125,8 +113,42 @@ def prefect_home() -> Path:
     return Path(os.environ.get("PREFECT_HOME") or Path.home() / ".prefect").expanduser()
 
 
-def use_server(settings: Settings) -> str:
-    """Point this process at a Prefect server before Prefect is imported; returns its URL.
+class PrefectApi:
+    """The Prefect API a command's flow runs use (see `use_server`).
+
+    `connected()` points Prefect at it for a block through Prefect's own settings
+    (`temporary_settings`), never through this process's environment: the block's flow runs,
+    their task threads and what they send to Dask see it, and nothing else changes.
+    """
+
+    def __init__(self, url: str, server: EmbeddedServer | None = None) -> None:
+        #: The API URL (ending in /api).
+        self.url = url
+        #: The temporary server behind it, when this process started one.
+        self.server = server
+
+    @contextlib.contextmanager
+    def connected(self) -> Iterator[str]:
+        """Wait until the API answers (DigestError if its server cannot start), then run the
+        block with Prefect pointed at it.
+
+        Import Prefect before entering: a temporary server starts meanwhile.
+        """
+        if self.server is not None:
+            _wait_for(self.server)
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        with temporary_settings(updates={PREFECT_API_URL: self.url}):
+            yield self.url
+
+
+#: The temporary server this process started (`use_server`): its flow runs share it (the
+#: demo's two flows), and it is stopped when the process exits.
+_temporary_server: EmbeddedServer | None = None
+
+
+def use_server(settings: Settings) -> PrefectApi:
+    """The Prefect API for this command's flow runs; call it before Prefect is imported.
 
     PREFECT_API_URL if set; else a running `digest serve`'s server; else a temporary server
     started here and stopped when the process exits (one per process: the demo's two flows
@@ -135,34 +157,30 @@ def use_server(settings: Settings) -> str:
     second, here the collect run's), and a caller killed with SIGKILL left Prefect's running,
     where ours gets SIGTERM from the kernel (Linux) and lives in a process group of its own.
 
-    Returns at once, so Prefect can be imported while the server starts: call
-    `wait_for_server` before the first flow run.
+    Returns at once, so Prefect can be imported while the server starts: run the flows inside
+    `connected()`, which waits for it.
     """
     global _temporary_server
-    if url := os.environ.get("PREFECT_API_URL") or use_running_server(settings):
-        return url
+    if url := configured_api_url(settings):
+        return PrefectApi(url)
     if _temporary_server is None:
         server = EmbeddedServer(prefect_home(), temporary=True)
         server.start()
         atexit.register(server.stop)
         _temporary_server = server
-    os.environ["PREFECT_API_URL"] = _temporary_server.url
-    return _temporary_server.url
+    return PrefectApi(_temporary_server.url, _temporary_server)
 
 
-def wait_for_server() -> None:
-    """Wait until the temporary server `use_server` started answers (DigestError if it fails)."""
-    global _temporary_server, _temporary_ready
-    if _temporary_server is None or _temporary_ready:
-        return
+def _wait_for(server: EmbeddedServer) -> None:
+    """Wait until a temporary server answers; one that cannot start is stopped and forgotten."""
+    global _temporary_server
     try:
-        _temporary_server.wait_ready()
+        server.wait_ready()
     except BaseException:
-        _temporary_server.stop()
-        _temporary_server = None
-        os.environ.pop("PREFECT_API_URL", None)
+        server.stop()
+        if _temporary_server is server:
+            _temporary_server = None
         raise
-    _temporary_ready = True
 
 
 # --- the embedded server ------------------------------------------------------------------------
@@ -244,6 +262,7 @@ class EmbeddedServer:
         self.temporary = temporary
         self.process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
+        self._answered = False
 
     @property
     def url(self) -> str:
@@ -273,13 +292,17 @@ class EmbeddedServer:
         )
 
     def wait_ready(self, timeout: float = STARTUP_TIMEOUT) -> None:
-        """Block until /api/health answers; a server that exits or stalls is a DigestError."""
+        """Block until /api/health answers (at once once it has); a server that exits or stalls
+        is a DigestError."""
+        if self._answered:
+            return
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process is None or self.process.poll() is not None:
                 raise DigestError(f"the Prefect server exited during start-up; "
                                   f"{self._tail()}")
             if server_healthy(self.url, timeout=1.0):
+                self._answered = True
                 return
             time.sleep(0.25)
         raise DigestError(f"the Prefect server did not answer within {timeout:.0f} s; "
@@ -361,7 +384,6 @@ def serve_forever(settings: Settings, *, host: str = "127.0.0.1", port: int = 0,
             server.start()
             server.wait_ready()
             url = server.url
-            os.environ["PREFECT_API_URL"] = url
         write_state(state, url, server.process.pid if server and server.process else None)
         runs = next_runs(schedules, count=1)
         report(f"Prefect API: {url}  (UI: {url.removesuffix('/api')})")
@@ -380,7 +402,11 @@ def serve_forever(settings: Settings, *, host: str = "127.0.0.1", port: int = 0,
 
 
 def _run_runner(settings: Settings, schedules: DigestSchedules, url: str) -> None:
-    """prefect.serve() the deployments against `url` (returns when the runner is stopped)."""
+    """prefect.serve() the deployments against `url` (returns when the runner is stopped).
+
+    The runner gives the flow-run processes it starts its current settings as environment
+    variables, the API URL among them: this process's environment is left alone.
+    """
     from prefect import serve
     from prefect.settings import PREFECT_API_URL, temporary_settings
 

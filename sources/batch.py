@@ -9,9 +9,10 @@
               Outcome(ok, feed)
 
 Parsing is CPU-bound, so with a process pool both cores parse while threads keep fetching.
-Nothing here touches the database: outcomes go back to the collect flow, which stores them, and
-a slow consumer holds fetching back (at most `max_connections` outcomes are in progress or
-waiting), so parsed feeds never pile up in memory; bodies over 1 MiB are parsed one at a time.
+Nothing here touches the database: outcomes go back to the collect use case
+(pipeline/collect.py), which stores them, and a slow consumer holds fetching back (at most
+`max_connections` outcomes are in progress or waiting), so parsed feeds never pile up in
+memory; bodies over 1 MiB are parsed one at a time.
 """
 
 from __future__ import annotations

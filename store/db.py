@@ -10,7 +10,6 @@ from pathlib import Path
 import sqlite_utils
 
 from ..errors import StoreError
-from ..timestamps import utcnow as utcnow  # re-exported: store.items, runs, sources use it
 from .migrations import migrate
 
 #: How long a writer waits for another process's lock before giving up, in ms.

@@ -5,14 +5,15 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping, Sequence, Set
 from contextlib import contextmanager
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, NamedTuple
 
 import sqlite_utils
 
 from ..errors import InputError
-from .db import utcnow
+from ..timestamps import utcnow
 from .migrations import ITEM_STATUSES, SEARCH_COLUMNS
 from .scores import TRIAGE
 
@@ -30,45 +31,69 @@ def content_hash(entry: Mapping[str, Any]) -> str:
     return h.hexdigest()
 
 
-def store_entries(db: sqlite_utils.Database, source_id: int,
-                  entries: Sequence[Mapping[str, Any]], *,
-                  now: str | None = None,
-                  triaged: MutableMapping[str, int] | None = None) -> tuple[int, int]:
-    """Insert new entries and update changed ones for one source; returns (new, updated).
+class StoredItem(NamedTuple):
+    """What deciding needs to know of an item its source has stored already."""
 
-    `entries` are dicts with an `identity` and the feed-owned fields (sources.types.Entry as a
-    dict). Editor-owned fields and the status are never touched on update. An entry without a
-    date keeps the time it was first seen, and a later fetch that still has no date does not
-    move it. Call inside a transaction (`db.atomic()`) to make the source's write atomic.
+    id: int
+    content_hash: str
+    published_guessed: int
 
-    An entry that also carries triage's keys, made where it was parsed (triage/annotate.py:
-    `score`, `reasons` as JSON text, `relevant`, story `tokens` as bytes), is inserted already
-    triaged: its score and reasons, status `filtered` (by triage) unless relevant, and,
-    waiting to be clustered, as a story of its own with its story tokens in `item_tokens_new`
-    (migration 6); `triaged`, if given, counts those new rows under "candidates" and
-    "filtered".
+
+@dataclass(frozen=True, slots=True)
+class EntryWrites:
+    """What storing one source's entries changes (`decide_entries`), before it is applied."""
+
+    #: New `items` rows (no id yet), in feed order, with every column of _NEW_ITEM_COLUMNS
+    #: but the id and cluster_id.
+    inserts: tuple[dict[str, Any], ...] = ()
+    #: (item id, the columns that change) for stored items whose feed-owned fields changed.
+    updates: tuple[tuple[int, dict[str, Any]], ...] = ()
+    #: `item_sources` rows: new entries another source had already published at that URL,
+    #: recorded on its item instead of becoming items of their own (`share_urls`).
+    shared: tuple[dict[str, Any], ...] = ()
+
+    def new_urls(self) -> list[str]:
+        """The URLs of the entries to insert (to look up in other sources)."""
+        return [r["url"] for r in self.inserts if r["url"]]
+
+    def share_urls(self, owners: Mapping[str, int], now: str) -> EntryWrites:
+        """These writes with each insert whose URL another source's item has (`owners`: URL
+        -> that item's id) recorded on that item instead."""
+        if not owners:
+            return self
+        fresh, shared = [], list(self.shared)
+        for row in self.inserts:
+            item_id = owners.get(row["url"] or "")
+            if item_id is None:
+                fresh.append(row)
+            else:
+                shared.append({"source_id": row["source_id"], "identity": row["identity"],
+                               "item_id": item_id, "url": row["url"], "first_seen_at": now})
+        return replace(self, inserts=tuple(fresh), shared=tuple(shared))
+
+
+def decide_entries(source_id: int, entries: Sequence[Mapping[str, Any]],
+                   stored: Mapping[str, StoredItem], shared: Set[str], now: str) -> EntryWrites:
+    """What to insert and update for a source's parsed entries, given what it has stored.
+
+    Pure (no I/O). `stored`: the source's items by identity; `shared`: identities of entries
+    this source shares with another source's item (they are left alone). New entries become
+    inserts (an entry without a date takes `now` and is marked guessed); stored ones whose
+    feed-owned fields changed become updates of those fields only, so editor-owned fields and
+    the status are never touched. An updated entry that has lost its date keeps the date it
+    had. An entry carrying triage's keys (triage/annotate.py) is inserted already triaged:
+    its score and reasons, status `filtered` (by triage) unless relevant, and its story tokens.
+    An identity seen twice in one feed is stored once, as it came first.
     """
-    if not entries:
-        return 0, 0
-    now = now or utcnow()
-    existing: dict[str, tuple[int, str, int]] = {
-        identity: (item_id, digest, guessed)
-        for identity, item_id, digest, guessed in db.execute(
-            "SELECT identity, id, content_hash, published_guessed FROM items WHERE source_id = ?",
-            [source_id],
-        )
-    }
-    # Entries this source shares with an item of another source (same canonical URL).
-    merged = {identity for (identity,) in db.execute(
-        "SELECT identity FROM item_sources WHERE source_id = ?", [source_id])}
-    new_rows: list[dict[str, Any]] = []
-    updated = 0
+    inserts: list[dict[str, Any]] = []
+    updates: list[tuple[int, dict[str, Any]]] = []
+    new: set[str] = set()
     for entry in entries:
         identity = entry["identity"]
-        if identity in merged:
+        if identity in shared or identity in new:
             continue
         values = {f: entry.get(f) for f in FEED_FIELDS}
-        old = existing.get(identity)
+        old = stored.get(identity)
         if old is None:
             guessed = not values["published_at"]
             if guessed:
@@ -84,42 +109,78 @@ def store_entries(db: sqlite_utils.Database, source_id: int,
                            tokens=entry.get("tokens"),
                            status="candidate" if relevant else "filtered",
                            status_by=None if relevant else TRIAGE)
-            new_rows.append(row)
-            existing[identity] = (0, "", int(guessed))
+            inserts.append(row)
+            new.add(identity)
             continue
-        item_id, old_hash, guessed = old
         digest = content_hash(entry)
-        if digest == old_hash or item_id == 0:
+        if digest == old.content_hash:
             continue
         update = dict(values, content_hash=digest, changed_at=now)
         if not values["published_at"]:
             # Keep the first-seen date rather than losing the item's place in time.
             del update["published_at"]
-        elif guessed:
+        elif old.published_guessed:
             update["published_guessed"] = 0
+        updates.append((old.id, update))
+    return EntryWrites(inserts=tuple(inserts), updates=tuple(updates))
+
+
+def store_entries(db: sqlite_utils.Database, source_id: int,
+                  entries: Sequence[Mapping[str, Any]], *,
+                  now: str | None = None,
+                  triaged: MutableMapping[str, int] | None = None) -> tuple[int, int]:
+    """Insert new entries and update changed ones for one source; returns (new, updated).
+
+    `entries` are dicts with an `identity` and the feed-owned fields (sources.types.Entry as a
+    dict), plus triage's keys when triaged where parsed (`score`, `reasons` as JSON text,
+    `relevant`, story `tokens` as bytes). What changes is decided by `decide_entries`; an
+    insert whose URL another source published already is recorded on that item instead. Call
+    inside a transaction (`db.atomic()`) to make the source's write atomic. `triaged`, if
+    given, counts the rows inserted already triaged under "candidates" and "filtered".
+    """
+    if not entries:
+        return 0, 0
+    now = now or utcnow()
+    stored = {
+        identity: StoredItem(item_id, digest, guessed)
+        for identity, item_id, digest, guessed in db.execute(
+            "SELECT identity, id, content_hash, published_guessed FROM items WHERE source_id = ?",
+            [source_id],
+        )
+    }
+    # Entries this source shares with an item of another source (same canonical URL).
+    shared = {identity for (identity,) in db.execute(
+        "SELECT identity FROM item_sources WHERE source_id = ?", [source_id])}
+    writes = decide_entries(source_id, entries, stored, shared, now)
+    writes = writes.share_urls(_url_owners(db, source_id, writes.new_urls()), now)
+    _apply(db, writes)
+    if triaged is not None:
+        for r in writes.inserts:
+            if r["triaged_at"] is not None:
+                key = "filtered" if r["status"] == "filtered" else "candidates"
+                triaged[key] = triaged.get(key, 0) + 1
+    return len(writes.inserts), len(writes.updates)
+
+
+def _apply(db: sqlite_utils.Database, writes: EntryWrites) -> None:
+    """Write what `decide_entries` decided: updates, shared URLs, then the new items."""
+    for item_id, update in writes.updates:
         db["items"].update(item_id, update)
-        updated += 1
-    new_rows = _merge_exact_duplicates(db, source_id, new_rows, now)
-    if not new_rows:
-        return 0, updated
+    for link in writes.shared:
+        db["item_sources"].insert(link, ignore=True)
+    if not writes.inserts:
+        return
     # Ids given here (SQLite would give the same: max + 1 onwards), so that an item inserted
     # with its story tokens can lead its own story from the start. Another writer cannot slip
     # in between: its commit would make this transaction's first write fail, not collide.
     next_id = db.execute("SELECT coalesce(max(id), 0) + 1 FROM items").fetchone()[0]
-    for k, row in enumerate(new_rows):
-        row["id"] = next_id + k
-        row["cluster_id"] = row["id"] if row["tokens"] else None
-    _insert_items(db, new_rows)
-    waiting = [(r["id"], r["tokens"]) for r in new_rows if r["tokens"]]
+    rows = [{**r, "id": next_id + k, "cluster_id": next_id + k if r["tokens"] else None}
+            for k, r in enumerate(writes.inserts)]
+    _insert_items(db, rows)
+    waiting = [(r["id"], r["tokens"]) for r in rows if r["tokens"]]
     if waiting:
         db.conn.executemany("INSERT INTO item_tokens_new (item_id, tokens) VALUES (?, ?)",
                             waiting)
-    if triaged is not None:
-        for r in new_rows:
-            if r["triaged_at"] is not None:
-                key = "filtered" if r["status"] == "filtered" else "candidates"
-                triaged[key] = triaged.get(key, 0) + 1
-    return len(new_rows), updated
 
 
 @contextmanager
@@ -172,15 +233,9 @@ def _insert_items(db: sqlite_utils.Database, rows: Sequence[Mapping[str, Any]]) 
         )
 
 
-def _merge_exact_duplicates(db: sqlite_utils.Database, source_id: int,
-                            rows: list[dict[str, Any]], now: str) -> list[dict[str, Any]]:
-    """Record new entries whose URL another source already published on that item instead.
-
-    Returns the rows that are really new.
-    """
-    urls = [r["url"] for r in rows if r.get("url")]
-    if not urls:
-        return rows
+def _url_owners(db: sqlite_utils.Database, source_id: int, urls: Sequence[str],
+                ) -> dict[str, int]:
+    """URL -> the first item of another source published at it, for those of `urls` that are."""
     owners: dict[str, int] = {}
     for start in range(0, len(urls), 500):
         chunk = urls[start:start + 500]
@@ -191,20 +246,7 @@ def _merge_exact_duplicates(db: sqlite_utils.Database, source_id: int,
             [*chunk, source_id],
         ):
             owners[url] = item_id
-    if not owners:
-        return rows
-    fresh = []
-    for r in rows:
-        item_id = owners.get(r.get("url") or "")
-        if item_id is None:
-            fresh.append(r)
-            continue
-        db["item_sources"].insert(
-            {"source_id": source_id, "identity": r["identity"], "item_id": item_id,
-             "url": r["url"], "first_seen_at": now},
-            ignore=True,
-        )
-    return fresh
+    return owners
 
 
 def other_sources(db: sqlite_utils.Database, item_id: int) -> list[dict[str, Any]]:

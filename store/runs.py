@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from typing import Any
 
 import sqlite_utils
 
-from .db import utcnow
+from ..timestamps import utcnow
 
 RUN_COUNTERS = ("sources_due", "sources_ok", "sources_not_modified", "sources_failed",
                 "items_new", "items_updated")
@@ -46,19 +47,43 @@ def close_abandoned_runs(db: sqlite_utils.Database) -> int:
     return cur.rowcount
 
 
+@dataclass(frozen=True, slots=True)
+class FetchRecord:
+    """One source's fetch in a run, as `record_fetch` writes it to `fetches`."""
+
+    #: ok, not_modified or failed; with the HTTP status when a response came.
+    outcome: str
+    http_status: int | None = None
+    #: When it failed: the one-line message and its kind (`SourceErrorKind`).
+    error: str | None = None
+    error_kind: str | None = None
+    #: Problems that did not stop the source, joined with "; ".
+    warning: str | None = None
+    #: Body bytes received (after decompression), and how long fetching and parsing took.
+    bytes: int = 0
+    duration_ms: int = 0
+    #: Entries in the feed, and how many were stored as new items or changed stored ones.
+    items_seen: int = 0
+    items_new: int = 0
+    items_updated: int = 0
+
+
+_FETCH_FIELDS = tuple(f.name for f in fields(FetchRecord))
+# Plain SQL, not insert(): sqlite-utils re-reads the schema on every call (see
+# store.sources.record_health).
+_INSERT_FETCH = (
+    f"INSERT INTO fetches (run_id, source_id, fetched_at, {', '.join(_FETCH_FIELDS)}) "
+    f"VALUES ({', '.join('?' * (3 + len(_FETCH_FIELDS)))})"
+)
+
+
 def record_fetch(db: sqlite_utils.Database, run_id: int, source_id: int,
-                 values: Mapping[str, Any]) -> None:
+                 record: FetchRecord) -> None:
     """One `fetches` row; call inside the transaction that stores the source's items."""
-    row = {"run_id": run_id, "source_id": source_id, "fetched_at": utcnow()}
-    row.update({k: v for k, v in values.items() if k in _FETCH_COLUMNS})
-    # Plain SQL, not insert(): sqlite-utils re-reads the schema on every call (see
-    # store.sources.record_health).
-    db.execute(f"INSERT INTO fetches ({', '.join(f'[{k}]' for k in row)}) "
-               f"VALUES ({', '.join('?' * len(row))})", list(row.values()))
-
-
-_FETCH_COLUMNS = frozenset({"outcome", "http_status", "bytes", "duration_ms", "error",
-                            "error_kind", "warning", "items_seen", "items_new", "items_updated"})
+    if not isinstance(record, FetchRecord):
+        raise TypeError(f"record_fetch takes a FetchRecord, not {type(record).__name__}")
+    db.execute(_INSERT_FETCH, [run_id, source_id, utcnow(),
+                               *(getattr(record, f) for f in _FETCH_FIELDS)])
 
 
 def run_fetches(db: sqlite_utils.Database, run_id: int) -> list[dict[str, Any]]:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
+from enum import Enum
 from typing import Any
 
 import sqlite_utils
 
 from ..errors import NotFoundError
-from .db import utcnow
+from ..timestamps import utc_timestamp, utcnow
 
 #: Columns copied from sources.toml on every sync.
 REGISTRY_COLUMNS = ("kind", "owner", "country", "category", "language", "interval_minutes",
@@ -94,27 +96,65 @@ def due_sources(db: sqlite_utils.Database, *, now: str | None = None, force: boo
     return list(db["sources"].rows_where(where, params, order_by="id"))
 
 
-def record_health(db: sqlite_utils.Database, source_id: int, values: Mapping[str, Any]) -> None:
-    """Update a source's state after a fetch (call inside the source's transaction).
+class Keep(Enum):
+    """The value of a `SourceHealth` field that leaves its column as it is."""
 
-    `values` may hold: last_status, last_outcome, last_error, last_error_kind, warning, etag,
-    last_modified, url, consecutive_failures, last_fetched_at, last_success_at, next_fetch_at,
-    newest_item_at, disabled_reason.
+    KEEP = "keep"
+
+
+#: A `SourceHealth` field at KEEP is not written.
+KEEP = Keep.KEEP
+
+
+@dataclass(frozen=True, slots=True)
+class SourceHealth:
+    """What one fetch changes on its source's row: `record_health` writes it field by field.
+
+    Every field is a column of `sources`; a field at KEEP (the default) is left as it is. A
+    name that is not a field cannot be given (TypeError), so nothing is dropped on the way.
     """
-    allowed = {k: v for k, v in values.items() if k in _HEALTH_COLUMNS}
-    if allowed:
+
+    #: The HTTP status of the last fetch; None when no response came.
+    last_status: int | Keep | None = KEEP
+    #: The last fetch's outcome: ok, not_modified or failed.
+    last_outcome: str | Keep = KEEP
+    #: When the source was last fetched, and last fetched without failing (ISO-8601 UTC).
+    last_fetched_at: str | Keep = KEEP
+    last_success_at: str | Keep = KEEP
+    #: Failures in a row (0 after a success): the backoff grows with it.
+    consecutive_failures: int | Keep = KEEP
+    #: When the source is due again (ISO-8601 UTC).
+    next_fetch_at: str | Keep = KEEP
+    #: The last failure's one-line message and kind (`SourceErrorKind`); None after a success.
+    last_error: str | Keep | None = KEEP
+    last_error_kind: str | Keep | None = KEEP
+    #: A problem that did not stop the source ("no items", "empty body"), or None.
+    warning: str | Keep | None = KEEP
+    #: The caching validators to send next time (If-None-Match, If-Modified-Since).
+    etag: str | Keep | None = KEEP
+    last_modified: str | Keep | None = KEEP
+    #: Where the source is fetched from now (a permanent redirect moves it).
+    url: str | Keep = KEEP
+    #: The newest `published_at` among its items (ISO-8601 UTC): staleness is judged by it.
+    newest_item_at: str | Keep = KEEP
+    #: Why it is no longer fetched (410 Gone), or None.
+    disabled_reason: str | Keep | None = KEEP
+
+
+_HEALTH_FIELDS = tuple(f.name for f in fields(SourceHealth))
+
+
+def record_health(db: sqlite_utils.Database, source_id: int, health: SourceHealth) -> None:
+    """Write a fetch's changes to its source's row (call inside the source's transaction)."""
+    if not isinstance(health, SourceHealth):
+        raise TypeError(f"record_health takes a SourceHealth, not {type(health).__name__}")
+    values = {f: v for f in _HEALTH_FIELDS if (v := getattr(health, f)) is not KEEP}
+    if values:
         # Plain SQL: sqlite-utils' update() re-reads the table's schema on every call, which
         # cost more than the update on a run of a thousand sources.
-        assignments = ", ".join(f"[{k}] = ?" for k in allowed)
-        db.execute(f"UPDATE sources SET {assignments} WHERE id = ?", [*allowed.values(),
-                                                                      source_id])
-
-
-_HEALTH_COLUMNS = frozenset(
-    {"last_status", "last_outcome", "last_error", "last_error_kind", "warning", "etag",
-     "last_modified", "url", "consecutive_failures", "last_fetched_at", "last_success_at",
-     "next_fetch_at", "newest_item_at", "disabled_reason"}
-)
+        assignments = ", ".join(f"[{k}] = ?" for k in values)
+        db.execute(f"UPDATE sources SET {assignments} WHERE id = ?", [*values.values(),
+                                                                     source_id])
 
 
 def set_enabled(db: sqlite_utils.Database, name: str, enabled: bool) -> None:
@@ -144,7 +184,7 @@ def source_health(db: sqlite_utils.Database, *, stale_days: int,
                   now: datetime | None = None) -> list[dict[str, Any]]:
     """Every registry source with its health, a `stale` flag and items of the last 14 days."""
     now = now or datetime.now(UTC)
-    since = (now - timedelta(days=14)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    since = utc_timestamp(now - timedelta(days=14))
     counts = dict(
         db.execute(
             "SELECT source_id, count(*) FROM items WHERE published_at >= ? GROUP BY source_id",

@@ -10,8 +10,11 @@ from pathlib import Path
 
 import pytest
 from alliance_digest.feedserver import FeedServer
+from alliance_digest.flows import quiet_prefect
 from alliance_digest.settings import HttpSettings
 from support import SITE_FEED, collect_into
+
+quiet_prefect()  # as the `digest` command does, before any test imports Prefect
 
 # --- HTTP: a real local server and settings small enough for fast tests ----------------------
 

@@ -23,12 +23,15 @@ SITE_FEED = (b'<?xml version="1.0"?><rss version="2.0"><channel><title>F</title>
 def collect_into(folder: Path, feeds: dict[str, bytes], *, triage: bool = False) -> Path:
     """Write digest.toml + sources.toml in `folder`, serve `feeds` and collect them (no Prefect).
 
-    Returns the digest.toml path. With `triage`, the stored items are scored and clustered.
+    Returns the digest.toml path. With `triage`, the items are scored and clustered as
+    `digest collect` does; without, they are stored untriaged (batches that return their
+    outcomes unannotated, and no triage step).
     """
-    from alliance_digest.flows.collect import new_counts, prepare, request_for, store_outcomes
+    from concurrent.futures import ThreadPoolExecutor
+
+    from alliance_digest.pipeline.collect import collect_once
     from alliance_digest.settings import load_settings
     from alliance_digest.sources.batch import fetch_batch
-    from alliance_digest.store.runs import finish_run, start_run
 
     with FeedServer() as server:
         registry = "# my sources\n"
@@ -40,19 +43,14 @@ def collect_into(folder: Path, feeds: dict[str, bytes], *, triage: bool = False)
         config = folder / "digest.toml"
         if not config.exists():
             config.write_text('[store]\npath = "data/digest.db"\n')
-        settings = load_settings(config)
-        db, reg, due = prepare(settings, force=True, names=None)
-        run_id = start_run(db)
-        counts: dict[str, int] = new_counts(len(due))
-        outcomes = fetch_batch([request_for(r, reg[r["name"]]) for r in due], settings.http)
-        store_outcomes(db, run_id, {r["name"]: r for r in due}, outcomes, settings.collect,
-                       counts, [])
-        finish_run(db, run_id, counts)
         if triage:
-            from alliance_digest.triage.run import triage_new
-
-            triage_new(db, settings)
-        db.close()
+            collect_once(load_settings(config), force=True)
+        else:
+            with ThreadPoolExecutor(1) as threads:
+                collect_once(load_settings(config), force=True,
+                             submit_batch=lambda job: threads.submit(fetch_batch, job.requests,
+                                                                     job.http),
+                             triage=lambda *_: {})
     return config
 
 

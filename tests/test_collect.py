@@ -1,7 +1,8 @@
 """Collecting from a real feed server on 127.0.0.1: every failure is recorded, good sources land.
 
-These call the collect flow's plain steps (prepare, fetch_batch, store_outcomes) without
-Prefect; tests/test_flows.py runs the real flow.
+These drive the collect use case (`pipeline.collect.collect_once`) without Prefect;
+tests/test_flows.py runs the real flow. Then the write path's pure parts: deciding what to
+insert or update, and a source's health as a typed value.
 """
 
 from __future__ import annotations
@@ -14,13 +15,12 @@ from typing import Any
 
 import pytest
 from alliance_digest.feedserver import FeedServer, gzip_bomb
-from alliance_digest.flows.collect import new_counts, prepare, request_for, store_outcomes
+from alliance_digest.pipeline.collect import collect_once
 from alliance_digest.settings import CollectSettings, HttpSettings, Settings, load_settings
-from alliance_digest.sources.batch import fetch_batch
 from alliance_digest.store.db import open_db
 from alliance_digest.store.items import query_items
-from alliance_digest.store.runs import finish_run, start_run
 from alliance_digest.store.sources import get_source
+from alliance_digest.timestamps import utc_timestamp
 from support import SHARED
 
 CORPUS = SHARED / "corpus"
@@ -77,17 +77,9 @@ def write_config(
 def run(
     settings: Settings, *, force: bool = True, names: list[str] | None = None
 ) -> dict[str, Any]:
-    """The collect flow's steps, in order, without Prefect."""
-    db, registry, due = prepare(settings, force=force, names=names)
-    run_id = start_run(db, forced=force)
-    counts, failures = new_counts(len(due)), []
-    outcomes = fetch_batch([request_for(r, registry.get(r["name"])) for r in due], settings.http)
-    store_outcomes(
-        db, run_id, {r["name"]: r for r in due}, outcomes, settings.collect, counts, failures
-    )
-    summary = finish_run(db, run_id, counts)
-    db.close()
-    return {**summary, "failures": dict(failures)}
+    """One collect run, as the flow runs it, without Prefect."""
+    summary = collect_once(settings, force=force, names=names)
+    return {**summary.run, "failures": dict(summary.failures)}
 
 
 def source(settings: Settings, name: str) -> dict[str, Any]:
@@ -191,7 +183,7 @@ def test_every_failure_is_recorded_and_good_sources_land(tmp_path, feed_server):
     assert source(settings, "gone")["disabled_reason"]
     # Retry-After pushes the next attempt at least that far out.
     rl = source(settings, "ratelimited")
-    assert rl["next_fetch_at"] >= (now + timedelta(seconds=7100)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert rl["next_fetch_at"] >= utc_timestamp(now + timedelta(seconds=7100))
     # Warnings, not failures, for a 200 that carries nothing.
     assert "empty body" in source(settings, "empty")["warning"]
     assert "no items" in source(settings, "noitems")["warning"]
@@ -355,3 +347,89 @@ def test_real_corpus_feeds_collect(tmp_path):
         summary = run(settings)
     assert summary["sources_failed"] == 0, summary["failures"]
     assert summary["items_new"] >= sum(int(r["n_items"]) for r in picked) * 0.95
+
+
+# --- the write path: decide, then write ---------------------------------------------------------
+
+
+def _entry(identity: str, **kw: Any) -> dict[str, Any]:
+    return {"identity": identity, "guid": identity, "url": None, "title": identity,
+            "summary": "", "summary_text": "", "author": None, "language": "en",
+            "image_url": None, "published_at": "2026-11-20T00:00:00Z", "updated_at": None, **kw}
+
+
+def test_decider_inserts_new_entries_and_updates_only_changed_feed_fields():
+    from alliance_digest.store.items import StoredItem, content_hash, decide_entries
+
+    same, dated = _entry("same"), _entry("dated", title="Dated now")
+    undated = _entry("undated", title="Lost its date", published_at=None)
+    stored = {"same": StoredItem(1, content_hash(same), 0),
+              "dated": StoredItem(2, content_hash(_entry("dated")), 1),
+              "undated": StoredItem(3, content_hash(_entry("undated")), 0)}
+    triaged = _entry("triaged", score=-1.0, reasons="[]", relevant=False, tokens=b"t")
+    entries = [same, dated, undated, _entry("new", published_at=None),
+               _entry("new", title="second copy"), _entry("elsewhere"), triaged]
+    now = "2026-11-25T00:00:00Z"
+    writes = decide_entries(7, entries, stored, {"elsewhere"}, now)
+
+    assert [(r["identity"], r["title"]) for r in writes.inserts] == [("new", "new"),
+                                                                    ("triaged", "triaged")]
+    new, filtered = writes.inserts
+    assert (new["source_id"], new["published_at"], new["published_guessed"]) == (7, now, 1)
+    assert (new["status"], new["score"], new["triaged_at"], new["first_seen_at"]) == (
+        "candidate", None, None, now)
+    assert (filtered["status"], filtered["status_by"], filtered["score"], filtered["tokens"],
+            filtered["triaged_at"]) == ("filtered", "triage", -1.0, b"t", now)
+    updates = dict(writes.updates)
+    assert set(updates) == {2, 3}  # "same" is unchanged, "elsewhere" another source's item
+    assert updates[2]["title"] == "Dated now" and updates[2]["published_guessed"] == 0
+    assert updates[2]["changed_at"] == now and "status" not in updates[2]
+    assert "published_at" not in updates[3]  # an entry that lost its date keeps the one it had
+    assert writes.shared == ()
+
+
+def test_decider_records_an_insert_another_source_published_on_its_item():
+    from alliance_digest.store.items import decide_entries
+
+    url = "https://e.test/story"
+    writes = decide_entries(2, [_entry("a", url=url), _entry("b", url="https://e.test/own")],
+                            {}, set(), "2026-11-25T00:00:00Z")
+    assert writes.new_urls() == [url, "https://e.test/own"]
+    shared = writes.share_urls({url: 41}, "2026-11-25T00:00:00Z")
+    assert [r["identity"] for r in shared.inserts] == ["b"]
+    assert shared.shared == ({"source_id": 2, "identity": "a", "item_id": 41, "url": url,
+                              "first_seen_at": "2026-11-25T00:00:00Z"},)
+    assert writes.share_urls({}, "2026-11-25T00:00:00Z") is writes
+
+
+def test_source_health_takes_only_its_fields_and_writes_only_what_changed(tmp_path):
+    import dataclasses
+
+    from alliance_digest.store.runs import FetchRecord, record_fetch, start_run
+    from alliance_digest.store.sources import SourceHealth, record_health, sync_sources
+
+    with pytest.raises(TypeError, match="last_sattus"):
+        SourceHealth(last_sattus=200)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="bogus"):
+        dataclasses.replace(SourceHealth(), bogus=1)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="items_sen"):
+        FetchRecord(outcome="ok", items_sen=3)  # type: ignore[call-arg]
+
+    db = open_db(tmp_path / "d.db")
+    sync_sources(db, [{"name": "a", "url": "http://127.0.0.1/a"}])
+    # Every field is a column: none can be written nowhere.
+    columns = {c.name for c in db["sources"].columns}
+    assert {f.name for f in dataclasses.fields(SourceHealth)} <= columns
+    assert {f.name for f in dataclasses.fields(FetchRecord)} <= {c.name for c in
+                                                               db["fetches"].columns}
+    with pytest.raises(TypeError, match="SourceHealth"):
+        record_health(db, 1, {"etag": '"e"', "lsat_status": 200})  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="FetchRecord"):
+        record_fetch(db, start_run(db), 1, {"outcome": "ok"})  # type: ignore[arg-type]
+
+    record_health(db, 1, SourceHealth(warning="no items", etag='"e"'))
+    record_health(db, 1, SourceHealth(warning=None, last_status=304))  # None is written
+    row = get_source(db, "a")
+    assert (row["warning"], row["etag"], row["last_status"]) == (None, '"e"', 304)
+    assert row["url"] == "http://127.0.0.1/a"  # left as it was
+    db.close()

@@ -1,10 +1,11 @@
 """Triage done where feeds are parsed: the store must end exactly as triage-after-storing leaves it.
 
-The collect flow has its parse workers score each entry and make its story tokens
+The collect use case has its parse workers score each entry and make its story tokens
 (triage/annotate.py), inserts the items already triaged, and indexes each group of sources for
 search in one statement (store.items.index_in_bulk). These tests collect the same real feeds
-from a server on 127.0.0.1 three ways — parse workers, in-process, and plain (no annotation,
-everything triaged after storing) — and compare what each database holds.
+from a server on 127.0.0.1 three ways with `collect_once` — parse workers, in-process, and
+plain (batches that return their outcomes unannotated, as on Dask: everything triaged after
+storing) — and compare what each database holds.
 """
 
 from __future__ import annotations
@@ -12,29 +13,21 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 from alliance_digest.feedserver import FeedServer
-from alliance_digest.flows.collect import (
-    new_counts,
-    prepare,
-    request_for,
-    start_parse_pool,
-    store_outcomes,
-)
-from alliance_digest.flows.collect import triage as triage_task
+from alliance_digest.pipeline import collect
+from alliance_digest.pipeline.collect import BatchJob, collect_once
 from alliance_digest.settings import load_settings
 from alliance_digest.sources.batch import fetch_batch
 from alliance_digest.store import clusters as cluster_mod
 from alliance_digest.store.db import open_db, write_transaction
 from alliance_digest.store.items import index_in_bulk, store_entries
-from alliance_digest.store.runs import finish_run, start_run
 from alliance_digest.store.sources import sync_sources
-from alliance_digest.triage.annotate import Annotator, source_fields
 from alliance_digest.triage.clusters import cluster_items
-from alliance_digest.triage.rules import load_rules
 from alliance_digest.triage.search import search
 from alliance_digest.triage.tokens import token_set
 from support import SHARED
@@ -67,32 +60,19 @@ def _collect(folder: Path, server: FeedServer, how: str) -> dict[str, Any]:
     (folder / "sources.toml").write_text(registry, encoding="utf-8")
     (folder / "digest.toml").write_text('[store]\npath = "d.db"\n[http]\nmax_bytes = 20000000\n')
     settings = load_settings(folder / "digest.toml")
-    rules = load_rules(settings)
-    db, registry_, due = prepare(settings, force=True, names=None)
-    run_id = start_run(db)
-    counts, failures, stored = new_counts(len(due)), [], {}
-    requests_ = [request_for(r, registry_[r["name"]]) for r in due]
-    annotator = Annotator(rules, {r["name"]: source_fields(r) for r in due})
-    if how == "pool":
-        pool = start_parse_pool(settings, annotator)
-        try:
-            outcomes = fetch_batch(requests_, settings.http, parse_pool=pool)
-        finally:
-            pool.shutdown()
-    elif how == "in-process":
-        outcomes = fetch_batch(requests_, settings.http, after_parse=annotator)
-    else:
-        outcomes = fetch_batch(requests_, settings.http)
-    rows = {r["name"]: r for r in due}
-    # Two groups, as the flow's writer stores them.
-    half = len(outcomes) // 2
-    for group in (outcomes[:half], outcomes[half:]):
-        store_outcomes(db, run_id, rows, group, settings.collect, counts, failures, stored)
-    assert not failures, failures
-    triaged = triage_task.fn(db, settings, rules, stored)
-    finish_run(db, run_id, counts)
-    db.close()
-    return triaged
+    assert len(_sources()) >= collect.POOL_THRESHOLD  # "pool" really parses in processes
+    with pytest.MonkeyPatch.context() as patch, ThreadPoolExecutor(collect.MAX_BATCHES) as threads:
+        options: dict[str, Any] = {}
+        if how == "in-process":
+            patch.setattr(collect, "POOL_THRESHOLD", len(_sources()) + 1)
+        elif how == "plain":
+            def unannotated(job: BatchJob) -> Future[list[Any]]:
+                return threads.submit(fetch_batch, job.requests, job.http)
+
+            options["submit_batch"] = unannotated
+        summary = collect_once(settings, force=True, **options)
+    assert not summary.failures, summary.failures
+    return dict(summary.triage)
 
 
 def _state(path: Path) -> dict[tuple[str, str], dict[str, Any]]:
@@ -263,8 +243,6 @@ def _outcome(name: str, entries: int) -> Any:
 def test_outcome_writer_bounds_what_waits_and_stores_everything(monkeypatch):
     import threading
 
-    from alliance_digest.flows import collect
-
     monkeypatch.setattr(collect, "QUEUE_ENTRIES", 100)
     stored: list[list[str]] = []
     release = threading.Event()
@@ -304,8 +282,6 @@ def test_outcome_writer_bounds_what_waits_and_stores_everything(monkeypatch):
 def test_outcome_writer_gathers_small_outcomes_into_one_group(monkeypatch):
     """Few large transactions: the search index merges fewer, larger segments."""
     import threading
-
-    from alliance_digest.flows import collect
 
     monkeypatch.setattr(collect, "GROUP_ENTRIES", 50)
     monkeypatch.setattr(collect, "GROUP_WAIT", 1.0)

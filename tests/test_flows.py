@@ -224,7 +224,7 @@ def test_the_temporary_prefect_server_goes_with_the_command_even_after_kill_9(tm
 
 
 def test_a_temporary_server_that_cannot_start_is_one_clear_error(tmp_path, monkeypatch):
-    """The port it was given is taken: `wait_for_server` says so, and nothing points at it."""
+    """The port it was given is taken: `connected()` says so, and nothing points at it."""
     import socket
 
     from alliance_digest.errors import DigestError
@@ -237,13 +237,13 @@ def test_a_temporary_server_that_cannot_start_is_one_clear_error(tmp_path, monke
     monkeypatch.delenv("PREFECT_API_URL")
     monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect-home"))
     monkeypatch.setattr(serve, "_temporary_server", None)
-    monkeypatch.setattr(serve, "_temporary_ready", False)
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
         monkeypatch.setattr(serve, "free_port", lambda host="127.0.0.1": port)
-        assert serve.use_server(settings) == f"http://127.0.0.1:{port}/api"
-        with pytest.raises(DigestError, match="exited during start-up"):
-            serve.wait_for_server()
+        api = serve.use_server(settings)
+        assert api.url == f"http://127.0.0.1:{port}/api"
+        with pytest.raises(DigestError, match="exited during start-up"), api.connected():
+            pytest.fail("the block ran without a server")
     assert "PREFECT_API_URL" not in os.environ and serve._temporary_server is None

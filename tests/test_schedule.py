@@ -24,11 +24,11 @@ import pytest
 from alliance_digest.errors import ConfigError
 from alliance_digest.flows.prefect_schedules import digest_schedules, next_runs, next_runs_json
 from alliance_digest.flows.serve import (
+    configured_api_url,
     group_alive,
     running_server_url,
     server_healthy,
     state_path,
-    use_running_server,
 )
 from alliance_digest.settings import ScheduleSettings, Settings, load_settings
 
@@ -271,8 +271,8 @@ def test_serve_runs_both_deployments_and_stops_cleanly(
         assert running_server_url(settings) == url
         monkeypatch.setenv("PREFECT_API_URL", "")
         monkeypatch.delenv("PREFECT_API_URL")
-        assert use_running_server(settings) == url
-        assert os.environ["PREFECT_API_URL"] == url
+        assert configured_api_url(settings) == url
+        assert "PREFECT_API_URL" not in os.environ
         second = subprocess.run([*DIGEST, "--config", str(config), "serve"], env=env,
                                 capture_output=True, text=True, timeout=60)
         assert second.returncode == 1 and "already running" in second.stderr, second.stderr

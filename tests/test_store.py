@@ -107,7 +107,8 @@ def test_query_filters(db):
 
 def test_sync_keeps_redirected_url_until_registry_changes(db):
     row = sources.get_source(db, "a")
-    sources.record_health(db, row["id"], {"url": "http://127.0.0.1/moved", "etag": '"e"'})
+    sources.record_health(db, row["id"], sources.SourceHealth(url="http://127.0.0.1/moved",
+                                                             etag='"e"'))
     sources.sync_sources(db, [{"name": "a", "url": "http://127.0.0.1/a"}])
     assert sources.get_source(db, "a")["url"] == "http://127.0.0.1/moved"
     sources.sync_sources(db, [{"name": "a", "url": "http://127.0.0.1/new"}])
@@ -126,9 +127,10 @@ def test_due_sources_respects_next_fetch_and_disabled(db):
                               {"name": "b", "url": "http://127.0.0.1/b"},
                               {"name": "c", "url": "http://127.0.0.1/c", "enabled": False}])
     later = utc_timestamp(datetime.now(UTC) + timedelta(hours=1))
-    sources.record_health(db, sources.get_source(db, "a")["id"], {"next_fetch_at": later})
+    sources.record_health(db, sources.get_source(db, "a")["id"],
+                          sources.SourceHealth(next_fetch_at=later))
     sources.record_health(db, sources.get_source(db, "b")["id"],
-                          {"disabled_reason": "410 Gone"})
+                          sources.SourceHealth(disabled_reason="410 Gone"))
     assert sources.due_sources(db) == []
     assert [r["name"] for r in sources.due_sources(db, force=True)] == ["a"]
     assert [r["name"] for r in sources.due_sources(db, names=["c"])] == ["c"]
