@@ -237,3 +237,72 @@ def story_sizes(db: sqlite_utils.Database, lead_ids: Sequence[int]) -> dict[int,
             f"SELECT cluster_id, count(*) FROM items WHERE cluster_id IN ({marks}) "
             "GROUP BY cluster_id", chunk).fetchall())
     return out
+
+
+# --- editors' corrections ---------------------------------------------------------------------
+
+
+def _story_of(db: sqlite_utils.Database, item_id: int) -> int:
+    row = db.execute("SELECT cluster_id FROM items WHERE id = ?", [item_id]).fetchone()
+    if row is None:
+        raise NotFoundError(f"no item with id {item_id}")
+    return row[0] if row[0] is not None else item_id
+
+
+def _members(db: sqlite_utils.Database, lead: int) -> list[int]:
+    return [r[0] for r in db.execute(
+        "SELECT id FROM items WHERE cluster_id = ? OR id = ? ORDER BY id", [lead, lead])]
+
+
+def _best_lead(db: sqlite_utils.Database, ids: Sequence[int]) -> int:
+    best: tuple[tuple[int, float, int], int] | None = None
+    for chunk, marks in _chunks(ids):
+        for item_id, day, category in db.execute(
+                "SELECT items.id, julianday(items.published_at), sources.category FROM items "
+                "JOIN sources ON sources.id = items.source_id "
+                f"WHERE items.id IN ({marks})", chunk):
+            key = (_lead_key(category, day, item_id), item_id)
+            best = key if best is None or key < best else best
+    if best is None:
+        raise NotFoundError("no such items")
+    return best[1]
+
+
+def _pin(db: sqlite_utils.Database, ids: Sequence[int], lead: int, editor: str,
+         now: str) -> None:
+    """Put `ids` in the story led by `lead`, pinned there, one audit row per item that moves."""
+    old = leads_of(db, ids)
+    db.conn.executemany(
+        "INSERT OR REPLACE INTO story_pins (item_id, pin, pinned_by, pinned_at) "
+        "VALUES (?, ?, ?, ?)", [(i, lead, editor, now) for i in ids])
+    db.conn.executemany("UPDATE items SET cluster_id = ? WHERE id = ?",
+                        [(lead, i) for i in ids])
+    db.conn.executemany(
+        "INSERT INTO edits (item_id, field, old, new, editor, at) VALUES (?, 'story', ?, ?, ?, ?)",
+        [(i, str(old.get(i, i)), str(lead), editor, now) for i in ids if old.get(i) != lead])
+
+
+def merge_stories(db: sqlite_utils.Database, item_a: int, item_b: int, *, editor: str,
+                  now: str) -> int:
+    """Make the stories of two items one, pinned (kept by later runs); returns its lead's id."""
+    stories = {_story_of(db, item_a), _story_of(db, item_b)}
+    members = sorted({m for lead in stories for m in _members(db, lead)})
+    lead = _best_lead(db, members)
+    _pin(db, members, lead, editor, now)
+    return lead
+
+
+def split_from_story(db: sqlite_utils.Database, item_id: int, *, editor: str,
+                     now: str) -> int:
+    """Take an item out of its story into one of its own; both stay apart from now on.
+
+    Returns the lead of what is left of the old story (the item itself if it was alone).
+    """
+    lead = _story_of(db, item_id)
+    rest = [m for m in _members(db, lead) if m != item_id]
+    _pin(db, [item_id], item_id, editor, now)
+    if not rest:
+        return item_id
+    new_lead = _best_lead(db, rest)
+    _pin(db, rest, new_lead, editor, now)
+    return new_lead
