@@ -27,6 +27,7 @@ from .store.db import open_db
 from .store.editorial import update_item
 from .store.items import count_items, query_items
 from .store.sources import source_health
+from .timestamps import utc_timestamp
 
 DEMO_DATA = PACKAGE_DIR / "demo_data"
 
@@ -71,8 +72,8 @@ def include_top_stories(db: Any, settings: Settings, n: int = DEMO_INCLUDED) -> 
     if not newest:
         return []
     # The last two weeks of the snapshot, as a bi-weekly issue would cover.
-    since = (datetime.fromisoformat(newest[0]["published_at"].replace("Z", "+00:00"))
-             - timedelta(days=14)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    since = utc_timestamp(datetime.fromisoformat(newest[0]["published_at"].replace("Z", "+00:00"))
+                          - timedelta(days=14))
     for row in query_items(db, status="candidate", order="score", since=since, limit=200):
         story = row["cluster_id"] or row["id"]
         if story in stories:

@@ -30,6 +30,7 @@ import httpx
 from alliance_digest.store.db import open_db
 from alliance_digest.store.sources import sync_sources
 from alliance_digest.store.users import add_user
+from alliance_digest.timestamps import utc_timestamp, utcnow
 
 SEED = 20260115
 PASSWORD = "bench password 123"
@@ -113,13 +114,12 @@ def build(path: Path, n_items: int) -> Path:
     source_ids = [r["id"] for r in db["sources"].rows]
     start = datetime(2024, 1, 1, tzinfo=UTC)
     span = timedelta(days=730).total_seconds()
-    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    now = utcnow()
     lexicon = _lexicon(rng, 20_000)
     rows = []
     for i in range(1, n_items + 1):
         title = _title(rng)
-        published = (start + timedelta(seconds=span * i / n_items)).strftime(
-            "%Y-%m-%dT%H:%M:%SZ")
+        published = utc_timestamp(start + timedelta(seconds=span * i / n_items))
         score = round(rng.uniform(-2, 20), 1)
         reasons = json.dumps([{"rule": rng.choice(RULES), "match": rng.choice(TOPICS),
                                "weight": rng.choice([1, 2, 3, 4.5, 6, -2])}

@@ -24,6 +24,7 @@ from typing import Any
 
 from alliance_digest.store import sources
 from alliance_digest.store.db import open_db
+from alliance_digest.timestamps import utc_timestamp
 from alliance_digest.triage.clusters import cluster_items
 from alliance_digest.triage.search import search
 
@@ -122,7 +123,7 @@ class Generator:
         published = at + timedelta(minutes=self.rng.randint(0, 36 * 60))
         return {"source_id": self.rng.randint(1, self.n_sources), "title": title,
                 "summary_text": summary,
-                "published_at": published.strftime("%Y-%m-%dT%H:%M:%SZ")}
+                "published_at": utc_timestamp(published)}
 
 
 def _new_db(path: Path) -> Any:

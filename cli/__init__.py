@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -34,8 +34,6 @@ app = typer.Typer(
 # with markup=True and escape() what they interpolate.
 out = Console(highlight=False, markup=False, emoji=False)
 err = Console(stderr=True, highlight=False, markup=False, emoji=False)
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 class State:
@@ -97,7 +95,7 @@ def _fail(message: str, code: int = 1) -> None:
 
 def _register() -> None:
     # Imported for their side effect: each module adds its commands to `app`.
-    from . import collect, desk, drafting, editorial, schedule, sources, triage  # noqa: F401
+    from . import collect, deployments, desk, drafting, editorial, sources, triage  # noqa: F401
 
 
 _register()

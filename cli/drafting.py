@@ -39,9 +39,10 @@ def run_draft(settings: Settings, *, date: str | None = None, out_dir: Path | No
 
     use_server(settings)  # before Prefect is imported: it reads PREFECT_API_URL once
     from ..flows import draft as draft_flow
+    from ..pipeline.draft import parse_date, today
     from ..store.issues import plan_issue
 
-    day = draft_flow.parse_date(date) if date else draft_flow.today(settings)
+    day = parse_date(date) if date else today(settings)
     with _db(settings) as db:
         plan_issue(db, day, settings.issue.first_year, volume=volume, number=number)
     wait_for_server()

@@ -152,7 +152,7 @@ def add_url(
     A page that cannot be fetched is still added, titled by its URL, with a warning (as the
     desk does): rename it with `digest tag ID --headline …`.
     """
-    from ..editor.additem import add_by_url
+    from ..pipeline.add_url import add_by_url
 
     if no_fetch and not title:
         raise DigestError("--no-fetch needs --title")

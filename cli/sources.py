@@ -146,7 +146,7 @@ def sources_add(
 
 
 def _set_enabled(name: str, enabled: bool) -> None:
-    from ..editor.sources_admin import set_source_enabled
+    from ..pipeline.enable_source import set_source_enabled
 
     settings = state.settings()
     _registry_path(settings, "change")  # refuses the packaged registry

@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ..errors import DigestError
 from . import _db, app, out, print_json, state
 
 triage_app = typer.Typer(help="Relevance scoring and its quality.", no_args_is_help=True)
@@ -57,10 +56,7 @@ def search(
 
     settings = state.settings()
     with _db(settings) as db:
-        try:
-            rows = run_search(db, " ".join(words), status=status, limit=limit)
-        except ValueError as e:
-            raise DigestError(str(e)) from None
+        rows = run_search(db, " ".join(words), status=status, limit=limit)
     if as_json:
         keys = ("id", "source", "url", "title", "published_at", "status", "score", "snippet")
         print_json([{k: r.get(k) for k in keys} for r in rows])

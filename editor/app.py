@@ -4,8 +4,11 @@
     route    → body read (form or JSON) → worker thread:
                  session from the cookie (store.users)     else /login or 401
                  CSRF token for every POST                 else 403
-                 the page's work, through store/ and triage/ functions only
+                 the page's work, through the use cases (pipeline/), store/ and triage/
     changes  → store.editorial (versioned, audited in `edits`)
+    errors   → one handler maps the error tree (errors.py): InputError 400, NotFoundError 404,
+               ConflictError 409, anything else 500 (a template's failure names the template);
+               a page for page routes, {"error": ...} for /api/ routes
 
 Pages are server-rendered jinja2 (autoescaped); desk.js adds keyboard triage and posts JSON
 with the X-CSRF-Token header, updating rows in place. The issue preview is the draft's own
@@ -34,18 +37,25 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from ..errors import DigestError, NotFoundError, StaleEdit
+from ..errors import (
+    ConflictError,
+    DigestError,
+    InputError,
+    NotFoundError,
+    StaleEdit,
+    TemplateRenderError,
+)
+from ..pipeline import next_issue
+from ..pipeline.add_url import add_by_url
+from ..pipeline.enable_source import set_source_enabled
 from ..settings import Settings
 from ..store import editorial, users
 from ..store.db import open_db
 from ..store.editorial import SETTABLE_STATUSES
-from ..store.issues import parse_links
 from ..store.items import other_sources
 from ..store.sources import get_source_by_id, source_health, sources_by_id
-from ..templates.render import safe_url
+from ..templates.render import parse_links, safe_url
 from ..triage.clusters import cluster_members
-from . import issue as issue_view
-from .additem import add_by_url
 from .markup import blurb_preview_html, summary_html
 from .queue import PAGE_SIZE, QueueFilters, load_page
 from .security import (
@@ -57,12 +67,22 @@ from .security import (
     safe_next,
     tokens_match,
 )
-from .sources_admin import set_source_enabled
 
 HERE = Path(__file__).resolve().parent
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 #: The largest JSON body the desk accepts (a reorder of a big issue is a few kB).
 MAX_JSON_BYTES = 256 * 1024
+#: The issue preview's own policy: no script at all, inline styles allowed (the email's CSS is
+#: inlined), framable by the desk only, and sandboxed, so even a renderer bug could not run code.
+PREVIEW_PATH = "/issue/preview"
+PREVIEW_HEADERS = {
+    "content-security-policy": (
+        "default-src 'none'; script-src 'none'; style-src 'unsafe-inline'; "
+        "img-src https: data:; frame-ancestors 'self'; base-uri 'none'; form-action 'none'; "
+        "sandbox allow-popups allow-popups-to-escape-sandbox"
+    ),
+    "x-frame-options": "SAMEORIGIN",
+}
 
 
 # --- the app's state ---------------------------------------------------------------------------
@@ -181,6 +201,8 @@ def _run(handler: Handler, desk: Desk, request: Request, form: FormData | None, 
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
     ctx = Ctx(request=request, desk=desk, db=db, session=dict(session), form=form, data=data)
+    # For the error handler, so an error page still shows who is logged in.
+    request.state.session = ctx.session
     if request.method not in SAFE_METHODS:
         given = request.headers.get("x-csrf-token")
         if given is None and form is not None:
@@ -191,12 +213,52 @@ def _run(handler: Handler, desk: Desk, request: Request, form: FormData | None, 
             if api:
                 return JSONResponse({"error": message}, status_code=403)
             return HTMLResponse(f"<p>{message}</p>", status_code=403)
-    try:
-        return handler(ctx)
-    except NotFoundError as e:
-        if api:
-            return JSONResponse({"error": str(e)}, status_code=404)
-        return ctx.render("error.html", {"message": str(e)}, status=404)
+    return handler(ctx)
+
+
+# --- errors ------------------------------------------------------------------------------------
+
+
+def error_status(error: DigestError) -> int:
+    """The HTTP status for an error of the tree: 404, 400, 409, else 500."""
+    if isinstance(error, NotFoundError):
+        return 404
+    if isinstance(error, InputError):
+        return 400
+    if isinstance(error, ConflictError):
+        return 409
+    return 500
+
+
+ERROR_HEADINGS = {400: "Not accepted", 404: "Not found", 409: "Changed meanwhile",
+                  500: "Something went wrong"}
+
+
+def digest_error(request: Request, error: Exception) -> Response:
+    """The desk's one mapping of the error tree to responses (see the module docstring).
+
+    Pages that want to keep what the user typed (the item form) catch their own errors first.
+    """
+    assert isinstance(error, DigestError)
+    status = error_status(error)
+    if request.url.path.startswith("/api/"):
+        return JSONResponse({"error": str(error)}, status_code=status)
+    desk: Desk = request.app.state.desk
+    session = getattr(request.state, "session", None) or {}
+    template = error.template if isinstance(error, TemplateRenderError) else None
+    framed = request.url.path == PREVIEW_PATH
+    context = {
+        "editor": session.get("user_name", ""), "csrf_token": session.get("csrf_token", ""),
+        "path": request.url.path, "message": str(error), "framed": framed,
+        "heading": ("The issue template could not be rendered" if template is not None
+                    else ERROR_HEADINGS[status]),
+        "template": template,
+    }
+    response = desk.templates.TemplateResponse(request, "error.html", context,
+                                               status_code=status)
+    if framed:
+        response.headers.update(PREVIEW_HEADERS)
+    return response
 
 
 # --- template helpers --------------------------------------------------------------------------
@@ -236,7 +298,10 @@ def format_weight(value: Any) -> str:
 
 
 def queue_page(ctx: Ctx) -> Response:
-    """GET /: the candidates, filters, search and keyboard triage."""
+    """GET /: the candidates, filters, search and keyboard triage.
+
+    A search the parser cannot read shows the queue with its filters and the reason, as 400.
+    """
     filters = QueueFilters.from_params(ctx.request.query_params)
     sources = sources_by_id(ctx.db)
     page = load_page(ctx.db, filters, sources)
@@ -252,7 +317,7 @@ def queue_page(ctx: Ctx) -> Response:
         "statuses": ("candidate", "shortlisted", "included", "excluded", "filtered", "all"),
         "sections": ctx.settings.issue.sections,
         "add_error": ctx.request.query_params.get("add_error", ""),
-    })
+    }, status=400 if page.error else 200)
 
 
 def set_status(ctx: Ctx) -> Response:
@@ -262,16 +327,10 @@ def set_status(ctx: Ctx) -> Response:
     status = data.get("status")
     if (not isinstance(ids, list) or not ids or len(ids) > 500
             or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids)):
-        return JSONResponse({"error": "ids must be a list of 1 to 500 item ids"},
-                            status_code=400)
-    if status not in SETTABLE_STATUSES:
-        return JSONResponse({"error": f"status must be one of {', '.join(SETTABLE_STATUSES)}"},
-                            status_code=400)
-    try:
-        editorial.update_items(ctx.db, ids, {"status": status}, editor=ctx.editor,
-                               sections=ctx.settings.issue.sections)
-    except ValueError as e:
-        return JSONResponse({"error": str(e)}, status_code=400)
+        raise InputError("ids must be a list of 1 to 500 item ids", field="ids")
+    # The store checks the status (EditError, a 400) along with everything else.
+    editorial.update_items(ctx.db, ids, {"status": status}, editor=ctx.editor,
+                           sections=ctx.settings.issue.sections)
     items = [_item_state(editorial.get_item(ctx.db, i)) for i in ids]
     return JSONResponse({"items": items})
 
@@ -281,9 +340,6 @@ def _item_state(item: Mapping[str, Any]) -> dict[str, Any]:
 
 
 # --- one item ----------------------------------------------------------------------------------
-
-ITEM_FIELDS = ("headline", "key_phrase", "blurb", "section", "tags", "rank", "note",
-               "lead_image", "image_credit", "links", "status")
 
 
 def _item_id(ctx: Ctx) -> int:
@@ -373,7 +429,11 @@ def item_get(ctx: Ctx) -> Response:
 
 
 def item_save(ctx: Ctx) -> Response:
-    """POST /items/{id}: save the editor's fields; a save based on an old version gets 409."""
+    """POST /items/{id}: save the editor's fields; a save based on an old version gets 409.
+
+    A refused save (409, or 400 for a value the store will not take) shows the form again
+    with what the editor typed, so no text is lost.
+    """
     item_id = _item_id(ctx)
     form = ctx.form or FormData()
     item = editorial.get_item(ctx.db, item_id)
@@ -397,19 +457,6 @@ def item_save(ctx: Ctx) -> Response:
         return item_page(ctx, values={**submitted, "version": version}, error=message,
                          status=code)
 
-    if submitted["section"] and submitted["section"] not in ctx.settings.issue.sections:
-        return refuse(f"unknown section {submitted['section']!r}", 400)
-    if submitted["status"] and submitted["status"] not in SETTABLE_STATUSES:
-        return refuse(f"unknown status {submitted['status']!r}", 400)
-    rank: int | None = None
-    if submitted["rank"]:
-        try:
-            rank = int(submitted["rank"])
-        except ValueError:
-            return refuse("rank must be a whole number", 400)
-    lead_image = submitted["lead_image"]
-    if lead_image and not safe_url(lead_image):
-        return refuse("the image must be an http(s) URL", 400)
     labels = {c["url"]: c["label"] for c in _link_choices(ctx.db, item)}
     labels.update({x["url"]: x["label"] for x in parse_links(item.get("links"))})
     links = [{"url": u, "label": labels[u]} for u in dict.fromkeys(picked) if u in labels]
@@ -421,18 +468,20 @@ def item_save(ctx: Ctx) -> Response:
         "section": submitted["section"] or None,
         "tags": list(dict.fromkeys(t.strip() for t in submitted["tags"].split(",")
                                    if t.strip())),
-        "rank": rank, "note": submitted["note"] or None, "lead_image": lead_image or None,
+        "rank": submitted["rank"] or None, "note": submitted["note"] or None,
+        "lead_image": submitted["lead_image"] or None,
         "image_credit": submitted["image_credit"] or None, "links": links,
     }
     if submitted["status"] and submitted["status"] != item.get("status"):
         changes["status"] = submitted["status"]
     try:
+        # The store checks every value (section, status, rank, URLs): one set of rules.
         editorial.update_item(ctx.db, item_id, changes, editor=ctx.editor,
                               expected_version=version, sections=ctx.settings.issue.sections)
     except StaleEdit as e:
         return refuse(f"Not saved: {e}. Your text is kept below; reload to see their "
                       "changes.", 409)
-    except ValueError as e:
+    except InputError as e:
         return refuse(str(e), 400)
     return RedirectResponse(f"/items/{item_id}?saved=1", status_code=303)
 
@@ -442,7 +491,7 @@ def blurb_preview(ctx: Ctx) -> Response:
     data = ctx.data if isinstance(ctx.data, dict) else {}
     text = data.get("text")
     if not isinstance(text, str):
-        return JSONResponse({"error": "text must be a string"}, status_code=400)
+        raise InputError("text must be a string", field="text")
     return JSONResponse({"html": str(blurb_preview_html(text[:20_000]))})
 
 
@@ -451,7 +500,7 @@ FETCH_FAILED = ("The page could not be fetched, so this item is titled by its UR
 
 
 def item_add(ctx: Ctx) -> Response:
-    """POST /items/add: store a page as a manual item (editor.additem), open its page.
+    """POST /items/add: store a page as a manual item (pipeline.add_url), open its page.
 
     A page that cannot be fetched is still added, titled by its URL; its page then says why.
     """
@@ -472,25 +521,17 @@ def item_add(ctx: Ctx) -> Response:
 
 def issue_page(ctx: Ctx) -> Response:
     """GET /issue: the next issue's included items by section, to reorder; with its preview."""
-    plan, groups = issue_view.grouped(ctx.db, ctx.settings)
+    plan, groups = next_issue.grouped(ctx.db, ctx.settings)
     return ctx.render("issue.html", {"plan": plan, "groups": groups})
 
 
 def issue_preview(ctx: Ctx) -> Response:
     """GET /issue/preview: the email HTML as the draft renders it, for the desk's frame.
 
-    Its own CSP: no script at all, inline styles allowed (the email's CSS is inlined), and
-    framable by the desk only. Sandboxed, so even a renderer bug could not run code here.
+    Served with PREVIEW_HEADERS (its error page too, so the frame can show it).
     """
-    html = issue_view.preview_html(ctx.db, ctx.settings)
-    response = HTMLResponse(html)
-    response.headers["content-security-policy"] = (
-        "default-src 'none'; script-src 'none'; style-src 'unsafe-inline'; "
-        "img-src https: data:; frame-ancestors 'self'; base-uri 'none'; form-action 'none'; "
-        "sandbox allow-popups allow-popups-to-escape-sandbox"
-    )
-    response.headers["x-frame-options"] = "SAMEORIGIN"
-    return response
+    html = next_issue.preview_html(ctx.db, ctx.settings)
+    return HTMLResponse(html, headers=PREVIEW_HEADERS)
 
 
 def issue_order(ctx: Ctx) -> Response:
@@ -498,24 +539,21 @@ def issue_order(ctx: Ctx) -> Response:
     data = ctx.data if isinstance(ctx.data, dict) else {}
     groups = data.get("sections")
     if not isinstance(groups, list):
-        return JSONResponse({"error": "sections must be a list"}, status_code=400)
+        raise InputError("sections must be a list", field="sections")
     order: list[tuple[str | None, list[int]]] = []
     allowed = set(ctx.settings.issue.sections)
     for g in groups:
         if not isinstance(g, dict) or not isinstance(g.get("ids"), list):
-            return JSONResponse({"error": "each section needs a name and ids"}, status_code=400)
+            raise InputError("each section needs a name and ids", field="sections")
         name = g.get("name") or None
         if name is not None and name not in allowed:
-            return JSONResponse({"error": f"unknown section {name!r}"}, status_code=400)
+            raise InputError(f"unknown section {name!r}", field="sections")
         ids = g["ids"]
         if not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
-            return JSONResponse({"error": "ids must be item ids"}, status_code=400)
+            raise InputError("ids must be item ids", field="sections")
         order.append((name, ids))
-    try:
-        changed = issue_view.save_order(ctx.db, order, editor=ctx.editor,
-                                        sections=ctx.settings.issue.sections)
-    except ValueError as e:
-        return JSONResponse({"error": str(e)}, status_code=400)
+    changed = next_issue.save_order(ctx.db, order, editor=ctx.editor,
+                                    sections=ctx.settings.issue.sections)
     return JSONResponse({"changed": changed})
 
 
@@ -537,7 +575,7 @@ def sources_page(ctx: Ctx) -> Response:
 def source_toggle(ctx: Ctx) -> Response:
     """POST /sources/{name}/enabled: in sources.toml when it is the user's, then the database.
 
-    editor.sources_admin does both, in the same order as `digest sources enable/disable`.
+    pipeline.enable_source does both, in the same order as `digest sources enable/disable`.
     """
     name = ctx.request.path_params["name"]
     form = ctx.form or FormData()
@@ -655,7 +693,8 @@ def create_app(settings: Settings) -> Starlette:
         yield
         desk.close()
 
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan,
+                    exception_handlers={DigestError: digest_error})
     app.state.desk = desk
     app.add_middleware(SecurityHeaders)
     return app

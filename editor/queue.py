@@ -20,6 +20,7 @@ from urllib.parse import urlencode
 
 import sqlite_utils
 
+from ..errors import InputError
 from ..store.editorial import json_list
 from ..store.items import other_sources, query_items
 from ..store.migrations import ITEM_STATUSES
@@ -105,7 +106,8 @@ def load_page(db: sqlite_utils.Database, f: QueueFilters,
             rows, has_next = _search_page(db, f, sources)
         else:
             rows, has_next = _browse_page(db, f)
-    except ValueError as e:
+    except InputError as e:
+        # A search that cannot be read: the page says why and keeps the filters.
         return QueuePage(rows=[], has_next=False, error=str(e))
     for row in rows:
         _decorate(db, row)

@@ -18,7 +18,7 @@ from typing import Any
 
 from ..errors import DigestError
 from ..settings import Settings
-from .schedules import DEPLOYMENT_NAME, digest_schedules, runner_deployments
+from .prefect_schedules import DEPLOYMENT_NAME, digest_schedules, runner_deployments
 from .serve import use_running_server
 
 

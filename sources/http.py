@@ -50,7 +50,7 @@ from ..errors import (
     TooManyRedirects,
 )
 from ..settings import HttpSettings
-from .schedule import next_fetch_at
+from .next_fetch import next_fetch_at
 from .types import FetchRequest, Response
 
 __all__ = [

@@ -25,6 +25,7 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import nh3
 
+from ..timestamps import utc_timestamp
 from .types import Entry
 
 #: Query parameters that only track the reader (dropped from canonical URLs).
@@ -203,7 +204,7 @@ def to_utc_iso(value: datetime | time.struct_time | None) -> str | None:
     value = value.astimezone(UTC)
     if value.year < _MIN_YEAR:
         return None
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return utc_timestamp(value)
 
 
 def _digest(*parts: str | None) -> str:

@@ -5,21 +5,16 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlite_utils
 
 from ..errors import StoreError
+from ..timestamps import utcnow as utcnow  # re-exported: store.items, runs, sources use it
 from .migrations import migrate
 
 #: How long a writer waits for another process's lock before giving up, in ms.
 BUSY_TIMEOUT_MS = 10_000
-
-
-def utcnow() -> str:
-    """Now as ISO-8601 UTC with a Z, the one timestamp format the database uses."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def open_db(path: str | Path, *, migrate_schema: bool = True) -> sqlite_utils.Database:

@@ -26,12 +26,12 @@ import json
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
-from urllib.parse import urlsplit
 
 import sqlite_utils
 
 from ..errors import DigestError, EditError, NotFoundError, StaleEdit
-from .db import utcnow
+from ..timestamps import utcnow
+from ..urls import http_url
 from .items import content_hash
 from .migrations import EDITOR_FIELDS, EDITOR_STATUSES
 
@@ -46,7 +46,6 @@ __all__ = [
     "find_item_by_url",
     "get_item",
     "history",
-    "http_url",
     "manual_source_id",
     "update_item",
     "update_items",
@@ -245,7 +244,7 @@ def _text(field: str, value: Any, limit: int | None = None) -> str | None:
 def _blurb(value: Any, _sections: Sequence[str] | None) -> str | None:
     text = _text("blurb", value)
     for m in _BLURB_LINK.finditer(text or ""):
-        if http_url(m.group(2)) is None:
+        if _http_url(m.group(2)) is None:
             raise EditError(
                 f"blurb: link [{m.group(1)[:40]}]({m.group(2)[:80]}) must point to an "
                 "http(s) address"
@@ -258,28 +257,17 @@ def _url_field(field: str) -> Any:
         text = _text(field, value, _MAX_TEXT["url"])
         if text is None:
             return None
-        url = http_url(text)
+        url = _http_url(text)
         if url is None:
             raise EditError(f"{field} must be an http(s) address, got {text[:80]!r}")
         return url
     return check
 
 
-def http_url(value: str | None) -> str | None:
-    """The URL when it is an absolute http(s) URL with a host and no spaces, else None."""
-    if not value:
-        return None
-    url = value.strip()
-    if any(ord(c) <= 0x20 or c == "\x7f" for c in url) or len(url) > _MAX_TEXT["url"]:
-        return None
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError on a malformed port
-    except ValueError:
-        return None
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        return None
-    return url
+def _http_url(value: str | None) -> str | None:
+    """urls.http_url, and short enough to store (at most 2048 characters); else None."""
+    url = http_url(value)
+    return url if url is not None and len(url) <= _MAX_TEXT["url"] else None
 
 
 def _links(value: Any, _sections: Sequence[str] | None) -> str | None:
@@ -305,7 +293,7 @@ def _links(value: Any, _sections: Sequence[str] | None) -> str | None:
         if extra:
             raise EditError(f"a link has unknown key {sorted(extra)[0]!r} (url, label)")
         raw = entry.get("url")
-        url = http_url(raw if isinstance(raw, str) else None)
+        url = _http_url(raw if isinstance(raw, str) else None)
         if url is None:
             raise EditError(f"link {str(raw)[:80]!r} must be an http(s) address")
         label = _text("label", _SPACE.sub(" ", str(entry.get("label") or ""))) or ""
@@ -505,14 +493,14 @@ def add_manual_item(db: sqlite_utils.Database, *, url: str, title: str,
     status_by = editor, so triage leaves it alone, and one `edits` row records who added it.
     """
     editor = _editor_name(editor)
-    link = http_url(url)
+    link = _http_url(url)
     if link is None:
         raise EditError(f"not an http(s) address: {url[:200]!r}")
     title_text = _SPACE.sub(" ", title or "").strip()
     if not title_text:
         raise EditError("a manual item needs a title")
     status = _status(status, None)
-    image = http_url(image_url) if image_url else None
+    image = _http_url(image_url) if image_url else None
     summary_text = _SPACE.sub(" ", summary or "").strip()
     now = utcnow()
     with write_lock(db):

@@ -15,7 +15,6 @@ its items out of every later one.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -24,9 +23,7 @@ from typing import Any
 import sqlite_utils
 
 from ..errors import IssueFinalError, IssueNumberError, NotFoundError
-from .db import utcnow
-
-ISSUE_STATUSES = ("draft", "final")
+from ..timestamps import utcnow
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,17 +130,6 @@ def find_issue(db: sqlite_utils.Database, ref: str | int) -> dict[str, Any]:
     if not rows:
         raise NotFoundError(f"no issue {text}")
     return rows[0]
-
-
-def issue_item_rows(db: sqlite_utils.Database, issue_id: int) -> list[dict[str, Any]]:
-    """The items of a recorded issue in their issue order, with their source's name."""
-    return list(db.query(
-        f"SELECT {_ITEM_COLUMNS} FROM issue_items "
-        "JOIN items ON items.id = issue_items.item_id "
-        "JOIN sources ON sources.id = items.source_id "
-        "WHERE issue_items.issue_id = ? ORDER BY issue_items.position",
-        [issue_id],
-    ))
 
 
 _ITEM_COLUMNS = (
@@ -263,20 +249,3 @@ def issue_paths(issue: Mapping[str, Any]) -> dict[str, str]:
     """The files recorded for an issue, by kind ("md", "html", "txt")."""
     return {kind: issue[f"{kind}_path"] for kind in ("md", "html", "txt")
             if issue.get(f"{kind}_path")}
-
-
-def parse_links(value: str | list[Any] | None) -> list[dict[str, str]]:
-    """An item's `links` (the JSON column, or the list already decoded) as {"url", "label"}s.
-
-    Tolerant of junk: entries that are not objects with a URL are dropped.
-    """
-    data: Any = value
-    if data is None or isinstance(data, str):
-        try:
-            data = json.loads(data or "[]")
-        except ValueError:
-            return []
-    if not isinstance(data, list):
-        return []
-    return [{"url": str(d.get("url") or ""), "label": str(d.get("label") or "")}
-            for d in data if isinstance(d, dict) and d.get("url")]

@@ -21,7 +21,7 @@ from typing import Any
 import sqlite_utils
 
 from ..errors import UnknownUser, UserError
-from .db import utcnow
+from ..timestamps import utc_timestamp, utcnow
 
 __all__ = [
     "MIN_PASSWORD",
@@ -212,10 +212,10 @@ def create_session(db: sqlite_utils.Database, user_name: str, hours: float, *,
     csrf = secrets.token_urlsafe(32)
     with db.atomic():
         user = _require(db, user_name)
-        db.execute("DELETE FROM sessions WHERE expires_at <= ?", [_iso(now)])
+        db.execute("DELETE FROM sessions WHERE expires_at <= ?", [utc_timestamp(now)])
         db.table("sessions").insert({"token_hash": _token_hash(token), "user_id": user["id"],
-                               "csrf_token": csrf, "created_at": _iso(now),
-                               "expires_at": _iso(now + timedelta(hours=hours))})
+                               "csrf_token": csrf, "created_at": utc_timestamp(now),
+                               "expires_at": utc_timestamp(now + timedelta(hours=hours))})
     return token, csrf
 
 
@@ -233,7 +233,7 @@ def get_session(db: sqlite_utils.Database, token: str | None, *,
     if not rows:
         return None
     session = rows[0]
-    if session["expires_at"] <= _iso(now or datetime.now(UTC)):
+    if session["expires_at"] <= utc_timestamp(now or datetime.now(UTC)):
         with db.atomic():
             db.execute("DELETE FROM sessions WHERE token_hash = ?", [token_hash])
         return None
@@ -251,7 +251,3 @@ def delete_session(db: sqlite_utils.Database, token: str | None) -> None:
 
 def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

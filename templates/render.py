@@ -1,7 +1,8 @@
 """The one renderer: an issue (`IssueView`) becomes Markdown, email HTML and plain text.
 
-The draft flow and the editor desk's preview both call `render_issue`, so what editors preview
-is what gets written.
+The draft and the editor desk's preview both call `render_issue` (through pipeline.preview),
+so what editors preview is what gets written. It renders the data it is given: the queries
+that select an issue's items are the use case's, never this module's.
 
     view      = issue_view_from_rows(rows, settings, ...)   (or an IssueView built by hand)
     context   = each item's paragraph as inline nodes: the editor's blurb parsed, else a
@@ -19,6 +20,7 @@ this package, so a user can override one file and keep the others.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,7 +31,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import css_inline
-import sqlite_utils
 from jinja2 import (
     ChoiceLoader,
     Environment,
@@ -42,7 +43,7 @@ from markupsafe import Markup, escape
 
 from ..errors import ConfigError, TemplateRenderError
 from ..settings import IssueSettings, Settings
-from ..store.issues import IssuePlan, parse_links, plan_issue, select_issue_items
+from ..urls import http_url
 
 PACKAGED_TEMPLATES = Path(__file__).resolve().parent
 TEMPLATE_NAMES = {"markdown": "digest.md.j2", "html": "digest.html.j2", "text": "digest.txt.j2"}
@@ -110,17 +111,6 @@ class Rendered:
     text: str
 
 
-@dataclass(frozen=True, slots=True)
-class Preview:
-    """An issue as a draft for its date would make it, before anything is written."""
-
-    plan: IssuePlan
-    #: The selected item rows, in issue order.
-    rows: list[dict[str, Any]]
-    view: IssueView
-    rendered: Rendered
-
-
 # --- inline nodes: the blurb subset ------------------------------------------------------------
 
 
@@ -157,17 +147,15 @@ def clean_text(value: str | None) -> str:
 
 
 def safe_url(value: str | None) -> str | None:
-    """`value` as an absolute http(s) URL safe to put in an attribute, else None."""
+    """`value` as an absolute http(s) URL (urls.http_url) safe to put in an attribute, else None.
+
+    Whitespace, quotes, angle brackets and the like are percent-escaped first, so a feed's
+    URL with a space in its path still links; control characters never do.
+    """
     url = (value or "").strip()
-    if not url or _CONTROL_RE.search(url):
+    if _CONTROL_RE.search(url):
         return None
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return None
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        return None
-    return _URL_UNSAFE_RE.sub(lambda m: f"%{ord(m.group()):02X}", url)
+    return http_url(_URL_UNSAFE_RE.sub(lambda m: f"%{ord(m.group()):02X}", url))
 
 
 def parse_inline(source: str | None) -> list[Node]:
@@ -297,17 +285,32 @@ def draft_paragraph(summary: str | None, *, max_sentences: int = DRAFT_SENTENCES
 # --- from rows to a view -----------------------------------------------------------------------
 
 
+def parse_links(value: str | list[Any] | None) -> list[dict[str, str]]:
+    """An item's `links` (the JSON column, or the list already decoded) as {"url", "label"}s.
+
+    Tolerant of junk: entries that are not objects with a URL are dropped.
+    """
+    data: Any = value
+    if data is None or isinstance(data, str):
+        try:
+            data = json.loads(data or "[]")
+        except ValueError:
+            return []
+    if not isinstance(data, list):
+        return []
+    return [{"url": str(d.get("url") or ""), "label": str(d.get("label") or "")}
+            for d in data if isinstance(d, dict) and d.get("url")]
+
+
 def item_view(row: Mapping[str, Any]) -> ItemView:
     """An ItemView from an items row (as store.issues selects it: with the source's name)."""
-    raw_links = row.get("links")
-    links = parse_links(raw_links)
+    links = parse_links(row.get("links"))
     blurb = (row.get("blurb") or "").strip()
     return ItemView(
         headline=clean_text(row.get("headline")), title=clean_text(row.get("title")),
         key_phrase=clean_text(row.get("key_phrase")), blurb=blurb,
         summary_text=row.get("summary_text") or "", url=row.get("url") or "",
-        links=[LinkView(url=str(x.get("url") or ""), label=str(x.get("label") or ""))
-               for x in links if isinstance(x, Mapping)],
+        links=[LinkView(url=x["url"], label=x["label"]) for x in links],
         section=row.get("section") or "", needs_writing=not blurb,
         source=row.get("source") or "",
     )
@@ -340,19 +343,6 @@ def issue_view_from_rows(rows: Iterable[Mapping[str, Any]], settings: IssueSetti
 # --- rendering ---------------------------------------------------------------------------------
 
 
-def preview_issue(db: sqlite_utils.Database, settings: Settings, day: date, *,
-                  volume: int | None = None, number: int | None = None) -> Preview:
-    """The issue a draft dated `day` would write: the draft flow writes it, the desk shows it.
-
-    Raises store.issues.IssueFinalError for a final issue's date: show a final issue from its
-    recorded items (store.issues.issue_item_rows) instead.
-    """
-    plan = plan_issue(db, day, settings.issue.first_year, volume=volume, number=number)
-    rows = select_issue_items(db, plan, settings.issue.sections)
-    view = issue_view_from_rows(rows, settings, day=day, volume=plan.volume, number=plan.number)
-    return Preview(plan=plan, rows=rows, view=view, rendered=render_issue(view, settings))
-
-
 def long_date(day: date) -> str:
     """'February 14, 2023', whatever the process locale."""
     return f"{MONTHS[day.month - 1]} {day.day}, {day.year}"
@@ -374,7 +364,8 @@ def render_issue(issue: IssueView, settings: IssueSettings | Settings) -> Render
             out[kind] = env.get_template(name).render(context)
         except TemplateError as e:
             where = getattr(e, "filename", None) or name
-            raise TemplateRenderError(f"{where}: {type(e).__name__}: {e}") from None
+            raise TemplateRenderError(f"{where}: {type(e).__name__}: {e}",
+                                      template=Path(where).name) from None
     html = css_inline.CSSInliner(load_remote_stylesheets=False, keep_style_tags=False,
                                  keep_link_tags=False).inline(out["html"])
     return Rendered(markdown=out["markdown"], html=html, text=out["text"])

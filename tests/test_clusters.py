@@ -18,6 +18,7 @@ import pytest
 from alliance_digest.errors import NotFoundError
 from alliance_digest.store import items, sources
 from alliance_digest.store.db import open_db
+from alliance_digest.timestamps import utc_timestamp
 from alliance_digest.triage.clusters import (
     DEFAULT_THRESHOLD,
     ClusterStats,
@@ -235,14 +236,13 @@ def test_military_source_counts_as_primary(db):
 
 def test_window_boundary(db):
     start = datetime(2025, 2, 15, 12, tzinfo=UTC)
-    fmt = "%Y-%m-%dT%H:%M:%SZ"
-    first = add(db, "fm/jt", published_at=start.strftime(fmt))
-    at_edge = add(db, "fm/nhk", published_at=(start + timedelta(days=3)).strftime(fmt))
+    first = add(db, "fm/jt", published_at=utc_timestamp(start))
+    at_edge = add(db, "fm/nhk", published_at=utc_timestamp(start + timedelta(days=3)))
     cluster_items(db, window_days=3)
     assert db["items"].get(at_edge)["cluster_id"] == first
 
     beyond = add(db, "fm/nhk", source="Kyodo News",
-                 published_at=(start + timedelta(days=3, minutes=1)).strftime(fmt))
+                 published_at=utc_timestamp(start + timedelta(days=3, minutes=1)))
     cluster_items(db, window_days=3)
     assert db["items"].get(beyond)["cluster_id"] == beyond
 
@@ -255,7 +255,7 @@ def test_a_story_spans_at_most_the_window(db):
     # Each report is within 3 days of the previous one, but not of the first: no chaining.
     start = datetime(2025, 2, 15, 12, tzinfo=UTC)
     ids = [add(db, "fm/jt", source=name,
-               published_at=(start + timedelta(days=2 * k)).strftime("%Y-%m-%dT%H:%M:%SZ"))
+               published_at=utc_timestamp(start + timedelta(days=2 * k)))
            for k, name in enumerate(["The Japan Times", "Kyodo News", "NHK World"])]
     cluster_items(db)
     leads = [db["items"].get(i)["cluster_id"] for i in ids]

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from alliance_digest.flows.draft import draft_issue, issue_stem, slugify
+from alliance_digest.pipeline.draft import draft_issue, issue_stem, slugify
+from alliance_digest.pipeline.preview import preview_issue
 from alliance_digest.settings import Settings, load_settings
 from alliance_digest.store.db import open_db
 from alliance_digest.store.issues import (
@@ -41,7 +42,6 @@ from alliance_digest.templates.render import (
     draft_paragraph,
     issue_view_from_rows,
     parse_inline,
-    preview_issue,
     render_issue,
 )
 from support import SHARED, digest

@@ -324,12 +324,29 @@ def test_a_stale_save_is_refused_naming_who_saved(settings: Settings) -> None:
         page_b = b.get(f"/items/{one}").text
         assert b.post(f"/items/{one}", data={**_form(page_b), "headline": "Bob's"},
                       follow_redirects=False).status_code == 303
-        r = a.post(f"/items/{one}", data={**_form(page_a), "headline": "Alice's"})
+        r = a.post(f"/items/{one}", data={**_form(page_a), "headline": "Alice's",
+                                          "blurb": "Alice's long paragraph"})
         assert r.status_code == 409
-        assert "bob" in r.text
+        assert "Not saved: item" in r.text and "changed by bob" in r.text
         assert "Alice&#39;s" in r.text  # her text is kept in the form
+        assert "Alice&#39;s long paragraph</textarea>" in r.text
     db = open_db(settings.store_path)
     assert editorial.get_item(db, one)["headline"] == "Bob's"
+
+
+def test_a_value_the_store_refuses_is_a_400_form_keeping_the_text(
+        client: TestClient, settings: Settings) -> None:
+    login(client)
+    one = item_id(settings, "7")
+    for field, value, reason in (("rank", "first", "rank must be a whole number"),
+                                 ("section", "Sports", "unknown section &#39;Sports&#39;"),
+                                 ("lead_image", "ftp://x.test/a.jpg", "must be an http(s)")):
+        page = client.get(f"/items/{one}").text
+        r = client.post(f"/items/{one}", data={**_form(page), "headline": "Typed headline",
+                                               field: value})
+        assert r.status_code == 400, field
+        assert reason in r.text and 'value="Typed headline"' in r.text, field
+    assert editorial.history(open_db(settings.store_path), one) == []
 
 
 def test_bulk_status_changes_are_atomic_and_audited(client: TestClient,
@@ -442,6 +459,85 @@ def test_add_by_url_creates_a_manual_item(client: TestClient, settings: Settings
     r = client.post("/items/add", data={"csrf_token": csrf_from(html), "url": "javascript:x"},
                     follow_redirects=False)
     assert "add_error" in r.headers["location"]
+
+
+# --- errors: one handler maps the error tree ----------------------------------------------------
+
+
+def test_error_statuses_follow_the_error_tree() -> None:
+    from alliance_digest.editor.app import error_status
+    from alliance_digest.errors import (
+        ConfigError,
+        EditError,
+        IssueFinalError,
+        NotFoundError,
+        SearchQueryError,
+        StoreError,
+        TemplateRenderError,
+        UnknownUser,
+    )
+
+    assert error_status(EditError("x")) == error_status(SearchQueryError("x")) == 400
+    assert error_status(NotFoundError("x")) == error_status(UnknownUser("x")) == 404
+    assert error_status(IssueFinalError("x")) == 409
+    assert error_status(TemplateRenderError("x")) == error_status(StoreError("x")) == 500
+    assert error_status(ConfigError("x")) == 500
+
+
+def test_a_broken_user_template_makes_the_preview_a_page_naming_it(tmp_path: Path) -> None:
+    settings = build_desk(tmp_path)
+    (tmp_path / "my-templates").mkdir()
+    (tmp_path / "my-templates" / "digest.html.j2").write_text("<p>{{ no_such_value }}</p>\n")
+    with (tmp_path / "digest.toml").open("a") as f:
+        f.write('[issue]\ntemplates = "my-templates"\n')
+    settings = load_settings(tmp_path / "digest.toml")
+    with TestClient(create_app(settings)) as client:
+        login(client)
+        assert client.get("/issue").status_code == 200  # the page; its frame shows the error
+        r = client.get("/issue/preview")
+    assert r.status_code == 500
+    assert "The issue template could not be rendered" in r.text
+    assert "<code>digest.html.j2</code>" in r.text and "no_such_value" in r.text
+    # The desk's frame may show it: the preview's own policy, not the desk's "no framing".
+    assert "frame-ancestors 'self'" in r.headers["content-security-policy"]
+    assert r.headers["x-frame-options"] == "SAMEORIGIN"
+
+
+def test_an_unknown_item_is_a_404_page_and_json(client: TestClient) -> None:
+    csrf = login(client)
+    r = client.get("/items/999999")
+    assert r.status_code == 404
+    assert "Not found" in r.text and "no item with id 999999" in r.text
+    assert "Log out" in r.text  # still the desk, for the logged-in editor
+    r = client.post("/api/items/status", json={"ids": [999_999], "status": "included"},
+                    headers={"X-CSRF-Token": csrf})
+    assert r.status_code == 404 and r.json() == {"error": "no item with id 999999"}
+
+
+def test_a_bad_search_is_a_400_queue_page_saying_why(client: TestClient) -> None:
+    login(client)
+    r = client.get('/?q="extended deterrence')
+    assert r.status_code == 400
+    assert "unclosed quote" in r.text
+    assert 'value="&#34;extended deterrence"' in r.text  # the search box keeps the query
+    assert client.get("/?q=logistics").status_code == 200
+
+
+def test_bad_input_to_the_api_is_a_400_with_its_reason(client: TestClient,
+                                                      settings: Settings) -> None:
+    csrf = login(client)
+    one = item_id(settings, "4")
+    for path, body, reason in (
+            ("/api/items/status", {"ids": [one], "status": "filtered"}, "status must be one of"),
+            ("/api/items/status", {"ids": "x", "status": "included"}, "ids must be a list"),
+            ("/api/issue/order", {"sections": [{"name": "Nope", "ids": [one]}]},
+             "unknown section 'Nope'"),
+            ("/api/issue/order", {"sections": [{"name": None, "ids": [one]}]},
+             f"item {one} is not included"),
+            ("/api/blurb-preview", {"text": 3}, "text must be a string")):
+        r = client.post(path, json=body, headers={"X-CSRF-Token": csrf})
+        assert r.status_code == 400, path
+        assert reason in r.json()["error"], r.json()
 
 
 def test_digest_editor_refuses_other_interfaces_without_accounts(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ from alliance_digest.sources.http import (
     make_session,
     parse_retry_after,
 )
-from alliance_digest.sources.schedule import next_fetch_at
+from alliance_digest.sources.next_fetch import next_fetch_at
 from alliance_digest.sources.types import FetchRequest, Response
 
 RSS = b"""<?xml version="1.0" encoding="utf-8"?>

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from alliance_digest.errors import ConfigError
-from alliance_digest.flows.schedules import digest_schedules, next_runs, next_runs_json
+from alliance_digest.flows.prefect_schedules import digest_schedules, next_runs, next_runs_json
 from alliance_digest.flows.serve import (
     group_alive,
     running_server_url,

@@ -10,6 +10,7 @@ from alliance_digest.errors import NotFoundError, StoreError
 from alliance_digest.store import items, sources
 from alliance_digest.store.db import open_db
 from alliance_digest.store.migrations import MIGRATIONS, schema_version
+from alliance_digest.timestamps import utc_timestamp
 
 
 def entry(identity: str, **kw: object) -> dict[str, object]:
@@ -124,7 +125,7 @@ def test_due_sources_respects_next_fetch_and_disabled(db):
     sources.sync_sources(db, [{"name": "a", "url": "http://127.0.0.1/a"},
                               {"name": "b", "url": "http://127.0.0.1/b"},
                               {"name": "c", "url": "http://127.0.0.1/c", "enabled": False}])
-    later = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    later = utc_timestamp(datetime.now(UTC) + timedelta(hours=1))
     sources.record_health(db, sources.get_source(db, "a")["id"], {"next_fetch_at": later})
     sources.record_health(db, sources.get_source(db, "b")["id"],
                           {"disabled_reason": "410 Gone"})

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..timestamps import utcnow
 from .rules import FALSE_FRIEND, Rules, normalise
 
 if TYPE_CHECKING:
@@ -145,7 +146,6 @@ def apply_relevance(db: sqlite_utils.Database, rules: Rules, *, only_untriaged: 
     """
     # The store is imported here, not at the top: the collect flow's parse workers run
     # score_text and have no use for sqlite-utils (or the numpy it loads).
-    from ..store.db import utcnow
     from ..store.scores import ScoreUpdate, is_triage_owned, items_to_score, write_scores
 
     counts = {"scored": 0, "moved_in": 0, "moved_out": 0, "candidates": 0, "filtered": 0}

@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -188,8 +188,6 @@ class Rules:
     matcher: Matcher
     #: Where the rules were read from (a file, or a file and table).
     where: str = ""
-    #: Every group name, for validation of combos and priors.
-    group_names: frozenset[str] = field(default_factory=frozenset)
 
 
 # --- loading -------------------------------------------------------------------------------------
@@ -276,7 +274,6 @@ def rules_from_mapping(data: Mapping[str, Any], where: str, *, prefix: str = "")
         priors=priors,
         matcher=matcher,
         where=top,
-        group_names=names,
     )
 
 

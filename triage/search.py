@@ -112,8 +112,8 @@ def search(db: sqlite_utils.Database, query: str, *, status: str | None = None,
     (lower is better; None when only short terms were searched or `order="newest"`, then
     newest first), `snippet` (plain text) and `snippet_html` (escaped, matches in <mark>).
     `filters` narrow in SQL as in browsing: source, category, country, language, section, tag,
-    since, until. Raises SearchQueryError (a ValueError) for text that is not a search,
-    ValueError for a bad status, order, limit or offset.
+    since, until. Raises SearchQueryError for text that is not a search, InputError for a bad
+    status, order, limit or offset (both are InputErrors, and ValueErrors).
     """
     parsed = parse_query(query)
     terms = [t for group in parsed.groups for t in group]

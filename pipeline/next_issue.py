@@ -1,9 +1,9 @@
-"""The next issue as the desk shows it: included items by section, their order, the preview.
+"""The next issue as the desk works on it: its items by section, its preview, its order.
 
     plan     = store.issues.plan_issue(today)          # numbering and window, as the draft does
     items    = store.issues.select_issue_items(plan)   # included, in issue order
     groups   = items by configured section, then "no section"
-    preview  = templates.render.render_issue(...)      # the draft's own renderer and templates
+    preview  = pipeline.preview.preview_plan(plan)     # the draft's own selection and renderer
     order    = rank 1..n within each section, written through store.editorial
 """
 
@@ -20,7 +20,7 @@ from ..errors import DigestError, InputError
 from ..settings import Settings
 from ..store import editorial
 from ..store.issues import IssuePlan, plan_issue, select_issue_items
-from ..templates.render import issue_view_from_rows, render_issue
+from .preview import preview_plan
 
 
 @dataclass
@@ -62,12 +62,8 @@ def grouped(db: sqlite_utils.Database, settings: Settings
 
 
 def preview_html(db: sqlite_utils.Database, settings: Settings) -> str:
-    """The next issue's email HTML, rendered exactly as the draft flow renders it."""
-    plan, groups = grouped(db, settings)
-    rows = [row for g in groups for row in g.items]
-    view = issue_view_from_rows(rows, settings, day=plan.date, volume=plan.volume,
-                                number=plan.number)
-    return render_issue(view, settings).html
+    """The next issue's email HTML, rendered exactly as the draft renders it."""
+    return preview_plan(db, settings, next_plan(db, settings)).rendered.html
 
 
 def save_order(db: sqlite_utils.Database, order: Sequence[tuple[str | None, Sequence[int]]], *,

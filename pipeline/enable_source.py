@@ -4,8 +4,8 @@
               source of truth, and a choice only in the database would be undone by the next sync
     database  then the `sources` row; a source not collected yet has none, and that is fine
 
-It lives in editor/ because it joins sources/ (the registry file) and store/ (the row), which
-never import each other.
+A use case because it joins sources/ (the registry file) and store/ (the row), which never
+import each other.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ def schedule(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show the next scheduled runs of collect and draft (in [schedule] timezone)."""
-    from ..flows.schedules import FLOWS, digest_schedules, next_runs, next_runs_json
+    from ..flows.prefect_schedules import FLOWS, digest_schedules, next_runs, next_runs_json
 
     settings = state.settings()
     schedules = digest_schedules(settings)

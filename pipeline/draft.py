@@ -1,0 +1,159 @@
+"""Drafting an issue: select its items, render them, write the files, record the issue.
+
+    preview   = pipeline.preview.preview_issue(db, settings, date), which the desk shows too:
+                  plan      volume, number and window (a final issue is refused here, before
+                            anything is written)
+                  rows      included items published by the date that no final issue holds
+                  rendered  render_issue(issue_view_from_rows(rows))
+    files     = <title-slug>-vol-V-N_<date>.md/.html/.txt, staged next to their final names
+    record    = the issue row and its items in one transaction; then the staged files replace
+                the old ones, and files of an earlier draft under another name are removed
+
+`draft_issue` does it all; the `draft` flow (flows/draft.py) wraps it and publishes the
+Markdown as an artifact, and `digest draft` runs that flow.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from ..errors import ConfigError, DigestError, InputError
+from ..settings import Settings
+from ..store.db import open_db
+from ..store.issues import save_issue
+from ..templates.render import Rendered
+from .preview import preview_issue
+
+#: Output kinds and their file extensions, in the order they are listed.
+EXTENSIONS = {"md": ".md", "html": ".html", "txt": ".txt"}
+
+
+@dataclass(frozen=True, slots=True)
+class DraftResult:
+    """What one draft run wrote and recorded."""
+
+    issue_id: int
+    volume: int
+    number: int
+    date: dt.date
+    status: str
+    items: int
+    #: Items whose paragraph was drafted from the feed's summary (no blurb yet).
+    needs_writing: int
+    #: Files written, by kind ("md", "html", "txt").
+    paths: dict[str, Path]
+    rendered: Rendered
+    #: Files of the previous draft of this issue that had another name (or folder): removed.
+    removed: list[Path] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-friendly summary: the flow's return value."""
+        return {"issue_id": self.issue_id, "volume": self.volume, "number": self.number,
+                "date": self.date.isoformat(), "status": self.status, "items": self.items,
+                "needs_writing": self.needs_writing,
+                "paths": {k: str(p) for k, p in self.paths.items()},
+                "removed": [str(p) for p in self.removed]}
+
+
+def parse_date(value: str) -> dt.date:
+    """A --date value (YYYY-MM-DD) as a date, or one clear error."""
+    try:
+        return dt.date.fromisoformat(value.strip())
+    except ValueError:
+        raise InputError(f"--date: {value!r} is not a date (YYYY-MM-DD)", field="date") from None
+
+
+def today(settings: Settings) -> dt.date:
+    """Today where the desk works ([schedule] timezone): the scheduled run drafts that date."""
+    try:
+        zone = ZoneInfo(settings.schedule.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"[schedule] timezone: unknown time zone {settings.schedule.timezone!r}") from None
+    return dt.datetime.now(zone).date()
+
+
+def slugify(text: str) -> str:
+    """'US-Japan Alliance Digest' -> 'us-japan-alliance-digest' (ASCII; 'digest' if none left)."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-") or "digest"
+
+
+def issue_stem(title: str, volume: int, number: int, day: dt.date) -> str:
+    """File name without extension: us-japan-alliance-digest-vol-2-3_2023-02-14."""
+    return f"{slugify(title)}-vol-{volume}-{number}_{day.isoformat()}"
+
+
+def out_folder(settings: Settings, out_dir: str | os.PathLike[str] | None) -> Path:
+    """--out as given (relative to the working folder), else [issue] out_dir next to the config."""
+    folder = Path(out_dir).expanduser() if out_dir else settings.resolve(settings.issue.out_dir)
+    return folder.resolve()
+
+
+def stage_files(rendered: Rendered, folder: Path, stem: str) -> dict[str, tuple[Path, Path]]:
+    """Write each output to a temporary file beside its final name: {kind: (staged, final)}."""
+    texts = {"md": rendered.markdown, "html": rendered.html, "txt": rendered.text}
+    staged: dict[str, tuple[Path, Path]] = {}
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for kind, ext in EXTENSIONS.items():
+            final = folder / f"{stem}{ext}"
+            tmp = folder / f".{stem}{ext}.tmp"
+            tmp.write_text(texts[kind], encoding="utf-8", newline="\n")
+            staged[kind] = (tmp, final)
+    except OSError as e:
+        discard_staged(staged)
+        raise DigestError(f"{folder}: cannot write the issue files: {e.strerror}") from None
+    return staged
+
+
+def discard_staged(staged: dict[str, tuple[Path, Path]]) -> None:
+    """Remove staged files that will not be used."""
+    for tmp, _ in staged.values():
+        tmp.unlink(missing_ok=True)
+
+
+def draft_issue(settings: Settings, *, day: dt.date | None = None,
+                out_dir: str | os.PathLike[str] | None = None, volume: int | None = None,
+                number: int | None = None) -> DraftResult:
+    """Draft (or redraft) the issue dated `day`: files written and the issue recorded.
+
+    Files are staged first and moved into place only once the issue is recorded, so a refused
+    or failed draft never overwrites the files of an existing issue.
+    """
+    day = day or today(settings)
+    db = open_db(settings.store_path)
+    try:
+        preview = preview_issue(db, settings, day, volume=volume, number=number)
+        plan, rows = preview.plan, preview.rows
+        stem = issue_stem(settings.issue.title, plan.volume, plan.number, day)
+        staged = stage_files(preview.rendered, out_folder(settings, out_dir), stem)
+        try:
+            issue = save_issue(db, plan, title=settings.issue.title,
+                               item_ids=[r["id"] for r in rows],
+                               paths={k: str(final) for k, (_, final) in staged.items()})
+        except BaseException:
+            discard_staged(staged)
+            raise
+        for tmp, final in staged.values():
+            os.replace(tmp, final)
+    finally:
+        db.close()
+    paths = {k: final for k, (_, final) in staged.items()}
+    removed = []
+    for old in issue["previous_paths"].values():
+        if Path(old) not in paths.values():
+            Path(old).unlink(missing_ok=True)
+            removed.append(Path(old))
+    return DraftResult(issue_id=issue["id"], volume=plan.volume, number=plan.number, date=day,
+                       status=issue["status"], items=len(rows),
+                       needs_writing=sum(item.needs_writing for item in preview.view.items),
+                       paths=paths, removed=removed, rendered=preview.rendered)
+
