@@ -25,7 +25,6 @@ from pathlib import Path
 
 import feedparser
 import numpy as np
-
 from alliance_digest.triage import clusters
 from alliance_digest.triage.story_eval import PairCounts, pair_counts
 from alliance_digest.triage.tokens import story_keys
@@ -74,7 +73,7 @@ def report(items: list[dict], leads: list[int], only: set[tuple[int, int]] | Non
 def fit(items: list[dict], window: float, folds: int = 5) -> None:
     from sklearn.linear_model import LogisticRegression
 
-    pool, lead_keys = build(items)
+    pool, _ = build(items)
     pairs = [(a, b) for a, b in itertools.combinations(range(len(items)), 2)
              if abs(items[a]["day"] - items[b]["day"]) <= window]
     i = np.array([p[0] for p in pairs])

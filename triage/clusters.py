@@ -47,7 +47,18 @@ from scipy import sparse
 
 from ..store import clusters as store
 from ..store.clusters import ClusterRow
-from .tokens import CODE, CONCEPT, EVENTS, LEVELS, NAME, PARTIES, StoryKeys, pack, story_keys, unpack
+from .tokens import (
+    CODE,
+    CONCEPT,
+    EVENTS,
+    LEVELS,
+    NAME,
+    PARTIES,
+    StoryKeys,
+    pack,
+    story_keys,
+    unpack,
+)
 
 DEFAULT_WINDOW_DAYS = 3.0
 #: Pairs at least this likely to report the same development start a story's join.
