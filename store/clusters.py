@@ -249,7 +249,8 @@ def _story_of(db: sqlite_utils.Database, item_id: int) -> int:
     return row[0] if row[0] is not None else item_id
 
 
-def _members(db: sqlite_utils.Database, lead: int) -> list[int]:
+def story_members(db: sqlite_utils.Database, lead: int) -> list[int]:
+    """The ids of the story led by `lead` (the lead included)."""
     return [r[0] for r in db.execute(
         "SELECT id FROM items WHERE cluster_id = ? OR id = ? ORDER BY id", [lead, lead])]
 
@@ -286,7 +287,7 @@ def merge_stories(db: sqlite_utils.Database, item_a: int, item_b: int, *, editor
                   now: str) -> int:
     """Make the stories of two items one, pinned (kept by later runs); returns its lead's id."""
     stories = {_story_of(db, item_a), _story_of(db, item_b)}
-    members = sorted({m for lead in stories for m in _members(db, lead)})
+    members = sorted({m for lead in stories for m in story_members(db, lead)})
     lead = _best_lead(db, members)
     _pin(db, members, lead, editor, now)
     return lead
@@ -299,8 +300,12 @@ def split_from_story(db: sqlite_utils.Database, item_id: int, *, editor: str,
     Returns the lead of what is left of the old story (the item itself if it was alone).
     """
     lead = _story_of(db, item_id)
-    rest = [m for m in _members(db, lead) if m != item_id]
+    rest = [m for m in story_members(db, lead) if m != item_id]
     _pin(db, [item_id], item_id, editor, now)
+    if lead == item_id:  # it led the story: its cluster_id stays, its story does not
+        db.execute("INSERT INTO edits (item_id, field, old, new, editor, at) "
+                   "VALUES (?, 'story', ?, ?, ?, ?)",
+                   [item_id, f"{lead} (with {len(rest)} more)", str(item_id), editor, now])
     if not rest:
         return item_id
     new_lead = _best_lead(db, rest)

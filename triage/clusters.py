@@ -92,9 +92,9 @@ FEATURES = ("cosine", "overlap", "title_cosine", "title_overlap", "names", "conc
             "codes", "party_conflict", "level_conflict", "meeting_conflict", "day_conflict",
             "preview_conflict", "days_apart", "same_source", "cross_language",
             "cross_language_cosine", "event_conflict")
-WEIGHTS = np.array([6.98, 10.47, 4.11, 0.60, -0.88, -0.01, -1.38, -3.28, -4.35, 1.10, -1.95,
-                    0.90, -4.09, -6.96, -0.07, -2.44, 0.04])
-BIAS = -2.88
+WEIGHTS = np.array([7.02, 10.17, 3.22, 2.25, -0.74, 0.06, -1.68, -4.06, -4.90, 1.24, -1.81,
+                    0.88, -4.37, -7.36, -0.18, -2.35, -0.30])
+BIAS = -2.72
 
 
 @dataclass(frozen=True, slots=True)
@@ -373,6 +373,7 @@ class _Stories:
         return root
 
     def join(self, a: int, b: int, *, check: bool = True) -> bool:
+        """Join a's and b's stories; `check` the span, the size and the linkage first."""
         ra, rb = self.find(a), self.find(b)
         if ra == rb:
             return False
@@ -402,7 +403,8 @@ class _Stories:
         newest = sorted(members, key=lambda k: -self.pool.days[k])
         return list(dict.fromkeys([lead, *newest]))[:LINK_SAMPLE]
 
-    def _agree(self, ra: int, rb: int) -> bool:
+    def _cross(self, ra: int, rb: int) -> list[float]:
+        """P(same) of every pair between the two stories' samples (computed once each)."""
         a, b = self._sample(ra), self._sample(rb)
         todo = [(x, y) for x in a for y in b if (min(x, y), max(x, y)) not in self.cache]
         if todo:
@@ -411,26 +413,36 @@ class _Stories:
             for x, y, p in zip(i.tolist(), j.tolist(), pair_probability(self.pool, i, j),
                                strict=True):
                 self.cache[(x, y)] = float(p)
-        cross = [self.cache[(min(x, y), max(x, y))] for x in a for y in b]
+        return [self.cache[(min(x, y), max(x, y))] for x in a for y in b]
+
+    def _agree(self, ra: int, rb: int) -> bool:
+        cross = self._cross(ra, rb)
         return min(cross) >= MIN_LINK and sum(cross) / len(cross) >= AVERAGE_LINK
 
 
 def link(pool: Pool, lead_keys: Sequence[tuple[int, float, int]], *,
-         groups: Mapping[int, Sequence[int]] = {}, pins: Sequence[int | None] | None = None,
+         groups: Mapping[int, Sequence[int]] | None = None,
+         spans: Mapping[int, tuple[float, float]] | None = None,
+         pins: Sequence[int | None] | None = None,
          window_days: float = DEFAULT_WINDOW_DAYS,
          pairs: tuple[np.ndarray, np.ndarray] | None = None,
          n_batch: int | None = None) -> tuple[list[int], int, int]:
     """Group pool items into stories: (the lead pool index of each item, candidates, links).
 
-    `groups`: stories that exist already, as pool indices (they start joined); `pins`: per
-    item an editor's pin or None; `pairs`: the candidate pairs (default: candidate_pairs over
-    the first n_batch items, default all).
+    `groups`: stories that exist already, as pool indices (they start joined), and `spans`:
+    their whole extent in days by the same keys (members outside the pool count too);
+    `pins`: per item an editor's pin or None; `pairs`: the candidate pairs (default:
+    candidate_pairs over the first n_batch items, default all).
     """
     n = len(lead_keys)
     stories = _Stories(pool, lead_keys, pins or [None] * n, window_days)
-    for members in groups.values():
+    for key, members in (groups or {}).items():
         for other in members[1:]:
             stories.join(members[0], other, check=False)
+        if spans and key in spans:
+            root = stories.find(members[0])
+            first, last = stories.span[root]
+            stories.span[root] = (min(first, spans[key][0]), max(last, spans[key][1]))
     if pairs is None:
         pairs = candidate_pairs(pool, n if n_batch is None else n_batch, window_days)
     i, j = pairs
@@ -543,7 +555,8 @@ def _cluster_chunk(db: sqlite_utils.Database, batch: list[ClusterRow], window_da
                 lead_keys[m] = min(lead_keys[m], info.lead_key)
     pins = store.pins(db, list(index))
     pin_list = [pins.get(r.id) for r in batch] + [pins.get(h.id) for h in history]
-    leads, candidates, links = link(pool, lead_keys, groups=groups, pins=pin_list,
+    spans = {lead: (info.first_day, info.last_day) for lead, info in infos.items()}
+    leads, candidates, links = link(pool, lead_keys, groups=groups, spans=spans, pins=pin_list,
                                     window_days=window_days, n_batch=n)
     ids = [r.id for r in batch] + [h.id for h in history]
 

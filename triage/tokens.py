@@ -57,7 +57,8 @@ SUMMARY_CHARS = 700
 PARTIES = ("korea", "australia", "philippines", "india")
 LEVELS = ("leader", "foreign-minister", "defense-minister", "vice-minister", "two-plus-two")
 #: What happened, as a title names it: two titles naming different events differ.
-EVENTS = ("call", "summit", "meeting", "two-plus-two", "visit", "crash", "launch", "exercise",
+EVENTS = ("call", "summit", "meeting", "two-plus-two", "visit", "briefing", "crash", "launch",
+          "exercise",
           "grounding", "lawsuit", "acquisition", "election", "resign", "inauguration",
           "agreement", "deployment", "export", "sanctions", "earthquake", "condolence",
           "nomination", "court-martial", "landfill", "relocation")
@@ -282,17 +283,19 @@ def _name_keys(word: str) -> tuple[int, ...]:
     return tuple(keys)
 
 
-def _english_keys(text: str) -> tuple[set[int], set[str]]:
-    """An English text's keys, and its concepts."""
+def _english_keys(text: str, lower_words: set[str]) -> tuple[set[int], set[str]]:
+    """An English text's keys, and its concepts.
+
+    `lower_words`: the words the whole item (title and summary) uses in lower case.
+    """
     low = text.lower()
     if ":" in low:
         low = _CLOCK.sub(" ", low)
-    words = _WORD.findall(low)
+    words = [w.removesuffix("'s") for w in _WORD.findall(low)]
     keys = {_word_key(w) for w in set(words)}
     keys.discard(None)
-    # A capitalised word is a name when the text never uses it in lower case ("Framework"
+    # A capitalised word is a name when the item never uses it in lower case ("Framework"
     # in a Title Case headline is "framework" in the summary).
-    lower_words = set(_LOWER_WORD.findall(text))
     for word in set(_CAPITALISED.findall(text)):
         word = word.removesuffix("'s").removesuffix("’s")
         low_word = word.lower()
@@ -309,7 +312,7 @@ def _english_keys(text: str) -> tuple[set[int], set[str]]:
     return keys, concepts  # type: ignore[return-value]
 
 
-def _japanese_keys(text: str) -> tuple[set[int], set[str]]:
+def _japanese_keys(text: str, _lower_words: set[str]) -> tuple[set[int], set[str]]:
     """A Japanese text's keys, and its concepts."""
     keys: set[int] = set()
     for m in _sudachi().tokenize(text):
@@ -353,7 +356,8 @@ def _is_japanese(text: str) -> bool:
 
 def _facts(title: str, lead: str, japanese: bool, title_concepts: set[str],
            text_concepts: set[str]) -> Facts:
-    parties_title = sum(1 << k for k, p in enumerate(PARTIES) if p in title_concepts)
+    named = title_concepts | ({"australia", "india"} if "quad" in title_concepts else set())
+    parties_title = sum(1 << k for k, p in enumerate(PARTIES) if p in named)
     parties_text = sum(1 << k for k, p in enumerate(PARTIES) if p in text_concepts)
     if "vice-minister" in title_concepts:
         level = 1 << LEVELS.index("vice-minister")
@@ -379,8 +383,10 @@ def story_keys(title: str | None, summary_text: str | None) -> StoryKeys:
     summary = unicodedata.normalize("NFKC", (summary_text or "")[:SUMMARY_CHARS]).strip()
     japanese = _is_japanese(title + summary)
     make = _japanese_keys if japanese else _english_keys
-    title_keys, title_concepts = make(title) if title else (set(), set())
-    summary_keys, summary_concepts = make(summary) if summary else (set(), set())
+    lower_words = set() if japanese else set(_LOWER_WORD.findall(f"{title} {summary}"))
+    title_keys, title_concepts = make(title, lower_words) if title else (set(), set())
+    summary_keys, summary_concepts = (make(summary, lower_words) if summary
+                                      else (set(), set()))
     lead = re.split(r"(?<=[.!?。])\s*", summary, maxsplit=1)[0] if summary else ""
     facts = _facts(title, lead, japanese, title_concepts, title_concepts | summary_concepts)
     return StoryKeys(tuple(sorted(title_keys | summary_keys)), tuple(sorted(title_keys)), facts)
