@@ -75,3 +75,27 @@ def test_every_labelled_item_is_stored_in_its_language():
         labels = read_story_labels(STORIES / half / "labels.tsv")
         assert len(labels) >= 100
         assert len({lab.story for lab in labels}) >= 25
+
+
+def test_one_pair_probability_equals_the_vectorised_model():
+    """The linkage check's plain-Python pair model agrees with the batch one on real pairs
+    (same language, across languages, unrelated), so a check never decides differently."""
+    import numpy as np
+    from alliance_digest.sources.feeds import parse_feed as parse
+    from alliance_digest.triage.clusters import Pool, pair_probability, pair_probability_one
+    from alliance_digest.triage.tokens import story_keys
+
+    keys, days = [], []
+    for f in sorted((STORIES / "dev").glob("*.xml")):
+        for e in parse(f.read_bytes(), {}, f"https://stories.test/{f.stem}").entries:
+            keys.append(story_keys(e.title, e.summary))
+            days.append(float(len(days) % 9))
+    pool = Pool.build(keys, days, list(range(len(keys))))
+    rng = np.random.default_rng(7)
+    i = rng.integers(0, len(keys), 3000)
+    j = rng.integers(0, len(keys), 3000)
+    batch = pair_probability(pool, i, j)
+    one = np.array([pair_probability_one(pool, int(a), int(b)) for a, b in zip(i, j, strict=True)])
+    assert len({bool(pool.facts[a] & 1) for a in i}) == 2  # both languages drawn
+    assert (batch > 0.6).sum() >= 5  # some likely pairs among them
+    np.testing.assert_allclose(one, batch, rtol=0, atol=1e-9)

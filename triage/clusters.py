@@ -36,6 +36,7 @@ on the development half of the labelled stories (tests/data/stories/dev; `bench/
 from __future__ import annotations
 
 import gc
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -68,7 +69,9 @@ LINK_PROBABILITY = 0.6
 MIN_LINK = 0.3
 AVERAGE_LINK = 0.4
 #: Members of each story sampled for that check (its lead and newest first): bounded cost.
-LINK_SAMPLE = 8
+LINK_SAMPLE = 4
+#: Likely pairs tried per item at most (its most likely ones).
+LINKS_PER_ITEM = 8
 #: A story stops growing here (a templated daily series could otherwise chain without end).
 MAX_STORY = 60
 #: Candidate search per batch item: its rarest keys of any class, its rarest keys that cross
@@ -161,51 +164,79 @@ class Pool:
             self._derived[name] = make()
         return self._derived[name]
 
-    def weighted(self, which: str, cross_only: bool) -> tuple[sparse.csr_matrix, np.ndarray]:
-        """(matrix with idf weights, row sums) of all or title keys, optionally cross-language."""
-        def make() -> tuple[sparse.csr_matrix, np.ndarray]:
-            base = self.keys if which == "all" else self.title
-            w = self.weight * (self.kind != 0) if cross_only else self.weight
-            m = base @ sparse.diags(w)
-            return sparse.csr_matrix(m), np.asarray(m.sum(axis=1)).ravel()
-        return self._cached(f"{which}{cross_only}", make)
+    def column_weights(self) -> np.ndarray:
+        """Per key, the weights summed over shared keys: idf (all), idf of keys that cross
+        languages, idf of names, 1 for concepts, 1 for codes (columns of pair_features)."""
+        def make() -> np.ndarray:
+            crossing = self.kind != 0
+            return np.stack([self.weight, self.weight * crossing,
+                             self.weight * (self.kind == NAME), (self.kind == CONCEPT) * 1.0,
+                             (self.kind == CODE) * 1.0])
+        return self._cached("columns", make)
 
-    def of_kind(self, kind: int, weighted: bool) -> sparse.csr_matrix:
-        def make() -> sparse.csr_matrix:
-            w = (self.kind == kind) * (self.weight if weighted else 1.0)
-            return sparse.csr_matrix(self.keys @ sparse.diags(w))
-        return self._cached(f"kind{kind}{weighted}", make)
+    def key_sets(self, k: int) -> tuple[frozenset[int], frozenset[int]]:
+        """Item k's key columns, all and title, as sets (for pair_probability_one)."""
+        sets = self._cached("sets", dict)
+        if k not in sets:
+            sets[k] = tuple(frozenset(m.indices[m.indptr[k]:m.indptr[k + 1]].tolist())
+                            for m in (self.keys, self.title))
+        return sets[k]
+
+    def python_columns(self) -> tuple[list[float], list[float], list[int]]:
+        """Per key as Python lists: idf weight, idf if it crosses languages else 0, class."""
+        def make() -> tuple[list[float], list[float], list[int]]:
+            w = self.column_weights()
+            return w[0].tolist(), w[1].tolist(), self.kind.tolist()
+        return self._cached("python", make)
+
+    def totals(self, which: str) -> np.ndarray:
+        """Per item, (idf sum of its keys, of its keys that cross languages): rows 0 and 1."""
+        def make() -> np.ndarray:
+            m = self.keys if which == "all" else self.title
+            w = self.column_weights()[:2]
+            return np.stack([np.asarray(m @ w[0]).ravel(), np.asarray(m @ w[1]).ravel()])
+        return self._cached(f"totals-{which}", make)
 
 
-def _rowwise_dot(a: sparse.csr_matrix, b: sparse.csr_matrix, i: np.ndarray,
-                 j: np.ndarray) -> np.ndarray:
-    return np.asarray(a[i].multiply(b[j]).sum(axis=1)).ravel()
+def _shared(m: sparse.csr_matrix, weights: np.ndarray, i: np.ndarray,
+            j: np.ndarray) -> np.ndarray:
+    """Sums of `weights` rows over the keys rows i[k] and j[k] of m share: (len(weights), k).
+
+    Plain array work on the CSR arrays (one sort), no sparse products: as cheap for the ten
+    pairs of a linkage check as per pair for a hundred thousand candidates.
+    """
+    n_cols = np.int64(m.shape[1] + 1)
+
+    def entries(rows: np.ndarray) -> np.ndarray:
+        starts, stops = m.indptr[rows], m.indptr[rows + 1]
+        lengths = stops - starts
+        pair = np.repeat(np.arange(len(rows), dtype=np.int64), lengths)
+        offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        return pair * n_cols + m.indices[np.repeat(starts, lengths) + offsets]
+
+    common = np.intersect1d(entries(i), entries(j), assume_unique=True)
+    pair, column = common // n_cols, common % n_cols
+    return np.stack([np.bincount(pair, weights=w[column], minlength=len(i)) for w in weights])
 
 
 def pair_features(pool: Pool, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     """The pair model's FEATURES for pairs (i[k], j[k]) of pool items, one row per pair."""
+    i, j = np.asarray(i, dtype=np.int64), np.asarray(j, dtype=np.int64)
     fi, fj = pool.facts[i], pool.facts[j]
-    japanese_i, japanese_j = fi & 1, fj & 1
-    cross = (japanese_i != japanese_j).astype(np.float64)
+    cross = ((fi & 1) != (fj & 1)).astype(np.int64)  # one Japanese, one not
+    weights = pool.column_weights()
     columns: list[np.ndarray] = []
-    for which in ("all", "title"):
-        cosine = np.zeros(len(i))
-        overlap = np.zeros(len(i))
-        for cross_only, rows in ((False, cross == 0), (True, cross == 1)):
-            if not rows.any():
-                continue
-            m, totals = pool.weighted(which, cross_only)
-            a, b = i[rows], j[rows]
-            shared = _rowwise_dot(pool.keys if which == "all" else pool.title, m, a, b)
-            ta, tb = totals[a], totals[b]
-            with np.errstate(divide="ignore", invalid="ignore"):
-                cosine[rows] = np.where(ta * tb > 0, shared / np.sqrt(ta * tb), 0.0)
-                overlap[rows] = np.where(np.minimum(ta, tb) > 0,
-                                         shared / np.minimum(ta, tb), 0.0)
-        columns += [cosine, overlap]
-    names = _rowwise_dot(pool.keys, pool.of_kind(NAME, True), i, j)
-    concepts = _rowwise_dot(pool.keys, pool.of_kind(CONCEPT, False), i, j)
-    codes = _rowwise_dot(pool.keys, pool.of_kind(CODE, False), i, j)
+    for which, m in (("all", pool.keys), ("title", pool.title)):
+        shared = _shared(m, weights[:2] if which == "title" else weights, i, j)
+        totals = pool.totals(which)
+        # Within a language every key counts; across languages only those that cross.
+        both = shared[cross, np.arange(len(i))]
+        ta, tb = totals[cross, i], totals[cross, j]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            columns.append(np.where(ta * tb > 0, both / np.sqrt(ta * tb), 0.0))
+            columns.append(np.where(np.minimum(ta, tb) > 0, both / np.minimum(ta, tb), 0.0))
+        if which == "all":
+            names, concepts, codes = shared[2], shared[3], shared[4]
     columns += [np.minimum(names, 20.0) / 10.0, concepts / 5.0, codes]
 
     def bits(packed: np.ndarray, shift: int, width: int) -> np.ndarray:
@@ -243,6 +274,52 @@ def pair_probability(pool: Pool, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         stop = start + _PAIR_BLOCK
         out[start:stop] = probability(pair_features(pool, i[start:stop], j[start:stop]))
     return out
+
+
+def pair_probability_one(pool: Pool, a: int, b: int) -> float:
+    """pair_probability for one pair, in plain Python: what a linkage check asks for.
+
+    The same features as pair_features (tests assert they agree), computed on Python sets:
+    numpy's per-call overhead made a check of a few pairs cost half a millisecond, and a
+    batch of templated items asks for tens of thousands of them.
+    """
+    keys_a, title_a = pool.key_sets(a)
+    keys_b, title_b = pool.key_sets(b)
+    weight, crossing, kind = pool.python_columns()
+    fa, fb = int(pool.facts[a]), int(pool.facts[b])
+    cross = (fa & 1) != (fb & 1)
+    features: list[float] = []
+    for mine, theirs, totals in ((keys_a, keys_b, pool.totals("all")),
+                                 (title_a, title_b, pool.totals("title"))):
+        common = mine & theirs
+        both = sum(crossing[c] if cross else weight[c] for c in common)
+        ta, tb = float(totals[int(cross), a]), float(totals[int(cross), b])
+        features.append(both / math.sqrt(ta * tb) if ta * tb > 0 else 0.0)
+        features.append(both / min(ta, tb) if min(ta, tb) > 0 else 0.0)
+        if totals is pool.totals("all"):
+            names = sum(weight[c] for c in common if kind[c] == NAME)
+            concepts = sum(1 for c in common if kind[c] == CONCEPT)
+            codes = sum(1 for c in common if kind[c] == CODE)
+    features += [min(names, 20.0) / 10.0, concepts / 5.0, float(codes)]
+
+    def bits(packed: int, shift: int, width: int) -> int:
+        return packed >> shift & ((1 << width) - 1)
+
+    n_parties = len(PARTIES)
+    party = bool((bits(fa, 1, n_parties) & ~bits(fb, 5, n_parties))
+                 | (bits(fb, 1, n_parties) & ~bits(fa, 5, n_parties)))
+    level_a, level_b = bits(fa, 9, len(LEVELS)), bits(fb, 9, len(LEVELS))
+    meet_a, meet_b = bits(fa, 14, 2), bits(fb, 14, 2)
+    day_a, day_b = bits(fa, 16, 5), bits(fb, 16, 5)
+    event_a, event_b = bits(fa, 22, len(EVENTS)), bits(fb, 22, len(EVENTS))
+    features += [
+        party, bool(level_a and level_b and not level_a & level_b),
+        bool(meet_a and meet_b and meet_a != meet_b), bool(day_a and day_b and day_a != day_b),
+        bits(fa, 21, 1) != bits(fb, 21, 1), abs(float(pool.days[a]) - float(pool.days[b])),
+        bool(pool.sources[a] == pool.sources[b] and pool.sources[a] >= 0), cross,
+        cross * features[0], bool(event_a and event_b and not event_a & event_b)]
+    logit = sum(w * float(f) for w, f in zip(WEIGHTS.tolist(), features, strict=True)) + BIAS
+    return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, logit))))
 
 
 # --- candidates -----------------------------------------------------------------------------------
@@ -363,6 +440,8 @@ class _Stories:
         self.pin: list[int | None] = list(pins)
         self.size = [1] * n
         self.cache: dict[tuple[int, int], float] = {}
+        #: Story pairs (roots and combined size) whose join the linkage check refused.
+        self.refused: set[tuple[int, int, int]] = set()
 
     def find(self, x: int) -> int:
         root = x
@@ -406,18 +485,43 @@ class _Stories:
     def _cross(self, ra: int, rb: int) -> list[float]:
         """P(same) of every pair between the two stories' samples (computed once each)."""
         a, b = self._sample(ra), self._sample(rb)
-        todo = [(x, y) for x in a for y in b if (min(x, y), max(x, y)) not in self.cache]
-        if todo:
-            i = np.array([min(p) for p in todo], dtype=np.int64)
-            j = np.array([max(p) for p in todo], dtype=np.int64)
-            for x, y, p in zip(i.tolist(), j.tolist(), pair_probability(self.pool, i, j),
-                               strict=True):
-                self.cache[(x, y)] = float(p)
-        return [self.cache[(min(x, y), max(x, y))] for x in a for y in b]
+        out = []
+        for x in a:
+            for y in b:
+                key = (min(x, y), max(x, y))
+                p = self.cache.get(key)
+                if p is None:
+                    p = self.cache[key] = pair_probability_one(self.pool, *key)
+                out.append(p)
+        return out
 
     def _agree(self, ra: int, rb: int) -> bool:
+        if self.size[ra] == self.size[rb] == 1:
+            return True  # the pair itself is the only cross pair, and it is likely
+        key = (min(ra, rb), max(ra, rb), self.size[ra] + self.size[rb])
+        if key in self.refused:  # same two stories, not grown since: the same answer
+            return False
         cross = self._cross(ra, rb)
-        return min(cross) >= MIN_LINK and sum(cross) / len(cross) >= AVERAGE_LINK
+        if min(cross) >= MIN_LINK and sum(cross) / len(cross) >= AVERAGE_LINK:
+            return True
+        self.refused.add(key)
+        return False
+
+
+def _strongest(i: np.ndarray, j: np.ndarray, p: np.ndarray, likely: np.ndarray) -> np.ndarray:
+    """The likely pairs among each item's LINKS_PER_ITEM most likely (at either end).
+
+    A story needs a few links per member, not all of them: in a templated series every item
+    is likely with every other, and trying each of those joins would cost quadratic time.
+    """
+    if len(likely) == 0:
+        return likely
+    ends = np.concatenate([i[likely], j[likely]])
+    pairs = np.concatenate([likely, likely])
+    order = np.lexsort((pairs, -p[pairs], ends))
+    ends, pairs = ends[order], pairs[order]
+    first = np.searchsorted(ends, ends, side="left")
+    return np.unique(pairs[(np.arange(len(ends)) - first) < LINKS_PER_ITEM])
 
 
 def link(pool: Pool, lead_keys: Sequence[tuple[int, float, int]], *,
@@ -449,7 +553,7 @@ def link(pool: Pool, lead_keys: Sequence[tuple[int, float, int]], *,
     p = pair_probability(pool, i, j) if len(i) else np.zeros(0)
     for x, y, q in zip(i.tolist(), j.tolist(), p.tolist(), strict=True):
         stories.cache[(min(x, y), max(x, y))] = q
-    likely = np.flatnonzero(p >= LINK_PROBABILITY)
+    likely = _strongest(i, j, p, np.flatnonzero(p >= LINK_PROBABILITY))
     # Most likely first, so a borderline pair cannot take an item's story slot (span, size)
     # before its real match; indices break ties for a deterministic result.
     likely = likely[np.lexsort((j[likely], i[likely], -p[likely]))]
