@@ -1,12 +1,19 @@
 """Benchmark: story clustering cost grows with the batch, not with history; FTS search latency.
 
     python bench/triage.py [--items 1000000] [--batch 1000] [--years 4] [--repeat 3]
+    python bench/triage.py --templated 18000 [--ordinary 40000]
 
 Builds (once, cached under the temp dir) a database of `--items` realistic items spread over
 `--years`: generated events reported by one to five outlets each, English with varied
 vocabulary plus a share of Japanese, collected and clustered the way production does it.
 Then clusters the same new batch (the next day and a half of news) into an empty database
 and into the big one, and times FTS searches on the big one. Prints a table.
+
+With --templated N it measures the case that made clustering unbounded before: N items of a
+templated series (a daily briefing, a readout, generated load: titles and summaries the same
+but for a date and a number) among --ordinary ordinary ones, all published over four weeks
+and clustered in one run, as a first collect would. It reports the time and how much the
+process's peak resident memory grew while clustering.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from alliance_digest.store.db import open_db
 from alliance_digest.timestamps import utc_timestamp
 from alliance_digest.triage.clusters import cluster_items
 from alliance_digest.triage.search import search
+from alliance_digest.triage.tokens import token_set
 
 SEED = 20250215
 
@@ -222,8 +230,73 @@ NOTES = {"日米": "2 chars: LIKE, newest first", "US": "2 chars: whole word",
          "日豪": "2 chars, absent: full scan"}
 
 
+def _rss_mb(field: str) -> float:
+    """VmRSS (now) or VmHWM (peak) of this process, in MB (Linux /proc)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def templated_rows(n: int, start: datetime, days: float) -> list[dict[str, Any]]:
+    """A templated series: one text, a date and a number apart, from a few sources."""
+    rng = random.Random(SEED + 2)
+    rows = []
+    for k in range(n):
+        at = start + timedelta(days=days * k / n)
+        day = at.strftime("%B %d, %Y")
+        rows.append({
+            "source_id": 1 + k % 4,
+            "title": f"Readout of the Secretary's Call with the Minister of Defense ({day})",
+            "summary_text": (
+                f"Secretary of Defense spoke with the Minister of Defense on {day}. The two "
+                "leaders discussed regional security, reaffirmed the strength of the alliance "
+                "and committed to continued close coordination on shared priorities, "
+                f"including item {rng.randint(1, 50)} of the bilateral work plan."),
+            "published_at": utc_timestamp(at)})
+    return rows
+
+
+def templated(args: argparse.Namespace) -> None:
+    """Cluster --templated series items among --ordinary ones in one run; time and memory."""
+    start = datetime(2025, 6, 1, tzinfo=UTC)
+    days = 28.0
+    gen = Generator(SEED, len(CATEGORIES))
+    rows = list(_stream(gen, start, start + timedelta(days=days), args.ordinary))
+    rows += templated_rows(args.templated, start, days)
+    rows.sort(key=lambda r: r["published_at"])
+    with tempfile.TemporaryDirectory() as tmp:
+        db = _new_db(Path(tmp) / "templated.db")
+        with db.atomic():
+            ids = _insert(db, rows, 1)
+            # As a collect run stores them: keys made by the parse workers, each item a
+            # story of its own until clustered (store.items.store_entries).
+            db.conn.executemany(
+                "INSERT INTO item_tokens_new (item_id, tokens) VALUES (?, ?)",
+                [(i, token_set(r["title"], r["summary_text"]))
+                 for i, r in zip(ids, rows, strict=True)])
+            db.execute("UPDATE items SET cluster_id = id")
+        cluster_items(db, [])  # imports and first-call costs outside the measurement
+        before = _rss_mb("VmRSS")
+        t0, c0 = time.perf_counter(), time.process_time()
+        stats = cluster_items(db)
+        seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+        peak = _rss_mb("VmHWM")
+        db.close()
+    print(f"clustering {args.templated:,} templated items among {args.ordinary:,} ordinary "
+          f"ones ({len(rows):,} items over {days:g} days, one run)")
+    print(f"{'seconds':>10}{'CPU s':>10}{'peak RSS growth MB':>20}{'candidates':>12}"
+          f"{'in stories':>12}{'stories':>10}")
+    print(f"{seconds:>10.2f}{cpu:>10.2f}{peak - before:>20.0f}{stats.candidates:>12,}"
+          f"{stats.in_stories:>12,}{stats.stories:>10,}")
+    print("(targets: under 10 s and under 300 MB more than the process had)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--templated", type=int, default=0,
+                        help="measure N templated items among --ordinary ones instead")
+    parser.add_argument("--ordinary", type=int, default=40_000)
     parser.add_argument("--items", type=int, default=1_000_000)
     parser.add_argument("--batch", type=int, default=1_000)
     parser.add_argument("--years", type=float, default=4.0)
@@ -232,6 +305,9 @@ def main() -> None:
                         default=Path(tempfile.gettempdir()) / "alliance-digest-bench")
     parser.add_argument("--rebuild", action="store_true")
     args = parser.parse_args()
+    if args.templated:
+        templated(args)
+        return
 
     args.cache_dir.mkdir(parents=True, exist_ok=True)
     cached = args.cache_dir / f"history-{args.items}-{args.years:g}y-v2.db"

@@ -7,6 +7,7 @@ run flows (it costs about a second to import).
 
 from __future__ import annotations
 
+import getpass
 import json
 import sys
 from collections.abc import Iterator
@@ -84,6 +85,15 @@ def _db(settings: Settings) -> Iterator[Any]:
         yield db
     finally:
         db.close()
+
+
+def editor_name() -> str:
+    """Who the CLI records as the editor: the OS user (it runs with the machine owner's say)."""
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        # No login name (containers without a passwd entry): still say where the edit came from.
+        return "cli"
 
 
 def print_json(data: Any) -> None:

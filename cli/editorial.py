@@ -16,18 +16,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..errors import DigestError
-from . import _db, app, err, out, print_json, state
+from . import _db, app, editor_name, err, out, print_json, state
 
 users_app = typer.Typer(help="Editor accounts for the web desk.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
-
-
-def _editor() -> str:
-    try:
-        return getpass.getuser()
-    except (OSError, KeyError):
-        # No login name (containers without a passwd entry): still say where the edit came from.
-        return "cli"
 
 
 # --- tag ---------------------------------------------------------------------------------------
@@ -86,7 +78,8 @@ def tag(
         raise DigestError("nothing to change: give a status (--include, …) or a field to set")
     settings = state.settings()
     with _db(settings) as db:
-        rows = update_items(db, ids, changes, editor=_editor(), sections=settings.issue.sections,
+        rows = update_items(db, ids, changes, editor=editor_name(),
+                            sections=settings.issue.sections,
                             add_tags=add_tags or (), remove_tags=remove_tags or ())
     if as_json:
         print_json(rows)
@@ -158,7 +151,7 @@ def add_url(
         raise DigestError("--no-fetch needs --title")
     settings = state.settings()
     with _db(settings) as db:
-        added = add_by_url(db, url, settings.http, editor=_editor(), title=title,
+        added = add_by_url(db, url, settings.http, editor=editor_name(), title=title,
                            fetch=not no_fetch)
     item = added.item
     if added.fetch_error:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from . import _db, app, out, print_json, state
+from . import _db, app, editor_name, out, print_json, state
 
 triage_app = typer.Typer(help="Relevance scoring and its quality.", no_args_is_help=True)
 app.add_typer(triage_app, name="triage")
@@ -40,6 +40,56 @@ def triage_evaluate(
     with _db(settings) as db:
         report = evaluate(db, labels, load_rules(settings))
     out.print(format_report(report))
+
+
+@triage_app.command("evaluate-stories")
+def triage_evaluate_stories(
+    labels: Annotated[Path, typer.Option(
+        "--labels", help="TSV with url or guid, and story (items of one development share it).")],
+    show: Annotated[int, typer.Option(help="Wrong pairs to list of each kind.")] = 50,
+) -> None:
+    """Pairwise precision and recall of the stored stories, overall and per language pair."""
+    from ..triage.story_eval import evaluate_stories, format_story_report
+
+    settings = state.settings()
+    with _db(settings) as db:
+        report = evaluate_stories(db, labels)
+    out.print(format_story_report(report, show=show))
+
+
+story_app = typer.Typer(help="Correct stories: merge two, or take an item out of one.",
+                        no_args_is_help=True)
+app.add_typer(story_app, name="story")
+
+
+@story_app.command("merge")
+def story_merge(
+    item: Annotated[int, typer.Argument(help="An item of the first story.")],
+    other: Annotated[int, typer.Argument(help="An item of the second story.")],
+) -> None:
+    """Make the two items' stories one; later runs keep it so."""
+    from ..pipeline.stories import merge
+    from ..store.clusters import story_members
+
+    settings = state.settings()
+    with _db(settings) as db:
+        lead = merge(db, item, other, editor=editor_name())
+        size = len(story_members(db, lead))
+    out.print(f"story {lead}: {size} items")
+
+
+@story_app.command("split")
+def story_split(
+    item: Annotated[int, typer.Argument(help="The item to take out of its story.")],
+) -> None:
+    """Take an item out of its story; later runs keep them apart."""
+    from ..pipeline.stories import split
+
+    settings = state.settings()
+    with _db(settings) as db:
+        rest = split(db, item, editor=editor_name())
+    out.print(f"item {item} is a story of its own" + (
+        f"; the rest stays story {rest}" if rest != item else ""))
 
 
 # Unknown options pass through as words, so `digest search Okinawa -COVID` needs no quoting.

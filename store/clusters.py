@@ -44,6 +44,21 @@ class ClusterRow:
     summary_text: str | None
     #: Its token set when computed before (`item_tokens_new`); the text is then not read.
     tokens: bytes | None = None
+    source_id: int = -1
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryRow:
+    """An item clustered earlier, in a batch's window."""
+
+    id: int
+    day: float
+    #: Its stored keys; None when stale (its text changed): made again from the text.
+    tokens: bytes | None
+    #: Its story's lead id.
+    cluster_id: int
+    source_id: int
+    lead_key: tuple[int, float, int]
 
 
 def _lead_key(category: str | None, day: float, item_id: int) -> tuple[int, float, int]:
@@ -71,29 +86,46 @@ def batch_rows(db: sqlite_utils.Database, item_ids: Sequence[int]) -> list[Clust
     """
     rows: list[ClusterRow] = []
     for chunk, marks in _chunks(item_ids):
-        for item_id, day, category, title, text, tokens in db.execute(
+        for item_id, day, category, title, text, tokens, source_id in db.execute(
             "SELECT items.id, julianday(items.published_at), sources.category, "
             "CASE WHEN new.tokens IS NULL THEN items.title END, "
-            "CASE WHEN new.tokens IS NULL THEN items.summary_text END, new.tokens "
+            "CASE WHEN new.tokens IS NULL THEN items.summary_text END, new.tokens, "
+            "items.source_id "
             "FROM items JOIN sources ON sources.id = items.source_id "
             "LEFT JOIN item_tokens_new AS new ON new.item_id = items.id "
             f"WHERE items.id IN ({marks})", chunk):
             rows.append(ClusterRow(item_id, day, _lead_key(category, day, item_id), title, text,
-                                   tokens))
+                                   tokens, source_id))
     rows.sort(key=lambda r: (r.day, r.id))
     return rows
 
 
-def window_tokens(db: sqlite_utils.Database, first_day: float,
-                  last_day: float) -> list[tuple[int, float, bytes | None]]:
-    """(item id, day, tokens) of items clustered earlier and published in the window.
+def window_items(db: sqlite_utils.Database, first_day: float,
+                 last_day: float) -> list[HistoryRow]:
+    """Items clustered earlier and published in the window, with their keys and story.
 
-    Reads only the narrow item_tokens table (its day index), never the items themselves:
-    this is the part of a batch's cost that depends on history. Tokens are None when the
+    Reads the narrow item_tokens table by its day index and each item's row by its primary
+    key: this is the part of a batch's cost that depends on history. Tokens are None when the
     item's text changed since (see the migration's trigger).
     """
-    return db.execute("SELECT item_id, day, tokens FROM item_tokens WHERE day BETWEEN ? AND ?",
-                      [first_day, last_day]).fetchall()
+    return [HistoryRow(item_id, day, tokens, cluster_id, source_id,
+                       _lead_key(category, day, item_id))
+            for item_id, day, tokens, cluster_id, source_id, category in db.execute(
+                "SELECT t.item_id, t.day, t.tokens, items.cluster_id, items.source_id, "
+                "sources.category FROM item_tokens AS t "
+                "JOIN items ON items.id = t.item_id "
+                "JOIN sources ON sources.id = items.source_id "
+                "WHERE t.day BETWEEN ? AND ? AND items.cluster_id IS NOT NULL",
+                [first_day, last_day])]
+
+
+def pins(db: sqlite_utils.Database, item_ids: Sequence[int]) -> dict[int, int]:
+    """{item id: pin} for the pinned ones among `item_ids` (an editor's story correction)."""
+    out: dict[int, int] = {}
+    for chunk, marks in _chunks(item_ids):
+        out.update(db.execute(
+            f"SELECT item_id, pin FROM story_pins WHERE item_id IN ({marks})", chunk).fetchall())
+    return out
 
 
 def texts(db: sqlite_utils.Database, item_ids: Sequence[int]) -> dict[int, tuple[str, str]]:
@@ -205,3 +237,77 @@ def story_sizes(db: sqlite_utils.Database, lead_ids: Sequence[int]) -> dict[int,
             f"SELECT cluster_id, count(*) FROM items WHERE cluster_id IN ({marks}) "
             "GROUP BY cluster_id", chunk).fetchall())
     return out
+
+
+# --- editors' corrections ---------------------------------------------------------------------
+
+
+def _story_of(db: sqlite_utils.Database, item_id: int) -> int:
+    row = db.execute("SELECT cluster_id FROM items WHERE id = ?", [item_id]).fetchone()
+    if row is None:
+        raise NotFoundError(f"no item with id {item_id}")
+    return row[0] if row[0] is not None else item_id
+
+
+def story_members(db: sqlite_utils.Database, lead: int) -> list[int]:
+    """The ids of the story led by `lead` (the lead included)."""
+    return [r[0] for r in db.execute(
+        "SELECT id FROM items WHERE cluster_id = ? OR id = ? ORDER BY id", [lead, lead])]
+
+
+def _best_lead(db: sqlite_utils.Database, ids: Sequence[int]) -> int:
+    best: tuple[tuple[int, float, int], int] | None = None
+    for chunk, marks in _chunks(ids):
+        for item_id, day, category in db.execute(
+                "SELECT items.id, julianday(items.published_at), sources.category FROM items "
+                "JOIN sources ON sources.id = items.source_id "
+                f"WHERE items.id IN ({marks})", chunk):
+            key = (_lead_key(category, day, item_id), item_id)
+            best = key if best is None or key < best else best
+    if best is None:
+        raise NotFoundError("no such items")
+    return best[1]
+
+
+def _pin(db: sqlite_utils.Database, ids: Sequence[int], lead: int, editor: str,
+         now: str) -> None:
+    """Put `ids` in the story led by `lead`, pinned there, one audit row per item that moves."""
+    old = leads_of(db, ids)
+    db.conn.executemany(
+        "INSERT OR REPLACE INTO story_pins (item_id, pin, pinned_by, pinned_at) "
+        "VALUES (?, ?, ?, ?)", [(i, lead, editor, now) for i in ids])
+    db.conn.executemany("UPDATE items SET cluster_id = ? WHERE id = ?",
+                        [(lead, i) for i in ids])
+    db.conn.executemany(
+        "INSERT INTO edits (item_id, field, old, new, editor, at) VALUES (?, 'story', ?, ?, ?, ?)",
+        [(i, str(old.get(i, i)), str(lead), editor, now) for i in ids if old.get(i) != lead])
+
+
+def merge_stories(db: sqlite_utils.Database, item_a: int, item_b: int, *, editor: str,
+                  now: str) -> int:
+    """Make the stories of two items one, pinned (kept by later runs); returns its lead's id."""
+    stories = {_story_of(db, item_a), _story_of(db, item_b)}
+    members = sorted({m for lead in stories for m in story_members(db, lead)})
+    lead = _best_lead(db, members)
+    _pin(db, members, lead, editor, now)
+    return lead
+
+
+def split_from_story(db: sqlite_utils.Database, item_id: int, *, editor: str,
+                     now: str) -> int:
+    """Take an item out of its story into one of its own; both stay apart from now on.
+
+    Returns the lead of what is left of the old story (the item itself if it was alone).
+    """
+    lead = _story_of(db, item_id)
+    rest = [m for m in story_members(db, lead) if m != item_id]
+    _pin(db, [item_id], item_id, editor, now)
+    if lead == item_id:  # it led the story: its cluster_id stays, its story does not
+        db.execute("INSERT INTO edits (item_id, field, old, new, editor, at) "
+                   "VALUES (?, 'story', ?, ?, ?, ?)",
+                   [item_id, f"{lead} (with {len(rest)} more)", str(item_id), editor, now])
+    if not rest:
+        return item_id
+    new_lead = _best_lead(db, rest)
+    _pin(db, rest, new_lead, editor, now)
+    return new_lead

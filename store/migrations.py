@@ -348,8 +348,33 @@ def _collect_fast_path(db: sqlite_utils.Database) -> None:
     )
 
 
+def _story_pins(db: sqlite_utils.Database) -> None:
+    """Editors' corrections to stories: an item pinned to a story stays there.
+
+    `pin` names the story as the editor left it (its lead's id then); clustering never moves a
+    pinned item and never joins two stories pinned apart, so a merge or a split survives
+    rescoring and later runs. Stored item keys of the old format (before the bilingual keys
+    of triage/tokens.py) are not migrated: clustering makes them again from the text when it
+    meets them.
+    """
+    db["story_pins"].create(
+        {"item_id": int, "pin": int, "pinned_by": str, "pinned_at": str},
+        pk="item_id",
+        foreign_keys=[("item_id", "items", "id")],
+        not_null={"pin", "pinned_at"},
+        if_not_exists=True,
+    )
+    db["story_pins"].create_index(["pin"], if_not_exists=True)
+    db.execute("DROP TRIGGER IF EXISTS [items_story_pins_bd]")
+    db.execute(
+        "CREATE TRIGGER [items_story_pins_bd] BEFORE DELETE ON [items] "
+        "BEGIN DELETE FROM [story_pins] WHERE item_id = old.id; END"
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _initial, _triage, _search_and_story_tokens, _editor_desk, _issues, _collect_fast_path,
+    _story_pins,
 ]
 
 

@@ -19,7 +19,8 @@ TRIAGE_STATUSES = ("candidate", "filtered")
 
 _COLUMNS = (
     "items.id, items.title, items.summary_text, items.url, items.guid, items.status, "
-    "items.status_by, items.score, items.triaged_at, sources.name AS source_name, "
+    "items.status_by, items.score, items.triaged_at, items.cluster_id, items.language, "
+    "sources.name AS source_name, "
     "sources.category AS source_category, sources.owner AS source_owner, "
     "sources.country AS source_country"
 )

@@ -9,7 +9,6 @@ with the same Japanese ministers in the same city.
 
 from __future__ import annotations
 
-import random
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
@@ -19,14 +18,18 @@ from alliance_digest.errors import NotFoundError
 from alliance_digest.store import items, sources
 from alliance_digest.store.db import open_db
 from alliance_digest.timestamps import utc_timestamp
+from alliance_digest.triage import tokens
 from alliance_digest.triage.clusters import (
-    DEFAULT_THRESHOLD,
+    DEFAULT_WINDOW_DAYS,
+    LINK_PROBABILITY,
     ClusterStats,
+    Pool,
+    candidate_pairs,
     cluster_items,
     cluster_members,
-    similar_pairs,
+    pair_probability,
 )
-from alliance_digest.triage.tokens import story_tokens, token_set
+from alliance_digest.triage.tokens import story_keys
 
 SOURCES = [
     ("MOFA Japan", "government"),
@@ -193,7 +196,7 @@ def test_multi_outlet_coverage_becomes_stories_led_by_the_primary_source(db):
     stats = cluster_items(db)
     assert stories(db, ids) == expected()
     assert stats == ClusterStats(items=len(COVERAGE), in_stories=12, stories=5,
-                                 window_items=0, pairs=stats.pairs)
+                                 window_items=0, pairs=stats.pairs, candidates=stats.candidates)
 
 
 def test_batches_in_any_arrival_order_give_the_same_stories(db):
@@ -235,13 +238,15 @@ def test_military_source_counts_as_primary(db):
 
 
 def test_window_boundary(db):
+    # The same report republished by another outlet: only the window keeps them apart.
     start = datetime(2025, 2, 15, 12, tzinfo=UTC)
     first = add(db, "fm/jt", published_at=utc_timestamp(start))
-    at_edge = add(db, "fm/nhk", published_at=utc_timestamp(start + timedelta(days=3)))
+    at_edge = add(db, "fm/jt", source="NHK World",
+                  published_at=utc_timestamp(start + timedelta(days=3)))
     cluster_items(db, window_days=3)
     assert db["items"].get(at_edge)["cluster_id"] == first
 
-    beyond = add(db, "fm/nhk", source="Kyodo News",
+    beyond = add(db, "fm/jt", source="Kyodo News",
                  published_at=utc_timestamp(start + timedelta(days=3, minutes=1)))
     cluster_items(db, window_days=3)
     assert db["items"].get(beyond)["cluster_id"] == beyond
@@ -249,6 +254,16 @@ def test_window_boundary(db):
     # A narrower window splits what the default joined.
     cluster_items(db, [first, at_edge, beyond], window_days=1)
     assert db["items"].get(at_edge)["cluster_id"] == at_edge
+
+
+def test_reports_in_other_words_need_more_evidence_the_further_apart_they_are(db):
+    start = datetime(2025, 2, 15, 12, tzinfo=UTC)
+    jt = add(db, "fm/jt", published_at=utc_timestamp(start))
+    nhk = add(db, "fm/nhk", published_at=utc_timestamp(start + timedelta(hours=2)))
+    late = add(db, "fm/kyodo", published_at=utc_timestamp(start + timedelta(days=2, hours=20)))
+    cluster_items(db)
+    assert db["items"].get(nhk)["cluster_id"] == jt
+    assert db["items"].get(late)["cluster_id"] == late
 
 
 def test_a_story_spans_at_most_the_window(db):
@@ -276,14 +291,7 @@ def test_reclustering_changes_nothing(db):
     assert list(db.execute("SELECT id, cluster_id FROM items ORDER BY id")) == before
 
 
-def test_threshold_is_configurable(db):
-    ids = {key: add(db, key) for key in ("us22/jt", "au22/jt")}
-    cluster_items(db, threshold=0.2)
-    assert len({db["items"].get(i)["cluster_id"] for i in ids.values()}) == 1
-    cluster_items(db, list(ids.values()), threshold=DEFAULT_THRESHOLD)
-    assert len({db["items"].get(i)["cluster_id"] for i in ids.values()}) == 2
-    with pytest.raises(ValueError, match="threshold"):
-        cluster_items(db, threshold=0)
+def test_window_days_must_be_positive(db):
     with pytest.raises(ValueError, match="window_days"):
         cluster_items(db, window_days=-1)
 
@@ -329,35 +337,60 @@ def test_cluster_members_of_a_lone_or_unknown_item(db):
         cluster_members(db, 999_999)
 
 
-def test_candidate_search_finds_every_pair_at_the_threshold():
-    """Candidates are found approximately; at the threshold in use none may be missed.
-
-    (Below it, pairs whose only common words are the pool's commonest — the Japan-US and
-    Japan-Australia 2+2s share only the Japanese ministers and Tokyo — are not candidates.)
-    """
+def test_candidate_search_finds_every_likely_pair():
+    """Candidates are found approximately; none of the pairs the model would link is missed."""
     texts = [(v[2], v[3]) for v in COVERAGE.values()]
-    sets = [token_set(*t) for t in texts]
-    words = [set(story_tokens(*t)) for t in texts]
-    days = np.zeros(len(sets))
-    for threshold in (DEFAULT_THRESHOLD, 0.4, 0.5):
-        expected = {(i, j) for i in range(len(words)) for j in range(i + 1, len(words))
-                    if len(words[i] & words[j]) / len(words[i] | words[j]) >= threshold}
-        found = similar_pairs(sets, days, len(sets), threshold=threshold, window_days=3)
-        assert {(i, j) for _, i, j in found} == expected
-        for score, i, j in found:
-            assert score == pytest.approx(
-                len(words[i] & words[j]) / len(words[i] | words[j]))
+    days = [datetime.fromisoformat(v[1]).timestamp() / 86400 for v in COVERAGE.values()]
+    pool = Pool.build([story_keys(*t) for t in texts], days, list(range(len(texts))))
+    everything = np.array([(i, j) for i in range(len(texts)) for j in range(i + 1, len(texts))
+                           if abs(days[i] - days[j]) <= DEFAULT_WINDOW_DAYS])
+    likely = pair_probability(pool, everything[:, 0], everything[:, 1]) >= LINK_PROBABILITY
+    wanted = {tuple(p) for p in everything[likely].tolist()}
+    assert wanted, "the coverage has stories"
+    i, j = candidate_pairs(pool, len(texts), DEFAULT_WINDOW_DAYS)
+    assert wanted <= set(zip(i.tolist(), j.tolist(), strict=True))
 
 
-def test_summary_tokens_from_a_prefix_are_those_of_the_whole_text():
-    """story_tokens reads only the start of a long summary when that cannot change the result."""
-    from alliance_digest.triage import tokens
+def test_keys_cross_languages_through_names_concepts_and_codes():
+    english = story_keys(
+        "Blinken, Hayashi hold phone call on 2+2 ahead of Osprey review",
+        "Secretary Blinken spoke with Foreign Minister Hayashi about the $550 billion "
+        "investment and the crash off Yakushima on Nov. 29.")
+    japanese = story_keys(
+        "日米外相電話会談 2プラス2へ調整",
+        "林外務大臣はブリンケン国務長官と電話会談を行い、5500億ドルの投資と29日の屋久島沖の"
+        "オスプレイ墜落について協議した。")
+    shared = set(english.keys) & set(japanese.keys)
+    kinds = {k >> 30 for k in shared}
+    assert {tokens.NAME, tokens.CONCEPT, tokens.CODE} <= kinds
+    expected = {tokens._key(tokens.NAME, tokens.skeleton(w))
+                for w in ("Blinken", "Hayashi", "Osprey", "Yakushima")}
+    expected |= {tokens._key(tokens.CONCEPT, c) for c in ("call", "foreign-minister", "crash")}
+    expected |= {tokens._key(tokens.CODE, c) for c in ("2+2", "5.5e+11", "day29")}
+    assert expected <= shared
+    # Words do not cross languages: only names, concepts and codes do.
+    assert all(k >> 30 != tokens.WORD for k in shared)
+    assert japanese.facts.japanese and not english.facts.japanese
+    assert english.facts.meeting == japanese.facts.meeting == 1  # both a call
+    assert english.facts.preview and japanese.facts.preview
 
-    rng = random.Random(7)
-    pieces = ["日米同盟を強化する", "Kishida met Biden", "防衛相", "in Tokyo on Friday,", "9:40",
-              "a.m.", "ΟΔΟΣ", "talks", "U.S.-Japan", "沖縄", "Ｕ Ｓ Ｆ Ｊ", "e\u0301t\u00e9",
-              "Marles's", "islands", "the", "and", "at"]
-    for _ in range(3000):
-        text = " ".join(rng.choice(pieces) for _ in range(rng.randint(1, 250)))
-        whole = tokens._words(text)[: tokens.SUMMARY_TOKENS]
-        assert tokens._summary_words(text) == whole, text
+
+def test_title_facts_and_the_packed_format_round_trip():
+    keys = story_keys("Japan-U.S.-ROK Defense Ministers' Meeting on Nov. 5",
+                      "The three ministers met in Tokyo with Australia's observer.")
+    facts = keys.facts
+    assert facts.parties_title == 1 << tokens.PARTIES.index("korea")
+    assert facts.parties_text & 1 << tokens.PARTIES.index("australia")
+    assert facts.level == 1 << tokens.LEVELS.index("defense-minister")
+    assert facts.meeting == 2 and facts.day == 5 and not facts.preview
+    assert tokens.Facts.unpack(facts.pack()) == facts
+    assert tokens.unpack(tokens.pack(keys)) == keys
+    # An older format (or nothing) is not read: the text is tokenised again.
+    assert tokens.unpack(b"\x01\x02\x03\x04") is None and tokens.unpack(None) is None
+
+
+def test_a_title_case_word_is_not_a_name_when_the_text_uses_it_in_lower_case():
+    keys = set(story_keys("Signing of the Framework Agreement",
+                          "The framework agreement was signed by Kishida.").keys)
+    assert tokens._key(tokens.NAME, tokens.skeleton("Framework")) not in keys
+    assert tokens._key(tokens.NAME, tokens.skeleton("Kishida")) in keys
