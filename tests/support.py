@@ -87,3 +87,22 @@ def random_texts(alphabet: str, *, seed: int, count: int = 20_000,
     rng = random.Random(seed)
     for _ in range(count):
         yield "".join(rng.choice(alphabet) for _ in range(rng.randint(0, longest)))
+
+
+# --- Stored entries: the one builder of parsed-entry dicts ------------------------------------
+
+def make_entry(key: int | str, **fields: object) -> dict[str, object]:
+    """A parsed feed entry as `store.items.store_entries` takes it; `fields` override.
+
+    An int key is a linked item ("guid:N", https://news.test/N, "Story N"); a str key is an
+    identity of an item without guid or link (titled with the key).
+    """
+    if isinstance(key, int):
+        base: dict[str, object] = {"identity": f"guid:{key}", "guid": str(key),
+                                   "url": f"https://news.test/{key}", "title": f"Story {key}"}
+    else:
+        base = {"identity": key, "guid": None, "url": None, "title": key}
+    base.update({"summary": "", "summary_text": "", "author": None, "language": "en",
+                 "image_url": None, "published_at": None, "updated_at": None})
+    base.update(fields)
+    return base

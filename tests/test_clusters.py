@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 from alliance_digest.errors import NotFoundError
 from alliance_digest.store import items, sources
-from alliance_digest.store.db import open_db
 from alliance_digest.timestamps import utc_timestamp
 from alliance_digest.triage import tokens
 from alliance_digest.triage.clusters import (
@@ -150,12 +149,9 @@ EXPECTED = [
 
 
 @pytest.fixture
-def db(tmp_path):
-    d = open_db(tmp_path / "digest.db")
-    sources.sync_sources(d, [{"name": n, "url": f"http://127.0.0.1/{i}", "category": c}
-                             for i, (n, c) in enumerate(SOURCES)])
-    yield d
-    d.close()
+def db(new_db):
+    return new_db(*[{"name": n, "url": f"http://127.0.0.1/{i}", "category": c}
+                    for i, (n, c) in enumerate(SOURCES)])
 
 
 def add(db, key: str, **override: str) -> int:

@@ -21,7 +21,7 @@ from alliance_digest.store.db import open_db
 from alliance_digest.store.items import query_items
 from alliance_digest.store.sources import get_source
 from alliance_digest.timestamps import utc_timestamp
-from support import SHARED
+from support import SHARED, make_entry
 
 CORPUS = SHARED / "corpus"
 
@@ -353,9 +353,8 @@ def test_real_corpus_feeds_collect(tmp_path):
 
 
 def _entry(identity: str, **kw: Any) -> dict[str, Any]:
-    return {"identity": identity, "guid": identity, "url": None, "title": identity,
-            "summary": "", "summary_text": "", "author": None, "language": "en",
-            "image_url": None, "published_at": "2026-11-20T00:00:00Z", "updated_at": None, **kw}
+    return make_entry(identity, **{"guid": identity, "published_at": "2026-11-20T00:00:00Z",
+                                   **kw})
 
 
 def test_decider_inserts_new_entries_and_updates_only_changed_feed_fields():

@@ -30,7 +30,7 @@ from alliance_digest.store.sources import sync_sources
 from alliance_digest.triage.clusters import cluster_items
 from alliance_digest.triage.search import search
 from alliance_digest.triage.tokens import token_set
-from support import SHARED
+from support import SHARED, make_entry
 
 CORPUS = SHARED / "corpus"
 
@@ -177,9 +177,7 @@ def test_index_in_bulk_indexes_what_the_block_kept(tmp_path):
 
 
 def _entry(identity: str, title: str) -> dict[str, Any]:
-    return {"identity": identity, "guid": identity, "url": None, "title": title,
-            "summary": "", "summary_text": "", "author": None, "language": "en",
-            "image_url": None, "published_at": "2026-11-20T00:00:00Z", "updated_at": None}
+    return make_entry(identity, guid=identity, title=title, published_at="2026-11-20T00:00:00Z")
 
 
 def _triaged(identity: str, title: str, summary: str = "") -> dict[str, Any]:

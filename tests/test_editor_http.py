@@ -26,6 +26,7 @@ from alliance_digest.store.scores import ScoreUpdate, write_scores
 from alliance_digest.store.sources import sync_sources
 from alliance_digest.store.users import add_user
 from starlette.testclient import TestClient
+from support import make_entry
 
 PASSWORD = "correct horse battery"
 HOSTILE_TITLE = "<script>alert(1)</script> Okinawa base talks"
@@ -42,10 +43,10 @@ SOURCES = [
 
 def _entry(n: int, title: str, *, url: str | None = None, summary: str = "",
            day: int = 20) -> dict[str, Any]:
-    return {"identity": f"guid:{n}", "guid": str(n), "url": url or f"https://e.test/{n}",
-            "title": title, "summary": summary or f"<p>Summary of item {n}.</p>",
-            "summary_text": summary or f"Summary of item {n}.", "language": "en",
-            "published_at": f"2026-01-{day:02d}T{n % 24:02d}:00:00Z"}
+    return make_entry(n, url=url or f"https://e.test/{n}", title=title,
+                      summary=summary or f"<p>Summary of item {n}.</p>",
+                      summary_text=summary or f"Summary of item {n}.",
+                      published_at=f"2026-01-{day:02d}T{n % 24:02d}:00:00Z")
 
 
 def build_desk(folder: Path, *, attempts: int = 3) -> Settings:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -34,28 +33,23 @@ from alliance_digest.store.editorial import (
 from alliance_digest.store.items import store_entries
 from alliance_digest.store.scores import is_triage_owned
 from alliance_digest.store.sources import due_sources, sync_sources
+from support import make_entry
 
 SECTIONS = ["Diplomacy", "Defense & Security", "Economy & Technology", "Regional"]
 
 
 def entry(n: int, **extra: Any) -> dict[str, Any]:
-    return {"identity": f"guid:{n}", "guid": str(n), "url": f"https://news.test/{n}",
-            "title": f"Story {n}", "summary": f"<p>Summary {n}</p>",
-            "summary_text": f"Summary {n}", "author": None, "language": "en",
-            "image_url": None, "published_at": f"2026-11-2{n}T10:00:00Z", "updated_at": None,
-            **extra}
+    return make_entry(n, summary=f"<p>Summary {n}</p>", summary_text=f"Summary {n}",
+                      published_at=f"2026-11-2{n}T10:00:00Z", **extra)
 
 
 @pytest.fixture
-def db(tmp_path: Path):
-    database = open_db(tmp_path / "digest.db")
-    sync_sources(database, [{"name": "Wire", "url": "https://news.test/feed",
-                             "category": "news"}])
+def db(new_db):
+    database = new_db({"name": "Wire", "url": "https://news.test/feed", "category": "news"})
     source_id = database.execute("SELECT id FROM sources WHERE name = 'Wire'").fetchone()[0]
     with database.atomic():
         store_entries(database, source_id, [entry(1), entry(2), entry(3)])
-    yield database
-    database.close()
+    return database
 
 
 def ids(db) -> list[int]:

@@ -7,8 +7,8 @@ import sqlite3
 import pytest
 from alliance_digest.errors import SearchQueryError
 from alliance_digest.store import items, sources
-from alliance_digest.store.db import open_db
 from alliance_digest.triage.search import parse_query, search
+from support import make_entry
 
 # key: (source, published_at, title, summary_text)
 ITEMS = {
@@ -50,23 +50,20 @@ ITEMS = {
 
 
 @pytest.fixture
-def db(tmp_path):
-    d = open_db(tmp_path / "digest.db")
+def db(new_db):
     names = sorted({v[0] for v in ITEMS.values()})
-    sources.sync_sources(d, [{"name": n, "url": f"http://127.0.0.1/{i}", "category": "news"}
-                             for i, n in enumerate(names)])
+    d = new_db(*[{"name": n, "url": f"http://127.0.0.1/{i}", "category": "news"}
+                 for i, n in enumerate(names)])
     ids = {}
     for key, (source, published, title, text) in ITEMS.items():
         source_id = sources.get_source(d, source)["id"]
         with d.atomic():
-            items.store_entries(d, source_id, [{
-                "identity": f"guid:{key}", "guid": key, "url": f"https://example.org/{key}",
-                "title": title, "summary": f"<p>{text}</p>", "summary_text": text,
-                "published_at": published}])
+            items.store_entries(d, source_id, [make_entry(
+                f"guid:{key}", guid=key, url=f"https://example.org/{key}", title=title,
+                summary=f"<p>{text}</p>", summary_text=text, published_at=published)])
         ids[key] = d.execute("SELECT id FROM items WHERE guid = ?", [key]).fetchone()[0]
     d.ids = ids  # type: ignore[attr-defined]
-    yield d
-    d.close()
+    return d
 
 
 def keys(db, rows) -> list[str]:

@@ -11,21 +11,7 @@ from alliance_digest.store import items, sources
 from alliance_digest.store.db import open_db
 from alliance_digest.store.migrations import MIGRATIONS, schema_version
 from alliance_digest.timestamps import utc_timestamp
-
-
-def entry(identity: str, **kw: object) -> dict[str, object]:
-    base: dict[str, object] = {"identity": identity, "guid": None, "url": None, "title": identity,
-                               "summary": "", "summary_text": "", "published_at": None}
-    base.update(kw)
-    return base
-
-
-@pytest.fixture
-def db(tmp_path):
-    d = open_db(tmp_path / "d.db")
-    sources.sync_sources(d, [{"name": "a", "url": "http://127.0.0.1/a"}])
-    yield d
-    d.close()
+from support import make_entry
 
 
 def test_schema_is_versioned_readable_and_uses_wal(tmp_path):
@@ -64,13 +50,13 @@ def test_not_a_database_is_one_clear_error(tmp_path):
 def test_refetch_is_idempotent_and_updates_only_feed_fields(db):
     sid = sources.get_source(db, "a")["id"]
     with db.atomic():
-        assert items.store_entries(db, sid, [entry("guid:1", title="Old")]) == (1, 0)
+        assert items.store_entries(db, sid, [make_entry("guid:1", title="Old")]) == (1, 0)
     item = items.query_items(db)[0]
     db["items"].update(item["id"], {"status": "included", "status_by": "ed", "headline": "H",
                                     "blurb": "B", "tags": '["x"]', "rank": 2, "section": "Def",
                                     "key_phrase": "k", "note": "n"})
-    assert items.store_entries(db, sid, [entry("guid:1", title="Old")]) == (0, 0)
-    assert items.store_entries(db, sid, [entry("guid:1", title="New")]) == (0, 1)
+    assert items.store_entries(db, sid, [make_entry("guid:1", title="Old")]) == (0, 0)
+    assert items.store_entries(db, sid, [make_entry("guid:1", title="New")]) == (0, 1)
     row = items.query_items(db)[0]
     assert row["title"] == "New"
     assert (row["status"], row["headline"], row["blurb"], row["tags"], row["rank"],
@@ -81,12 +67,12 @@ def test_refetch_is_idempotent_and_updates_only_feed_fields(db):
 
 def test_undated_entry_keeps_first_seen_date(db):
     sid = sources.get_source(db, "a")["id"]
-    items.store_entries(db, sid, [entry("hash:1")], now="2026-01-01T00:00:00Z")
-    items.store_entries(db, sid, [entry("hash:1", summary_text="changed")],
+    items.store_entries(db, sid, [make_entry("hash:1")], now="2026-01-01T00:00:00Z")
+    items.store_entries(db, sid, [make_entry("hash:1", summary_text="changed")],
                         now="2026-02-01T00:00:00Z")
     row = items.query_items(db)[0]
     assert row["published_at"] == "2026-01-01T00:00:00Z" and row["published_guessed"] == 1
-    items.store_entries(db, sid, [entry("hash:1", published_at="2025-12-31T10:00:00Z")])
+    items.store_entries(db, sid, [make_entry("hash:1", published_at="2025-12-31T10:00:00Z")])
     row = items.query_items(db)[0]
     assert row["published_at"] == "2025-12-31T10:00:00Z" and row["published_guessed"] == 0
 
@@ -95,8 +81,8 @@ def test_query_filters(db):
     sources.sync_sources(db, [{"name": "a", "url": "http://127.0.0.1/a"},
                               {"name": "b", "url": "http://127.0.0.1/b"}])
     a, b = (sources.get_source(db, n)["id"] for n in "ab")
-    items.store_entries(db, a, [entry("guid:1", published_at="2026-01-01T00:00:00Z")])
-    items.store_entries(db, b, [entry("guid:2", published_at="2026-03-01T00:00:00Z")])
+    items.store_entries(db, a, [make_entry("guid:1", published_at="2026-01-01T00:00:00Z")])
+    items.store_entries(db, b, [make_entry("guid:2", published_at="2026-03-01T00:00:00Z")])
     assert [r["identity"] for r in items.query_items(db)] == ["guid:2", "guid:1"]
     assert [r["source"] for r in items.query_items(db, source="a")] == ["a"]
     assert len(items.query_items(db, since="2026-02-01")) == 1
@@ -155,11 +141,11 @@ def test_same_url_from_two_sources_is_one_item_with_both_sources(db):
                               {"name": "b", "url": "http://127.0.0.1/b"}])
     a, b = (sources.get_source(db, n)["id"] for n in "ab")
     story = "https://www.mofa.go.jp/press/release/1.html"
-    assert items.store_entries(db, a, [entry("guid:a1", url=story)]) == (1, 0)
-    assert items.store_entries(db, b, [entry("guid:b1", url=story),
-                                       entry("guid:b2", url="https://x.test/2")]) == (1, 0)
+    assert items.store_entries(db, a, [make_entry("guid:a1", url=story)]) == (1, 0)
+    assert items.store_entries(db, b, [make_entry("guid:b1", url=story),
+                                       make_entry("guid:b2", url="https://x.test/2")]) == (1, 0)
     # Re-fetching the second source neither duplicates nor re-merges.
-    assert items.store_entries(db, b, [entry("guid:b1", url=story)]) == (0, 0)
+    assert items.store_entries(db, b, [make_entry("guid:b1", url=story)]) == (0, 0)
     assert db["items"].count == 2
     first = next(r for r in items.query_items(db) if r["url"] == story)
     assert [o["source"] for o in items.other_sources(db, first["id"])] == ["b"]

@@ -12,14 +12,11 @@ from alliance_digest.feedserver import FeedServer
 from alliance_digest.store.db import open_db
 from alliance_digest.store.items import store_entries
 from alliance_digest.store.sources import sync_sources
-from support import digest
+from support import digest, make_entry
 
 
 def entry(n: int) -> dict[str, Any]:
-    return {"identity": f"guid:{n}", "guid": str(n), "url": f"https://news.test/{n}",
-            "title": f"Story {n}", "summary": "", "summary_text": "", "author": None,
-            "language": "en", "image_url": None, "published_at": f"2026-11-2{n}T10:00:00Z",
-            "updated_at": None}
+    return make_entry(n, published_at=f"2026-11-2{n}T10:00:00Z")
 
 
 @pytest.fixture

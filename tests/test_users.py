@@ -27,13 +27,6 @@ from alliance_digest.store.users import (
 )
 
 
-@pytest.fixture
-def db(tmp_path: Path):
-    database = open_db(tmp_path / "digest.db")
-    yield database
-    database.close()
-
-
 def test_hash_format_salt_and_verification():
     first, second = hash_password("correct horse"), hash_password("correct horse")
     scheme, n, r, p, salt, key = first.split("$")
