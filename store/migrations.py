@@ -299,7 +299,7 @@ def _issues(db: sqlite_utils.Database) -> None:
 
 
 def _collect_fast_path(db: sqlite_utils.Database) -> None:
-    """What lets a collect run index and triage new items in bulk (flows/collect.py).
+    """What lets a collect run index and triage new items in bulk (pipeline/collect.py).
 
     - `search_deferred`: while it holds a row (inside a writer's transaction only, see
       `store.items.index_in_bulk`), inserting an item does not index it; the writer indexes
