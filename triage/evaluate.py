@@ -47,6 +47,16 @@ class Miss:
     label: int
 
 
+def precision(tp: int, fp: int) -> float:
+    """Share of predicted positives that are right (1.0 when nothing was predicted)."""
+    return tp / (tp + fp) if tp + fp else 1.0
+
+
+def recall(tp: int, fn: int) -> float:
+    """Share of real positives that were predicted (1.0 when there are none)."""
+    return tp / (tp + fn) if tp + fn else 1.0
+
+
 @dataclass(frozen=True, slots=True)
 class Report:
     """Precision, recall and F1 over the labelled items found in the database."""
@@ -67,12 +77,12 @@ class Report:
     @property
     def precision(self) -> float:
         """Share of predicted candidates that are labelled 1 (1.0 when nothing was predicted)."""
-        return self.tp / (self.tp + self.fp) if self.tp + self.fp else 1.0
+        return precision(self.tp, self.fp)
 
     @property
     def recall(self) -> float:
         """Share of items labelled 1 that were predicted (1.0 when none are labelled 1)."""
-        return self.tp / (self.tp + self.fn) if self.tp + self.fn else 1.0
+        return recall(self.tp, self.fn)
 
     @property
     def f1(self) -> float:

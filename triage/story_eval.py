@@ -23,6 +23,7 @@ import sqlite_utils
 from ..errors import ConfigError
 from ..sources.normalise import canonical_url
 from ..store.scores import items_by_url_or_guid
+from .evaluate import precision, recall
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,11 +46,11 @@ class PairCounts:
 
     @property
     def precision(self) -> float:
-        return self.tp / (self.tp + self.fp) if self.tp + self.fp else 1.0
+        return precision(self.tp, self.fp)
 
     @property
     def recall(self) -> float:
-        return self.tp / (self.tp + self.fn) if self.tp + self.fn else 1.0
+        return recall(self.tp, self.fn)
 
     def __str__(self) -> str:
         return (f"precision {self.precision:.3f}  recall {self.recall:.3f}  "
