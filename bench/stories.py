@@ -91,12 +91,14 @@ def fit(items: list[dict], window: float, folds: int = 5) -> None:
         train = (fold != k) & (fold != -1)
         model = LogisticRegression(C=REGULARISATION, max_iter=5000).fit(x[train], y[train])
         clusters.WEIGHTS, clusters.BIAS = model.coef_[0], float(model.intercept_[0])
+        clusters._WEIGHT_LIST = clusters.WEIGHTS.tolist()
         members = [n for n in range(len(items)) if week[n] == k]
         sub_pool, sub_leads = build([items[n] for n in members])
         sub, _, _ = clusters.link(sub_pool, sub_leads)
         for n, lead in zip(members, sub, strict=True):
             leads[n] = members[lead]
     clusters.WEIGHTS, clusters.BIAS = saved
+    clusters._WEIGHT_LIST = clusters.WEIGHTS.tolist()
     same_week = {(a, b) for a, b in itertools.combinations(range(len(items)), 2)
                  if week[a] == week[b]}
     print("cross-validated by week (pairs within one week):")
