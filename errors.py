@@ -102,6 +102,22 @@ class StaleEdit(ConflictError):
         self.edited_at = edited_at
 
 
+class StaleEntry(ConflictError):
+    """The issue entry was saved by someone else since the page this save came from was loaded."""
+
+    def __init__(self, entry_id: int, *, expected_version: int, version: int,
+                 edited_by: str | None, edited_at: str | None) -> None:
+        who = edited_by or "someone"
+        when = f" at {edited_at}" if edited_at else ""
+        super().__init__(
+            f"entry {entry_id} was changed by {who}{when} after you opened it "
+            f"(version {version}, yours {expected_version}); reload it and redo your change"
+        )
+        self.entry_id = entry_id
+        self.expected_version = expected_version
+        self.version = version
+
+
 class IssueFinalError(ConflictError):
     """A final issue was asked to change (redrafted); its items and files are frozen."""
 

@@ -108,14 +108,16 @@ def search(
     with _db(settings) as db:
         rows = run_search(db, " ".join(words), status=status, limit=limit)
     if as_json:
-        keys = ("id", "source", "url", "title", "published_at", "status", "score", "snippet")
+        keys = ("id", "source", "url", "title", "published_at", "status", "entry", "score",
+                "snippet")
         print_json([{k: r.get(k) for k in keys} for r in rows])
         return
     table = Table(show_header=True, header_style="bold")
     for col in ("id", "published", "status", "source", "title / snippet"):
         table.add_column(col, overflow="fold")
     for r in rows:
-        table.add_row(str(r["id"]), r["published_at"][:10], r["status"], r["source"],
+        shown = f"{r['status']} · {r['entry']}" if r.get("entry") else r["status"]
+        table.add_row(str(r["id"]), r["published_at"][:10], shown, r["source"],
                       f"{r['title']}\n{r['snippet']}" if r.get("snippet") else r["title"])
     out.print(table)
     out.print(f"{len(rows)} results")

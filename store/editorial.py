@@ -32,6 +32,7 @@ import sqlite_utils
 from ..errors import DigestError, EditError, NotFoundError, StaleEdit
 from ..timestamps import utcnow
 from ..urls import http_url
+from . import entries
 from .items import content_hash
 from .migrations import EDITOR_FIELDS, EDITOR_STATUSES
 
@@ -445,6 +446,11 @@ def _write(db: sqlite_utils.Database, row: Mapping[str, Any], wanted: Mapping[st
     update: dict[str, Any] = dict(changed)
     if "status" in changed:
         update["status_by"] = editor
+        # An item is included exactly when an issue entry holds it (store/entries.py).
+        if changed["status"] == "included":
+            entries.ensure_entry(db, {**row, **changed}, editor=editor, now=now)
+        elif row["status"] == "included":
+            entries.remove_item(db, int(row["id"]))
     update.update(version=int(row["version"] or 0) + 1, edited_by=editor, edited_at=now)
     db.table("items").update(row["id"], update)
     db.table("edits").insert_all(

@@ -6,6 +6,7 @@ Append new ones; never edit one that has shipped.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import sqlite_utils
@@ -372,9 +373,88 @@ def _story_pins(db: sqlite_utils.Database) -> None:
     )
 
 
+def _issue_entries(db: sqlite_utils.Database) -> None:
+    """Issue entries: one paragraph of the issue, holding several items of one development.
+
+    An entry has its own headline, key phrase, blurb, section and position (the paragraph the
+    editor writes), a lead item and kept siblings (`entry_items`, an item in one entry at
+    most). `issue_id` is NULL until a draft assigns the entry to an issue. Every included item
+    becomes a one-item entry with the same id as the item, its editor's fields copied; items
+    its `links` named become its kept siblings. `items.cluster_id` keeps its meaning.
+    """
+    db["entries"].create(
+        {"id": int, "issue_id": int, "position": int, "section": str, "headline": str,
+         "key_phrase": str, "blurb": str, "lead_item_id": int, "note": str,
+         # Bumped by every save: a save based on an older version is refused (StaleEntry).
+         "version": int, "created_by": str, "created_at": str, "edited_by": str,
+         "edited_at": str},
+        pk="id",
+        foreign_keys=[("issue_id", "issues", "id"), ("lead_item_id", "items", "id")],
+        not_null={"lead_item_id", "version", "created_at"},
+        defaults={"version": 0},
+        if_not_exists=True,
+    )
+    db["entries"].create_index(["issue_id"], if_not_exists=True)
+    db["entry_items"].create(
+        {"entry_id": int, "item_id": int, "position": int, "role": str},
+        pk="item_id",
+        foreign_keys=[("entry_id", "entries", "id"), ("item_id", "items", "id")],
+        not_null={"entry_id", "position", "role"},
+        if_not_exists=True,
+    )
+    db["entry_items"].create_index(["entry_id", "position"], if_not_exists=True)
+    db.execute("DROP TRIGGER IF EXISTS [items_entry_items_bd]")
+    db.execute(
+        "CREATE TRIGGER [items_entry_items_bd] BEFORE DELETE ON [items] "
+        "BEGIN DELETE FROM [entry_items] WHERE item_id = old.id; END"
+    )
+    now = db.execute("SELECT strftime('%Y-%m-%dT%H:%M:%SZ', 'now')").fetchone()[0]
+    included = list(db.query(
+        "SELECT id, section, headline, key_phrase, blurb, rank, note, links, edited_by FROM items "
+        "WHERE status = 'included' AND id NOT IN (SELECT item_id FROM entry_items) ORDER BY id"))
+    for row in included:
+        issue = db.execute(
+            "SELECT ii.issue_id FROM issue_items ii JOIN issues i ON i.id = ii.issue_id "
+            "WHERE ii.item_id = ? ORDER BY i.status = 'final' DESC, i.date DESC LIMIT 1",
+            [row["id"]]).fetchone()
+        db.execute(
+            "INSERT INTO entries (id, issue_id, position, section, headline, key_phrase, blurb, "
+            "lead_item_id, note, version, created_by, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)",
+            [row["id"], issue[0] if issue else None, row["rank"], row["section"],
+             row["headline"], row["key_phrase"], row["blurb"], row["id"], row["note"],
+             row["edited_by"] or "migration", now])
+        db.execute("INSERT INTO entry_items (entry_id, item_id, position, role) "
+                   "VALUES (?, ?, 1, 'lead')", [row["id"], row["id"]])
+    for row in included:
+        try:
+            links = json.loads(row["links"] or "[]")
+        except ValueError:
+            links = []
+        position = 1
+        for link in links if isinstance(links, list) else []:
+            url = link.get("url") if isinstance(link, dict) else None
+            if not url:
+                continue
+            found = db.execute(
+                "SELECT id FROM items WHERE url = ? UNION "
+                "SELECT item_id FROM item_sources WHERE url = ? LIMIT 1", [url, url]).fetchone()
+            if found is None:
+                continue
+            taken = db.execute("SELECT 1 FROM entry_items WHERE item_id = ?",
+                               [found[0]]).fetchone()
+            if taken is None:
+                position += 1
+                db.execute("INSERT INTO entry_items (entry_id, item_id, position, role) "
+                           "VALUES (?, ?, ?, 'sibling')", [row["id"], found[0], position])
+                # An item in an entry is included: the one rule the desk and the draft share.
+                db.execute("UPDATE items SET status = 'included', status_by = ? WHERE id = ?",
+                           [row["edited_by"] or "migration", found[0]])
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _initial, _triage, _search_and_story_tokens, _editor_desk, _issues, _collect_fast_path,
-    _story_pins,
+    _story_pins, _issue_entries,
 ]
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import sqlite_utils
 
 from ..errors import InputError
+from .entries import entry_marks
 from .items import item_filters
 from .migrations import SEARCH_COLUMNS
 
@@ -163,9 +164,13 @@ def search_items(db: sqlite_utils.Database, query: SearchQuery, *, status: str |
             "sources.country AS source_country FROM items "
             f"JOIN sources ON sources.id = items.source_id WHERE items.id IN ({marks})", ids)
     }
+    # "in entry N" / "used in entry N": a story's items the issue uses, and those it does not
+    # need because their development is in entry N through its other outlets.
+    in_entries = entry_marks(db, ids)
     rows = []
     for item_id, bm25 in page:
         row = found[item_id]
+        row["entry"] = in_entries.get(item_id)
         row["bm25"] = bm25
         row["snippet"] = snippets.get(item_id)
         row["tags"] = json.loads(row["tags"] or "[]")
