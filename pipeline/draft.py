@@ -19,16 +19,20 @@ import datetime as dt
 import os
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import sqlite_utils
+
 from ..errors import ConfigError, DigestError, InputError
 from ..settings import Settings
 from ..store.db import open_db
-from ..store.issues import save_issue
-from ..templates.render import Rendered
+from ..store.entries import list_entries
+from ..store.issues import find_issue, order_items, save_issue
+from ..templates.render import Rendered, entry_paragraph, entry_view
 from .preview import preview_issue
 
 #: Output kinds and their file extensions, in the order they are listed.
@@ -44,8 +48,9 @@ class DraftResult:
     number: int
     date: dt.date
     status: str
+    #: Paragraphs (issue entries) in the issue.
     items: int
-    #: Items whose paragraph was drafted from the feed's summary (no blurb yet).
+    #: Entries whose paragraph was drafted from their items (no blurb yet).
     needs_writing: int
     #: Files written, by kind ("md", "html", "txt").
     paths: dict[str, Path]
@@ -138,6 +143,7 @@ def draft_issue(settings: Settings, *, day: dt.date | None = None,
         try:
             issue = save_issue(db, plan, title=settings.issue.title,
                                item_ids=[r["id"] for r in rows],
+                               entry_ids=[e["id"] for e in preview.entries],
                                paths={k: str(final) for k, (_, final) in staged.items()})
         except BaseException:
             discard_staged(staged)
@@ -153,7 +159,54 @@ def draft_issue(settings: Settings, *, day: dt.date | None = None,
             Path(old).unlink(missing_ok=True)
             removed.append(Path(old))
     return DraftResult(issue_id=issue["id"], volume=plan.volume, number=plan.number, date=day,
-                       status=issue["status"], items=len(rows),
+                       status=issue["status"], items=len(preview.entries),
                        needs_writing=sum(item.needs_writing for item in preview.view.items),
                        paths=paths, removed=removed, rendered=preview.rendered)
 
+
+
+@dataclass(frozen=True, slots=True)
+class EntryParagraph:
+    """One issue entry as the draft prints it: the seam review, approval and export read."""
+
+    entry_id: int
+    headline: str
+    #: The paragraph in Markdown, exactly as the draft prints it after the draft marker.
+    markdown: str
+    #: True while the entry has no blurb: the paragraph was drafted from its items and is
+    #: printed behind "[DRAFT — needs writing]".
+    unwritten: bool
+    html: str
+    text: str
+    section: str
+
+
+def issue_paragraphs(db: sqlite_utils.Database, issue_id: int | None, *,
+                     sections: Sequence[str] = ()) -> list[EntryParagraph]:
+    """Each entry of an issue, in issue order: id, headline, paragraph, whether unwritten.
+
+    `issue_id` is a recorded issue (its entries in the order its draft gave them); None means
+    the coming issue: every entry no final issue holds, ordered by `sections`, position, date.
+    The desk's entry preview and the draft's Details both come from here (templates/render).
+    """
+    if issue_id is None:
+        rows = order_entries(list_entries(db, open_only=True), sections)
+    else:
+        find_issue(db, issue_id)
+        rows = list_entries(db, issue_id=issue_id)
+    out = []
+    for entry in rows:
+        view = entry_view(entry)
+        shown = entry_paragraph(view)
+        out.append(EntryParagraph(entry_id=int(entry["id"]), headline=view.headline or view.title,
+                                  markdown=shown["markdown"], unwritten=shown["unwritten"],
+                                  html=shown["html"], text=shown["text"], section=view.section))
+    return out
+
+
+def order_entries(rows: list[dict[str, Any]], sections: Sequence[str]) -> list[dict[str, Any]]:
+    """Entries in issue order (store.issues.order_items on section, position, lead date)."""
+    keyed = [{"section": r["section"], "rank": r["position"],
+              "published_at": (r["items"][0]["published_at"] if r["items"] else ""),
+              "id": r["id"], "row": r} for r in rows]
+    return [k["row"] for k in order_items(keyed, sections)]

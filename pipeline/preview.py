@@ -2,8 +2,10 @@
 
     plan      = store.issues.plan_issue(date)            volume, number and window; a final
                                                          issue's date is refused here
-    rows      = store.issues.select_issue_items(plan)    included items, in issue order
-    view      = templates.render.issue_view_from_rows(rows)
+    entries   = select_entries(plan)                     the issue entries (one paragraph
+                                                         each, several items), in issue order
+    rows      = their items, entry by entry, lead first  (what `issue_items` records)
+    view      = templates.render.issue_view_from_entries(entries)
     rendered  = templates.render.render_issue(view)      Markdown, email HTML and text
 
 The draft (pipeline.draft) writes exactly this, and the desk shows it (pipeline.next_issue),
@@ -13,15 +15,17 @@ the query is here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
 import sqlite_utils
 
 from ..settings import Settings
-from ..store.issues import IssuePlan, plan_issue, select_issue_items
-from ..templates.render import IssueView, Rendered, issue_view_from_rows, render_issue
+from ..store import entries as entry_store
+from ..store.issues import IssuePlan, order_items, plan_issue, window_bounds
+from ..templates.render import IssueView, Rendered, issue_view_from_entries, render_issue
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,10 +33,12 @@ class Preview:
     """An issue as a draft for its date would make it, before anything is written."""
 
     plan: IssuePlan
-    #: The selected item rows, in issue order.
+    #: The items of the selected entries, entry by entry (lead first).
     rows: list[dict[str, Any]]
     view: IssueView
     rendered: Rendered
+    #: The selected entries (store.entries' shape, with `items`), in issue order.
+    entries: list[dict[str, Any]] = field(default_factory=list)
 
 
 def preview_issue(db: sqlite_utils.Database, settings: Settings, day: date, *,
@@ -48,7 +54,22 @@ def preview_issue(db: sqlite_utils.Database, settings: Settings, day: date, *,
 
 def preview_plan(db: sqlite_utils.Database, settings: Settings, plan: IssuePlan) -> Preview:
     """The issue for a plan already made: its items selected and rendered."""
-    rows = select_issue_items(db, plan, settings.issue.sections)
-    view = issue_view_from_rows(rows, settings, day=plan.date, volume=plan.volume,
-                                number=plan.number)
-    return Preview(plan=plan, rows=rows, view=view, rendered=render_issue(view, settings))
+    entries = select_entries(db, plan, settings.issue.sections)
+    rows = [item for entry in entries for item in entry["items"]]
+    view = issue_view_from_entries(entries, settings, day=plan.date, volume=plan.volume,
+                                   number=plan.number)
+    return Preview(plan=plan, rows=rows, view=view, rendered=render_issue(view, settings),
+                   entries=entries)
+
+
+def select_entries(db: sqlite_utils.Database, plan: IssuePlan, sections: Sequence[str]
+                   ) -> list[dict[str, Any]]:
+    """The entries of the planned issue in issue order: configured section order (others
+    last), position, then the lead's date (store.issues.order_items' order)."""
+    _, end = window_bounds(plan.window_start, plan.window_end)
+    rows = entry_store.select_for_issue(
+        db, end=end, own_issue_id=plan.existing["id"] if plan.existing else None)
+    keyed = {id(r): {"section": r["section"], "rank": r["position"],
+                     "published_at": r["lead_published_at"], "id": r["id"], "row": r}
+             for r in rows}
+    return [k["row"] for k in order_items(keyed.values(), sections)]

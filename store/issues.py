@@ -24,6 +24,7 @@ import sqlite_utils
 
 from ..errors import IssueFinalError, IssueNumberError, NotFoundError
 from ..timestamps import utcnow
+from .entries import assign_issue
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,7 +196,8 @@ def select_issue_items(db: sqlite_utils.Database, plan: IssuePlan,
 
 
 def save_issue(db: sqlite_utils.Database, plan: IssuePlan, *, title: str,
-               item_ids: Sequence[int], paths: Mapping[str, str]) -> dict[str, Any]:
+               item_ids: Sequence[int], paths: Mapping[str, str],
+               entry_ids: Sequence[int] = ()) -> dict[str, Any]:
     """Record the drafted issue (created, or updated for the same date) and its items, atomically.
 
     `paths` maps "md", "html" and "txt" to the files written. Returns the issue row; its
@@ -227,8 +229,10 @@ def save_issue(db: sqlite_utils.Database, plan: IssuePlan, *, title: str,
                 {**values, "status": "draft", "created_at": now}).last_pk)
         db["issue_items"].insert_all(
             [{"issue_id": issue_id, "item_id": item_id, "position": pos}
-             for pos, item_id in enumerate(item_ids, start=1)]
+             for pos, item_id in enumerate(dict.fromkeys(item_ids), start=1)]
         )
+        # The issue's entries, in its order (store/entries.py).
+        assign_issue(db, issue_id, entry_ids)
     row = dict(db["issues"].get(issue_id))
     row["previous_paths"] = issue_paths(current) if current else {}
     return row

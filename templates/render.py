@@ -85,6 +85,22 @@ class ItemView:
     needs_writing: bool = False
     #: The publisher's name: the label of a drafted paragraph's link.
     source: str = ""
+    #: The issue entry this paragraph is (None for a bare item).
+    entry_id: int | None = None
+    #: The entry's items, lead first: what a paragraph is drafted from while `blurb` is empty.
+    sources: list[SourceView] = field(default_factory=list)
+
+
+@dataclass
+class SourceView:
+    """One item of an issue entry, as its drafted paragraph uses it."""
+
+    url: str = ""
+    title: str = ""
+    summary_text: str = ""
+    #: The outlet's name.
+    source: str = ""
+    language: str = ""
 
 
 @dataclass
@@ -206,21 +222,30 @@ def _merge_text(nodes: Iterable[Node]) -> list[Node]:
 
 
 def emphasise(nodes: Sequence[Node], key_phrase: str | None) -> list[Node]:
-    """Bold the key phrase where it first occurs, unless the paragraph already bolds something.
+    """Bold the key phrase where it first stands, inside a link's words too.
 
-    An editor's own bold wins. A key phrase the text never mentions leads the paragraph, so
-    every item still shows its key phrase in bold.
+    An editor's own bold wins, and a key phrase the paragraph never mentions is not added:
+    it is bolded where it stands or not at all (never repeated in front of the paragraph).
     """
     phrase = clean_text(key_phrase)
     if not phrase or any(_has_bold(n) for n in nodes):
         return list(nodes)
     pattern = re.compile(re.escape(phrase), re.IGNORECASE)
+    done, out = _bold_first(nodes, pattern)
+    return out if done else list(nodes)
+
+
+def _bold_first(nodes: Sequence[Node], pattern: re.Pattern[str]) -> tuple[bool, list[Node]]:
     for i, node in enumerate(nodes):
         if isinstance(node, Text) and (m := pattern.search(node.text)):
             parts = [Text(node.text[:m.start()]), Bold((Text(m.group()),)),
                      Text(node.text[m.end():])]
-            return _merge_text([*nodes[:i], *parts, *nodes[i + 1:]])
-    return _merge_text([Bold((Text(phrase),)), Text(": "), *nodes])
+            return True, _merge_text([*nodes[:i], *parts, *nodes[i + 1:]])
+        if isinstance(node, Link):
+            done, children = _bold_first(node.children, pattern)
+            if done:
+                return True, [*nodes[:i], Link(node.url, tuple(children)), *nodes[i + 1:]]
+    return False, list(nodes)
 
 
 def _has_bold(node: Node) -> bool:
@@ -282,6 +307,180 @@ def draft_paragraph(summary: str | None, *, max_sentences: int = DRAFT_SENTENCES
     return result
 
 
+# --- drafting an entry's paragraph and headline from its items --------------------------------
+
+#: Words a linked source supports best: the act it reports ("Cho [said]", "[approved]").
+_REPORTING = frozenset((
+    "said", "says", "announced", "met", "held", "agreed", "approved", "signed", "conducted",
+    "launched", "visited", "discussed", "reported", "stated", "confirmed", "released",
+    "welcomed", "condemned", "exchanged", "toured", "hosted", "unveiled", "urged", "warned",
+    "pledged", "reaffirmed", "committed", "told", "fired", "deployed", "completed", "began",
+    "decided", "adopted", "expressed", "joined", "called", "noted", "added", "stressed",
+))
+_WORD_RE = re.compile(r"[A-Za-z][A-Za-z'’-]*")
+_STOP = frozenset((
+    "that", "this", "with", "from", "have", "been", "were", "will", "their", "they", "them",
+    "which", "would", "could", "about", "into", "also", "after", "before", "while", "more",
+    "other", "than", "over", "said", "says", "such", "these", "those", "there", "where",
+    "when", "what", "your", "between", "under", "during", "against", "both", "each",
+))
+#: A drafted paragraph takes at most this many sentences from siblings.
+DRAFT_SIBLING_SENTENCES = 3
+#: A sibling's sentence is worth adding when it brings this many content words not yet said.
+DRAFT_NEW_WORDS = 4
+#: A drafted headline: at most this many words.
+HEADLINE_WORDS = 12
+
+
+def _content_words(text: str) -> set[str]:
+    return {w.lower().strip("'’-") for w in _WORD_RE.findall(text)
+            if len(w) >= 4 and w.lower() not in _STOP}
+
+
+def link_span(sentence: str, taken: Iterable[tuple[int, int]] = ()) -> tuple[int, int] | None:
+    """Where in `sentence` a source's link goes: a reporting verb ("said", "approved"), else a
+    past-tense verb, else the longest lower-case word; never over a span in `taken`."""
+    used = list(taken)
+    words = [m for m in _WORD_RE.finditer(sentence)
+             if not any(m.start() < end and start < m.end() for start, end in used)]
+    if not words:
+        return None
+    for test in (lambda w: w.lower() in _REPORTING,
+                 lambda w: w.islower() and len(w) >= 5 and w.endswith("ed"),
+                 lambda w: w.islower() and len(w) >= 5):
+        for m in words:
+            if test(m.group()):
+                return m.start(), m.end()
+    m = max(words, key=lambda x: len(x.group()))
+    return m.start(), m.end()
+
+
+def _sentences(text: str) -> list[str]:
+    text = clean_text(text)
+    out, start = [], 0
+    for end in sentence_ends(text):
+        out.append(text[start:end].strip())
+        start = end
+    tail = text[start:].strip()
+    if tail and re.search(r"[.!?。！？][\"'”’)\]]*$", tail):
+        out.append(tail)
+    return [x for x in out if x]
+
+
+def _linked(text: str, spans: Sequence[tuple[int, int, str]]) -> list[Node]:
+    """`text` with each (start, end, url) span made a link."""
+    nodes: list[Node] = []
+    pos = 0
+    for start, end, url in sorted(spans):
+        nodes += [Text(text[pos:start]), Link(url, (Text(text[start:end]),))]
+        pos = end
+    nodes.append(Text(text[pos:]))
+    return _merge_text(nodes)
+
+
+def _phrase_spans(text: str, phrase: str) -> list[tuple[int, int]]:
+    m = re.search(re.escape(phrase), text, re.IGNORECASE) if phrase else None
+    return [(m.start(), m.end())] if m else []
+
+
+def drafted_nodes(item: ItemView) -> list[Node]:
+    """A paragraph drafted from an entry's items, each item's link on words it supports.
+
+    The lead's key sentences (its summary's first whole sentences, else its title), then one
+    sentence from each kept sibling that adds something new — a quote, a figure, a reaction:
+    enough content words the paragraph has not said — linked to that sibling. A sibling with
+    nothing new (or not in English) puts its link on another word of the lead's sentences.
+    """
+    sources = item.sources or [SourceView(url=item.url, title=item.title,
+                                          summary_text=item.summary_text, source=item.source)]
+    lead, siblings = sources[0], sources[1:]
+    lead_text = draft_paragraph(lead.summary_text) or clean_text(item.headline or lead.title
+                                                                 or item.title)
+    lead_spans: list[tuple[int, int, str]] = []
+    lead_url = safe_url(lead.url)
+    # A link never splits the key phrase, so it can still be bolded where it stands.
+    phrase = clean_text(item.key_phrase)
+    keep_whole = _phrase_spans(lead_text, phrase)
+    if lead_url and (span := link_span(lead_text, keep_whole)):
+        lead_spans.append((*span, lead_url))
+    said = _content_words(lead_text)
+    extra: list[tuple[str, tuple[int, int], str]] = []
+    for sib in siblings:
+        url = safe_url(sib.url)
+        if not url or url == lead_url:
+            continue
+        best: tuple[float, str] | None = None
+        if (sib.language or "en")[:2] in ("", "en") and len(extra) < DRAFT_SIBLING_SENTENCES:
+            for sentence in _sentences(sib.summary_text)[:6]:
+                new = _content_words(sentence) - said
+                if len(new) < DRAFT_NEW_WORDS or len(sentence) > DRAFT_CHARS:
+                    continue
+                worth = len(new) + 3 * bool(re.search(r"[\"“”]", sentence)) \
+                    + 2 * bool(re.search(r"\d", sentence))
+                if best is None or worth > best[0]:
+                    best = (worth, sentence)
+        if best is not None and (span := link_span(best[1], _phrase_spans(best[1], phrase))):
+            extra.append((best[1], span, url))
+            said |= _content_words(best[1])
+        elif span := link_span(lead_text, [*keep_whole, *((a, b) for a, b, _ in lead_spans)]):
+            lead_spans.append((*span, url))
+    nodes = _linked(lead_text, lead_spans)
+    for sentence, (start, end), url in extra:
+        nodes += [Text(" "), *_linked(sentence, [(start, end, url)])]
+    return _merge_text(nodes)
+
+
+_MONTH_NAMES = "|".join([*MONTHS, "Jan", "Feb", "Mar", "Apr", "Jun", "Jul", "Aug", "Sept",
+                         "Sep", "Oct", "Nov", "Dec"])
+_BOILERPLATE_RE = re.compile(
+    r"^(?:(?:readout|joint statement|statement|remarks|press release|fact sheet|media note|"
+    r"press statement|news release|transcript)(?:\s+(?:of|on|by|from|for|following))?"
+    r"(?:\s+the)?[\s:–—-]*)+", re.IGNORECASE)
+_DATE_RES = (
+    re.compile(rf"[,(]?\s*\b(?:on\s+)?(?:(?:Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)day,?\s+)?"
+               rf"(?:{_MONTH_NAMES})\.?\s+\d{{1,2}}(?:\s*[-–]\s*\d{{1,2}})?"
+               rf"(?:st|nd|rd|th)?(?:,?\s+\d{{4}})?\b\)?", re.IGNORECASE),
+    re.compile(rf"[,(]?\s*\b(?:on\s+)?\d{{1,2}}\s+(?:{_MONTH_NAMES})\.?(?:\s+\d{{4}})?\b\)?",
+               re.IGNORECASE),
+    re.compile(r"[,(]?\s*\b\d{4}-\d{2}-\d{2}\b\)?"),
+    re.compile(r"\s*\b(?:on\s+)?(?:Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)day\b", re.IGNORECASE),
+    re.compile(r"(?:^|(?<=\s))(?:in\s+)?(?:19|20)\d{2}(?=\s|$|[,:;])"),
+)
+_OUTLET_TAIL_RE = re.compile(r"\s+[|–—-]\s+[^|–—-]{1,40}$")
+
+
+def draft_headline(title: str, outlets: Iterable[str] = ()) -> str:
+    """A headline in the seed's register from an item's title: at most HEADLINE_WORDS words,
+    boilerplate ("Readout of", "Joint Statement of"), dates and outlet names dropped."""
+    text = clean_text(title)
+    names = [clean_text(n) for n in outlets if clean_text(n)]
+    for _ in range(2):
+        tail = _OUTLET_TAIL_RE.search(text)
+        if tail and (len(tail.group().split()) <= 7 or any(
+                n.casefold() in tail.group().casefold() for n in names)):
+            text = text[:tail.start()]
+    for name in names:
+        text = re.sub(rf"(?:^|\s)[(\[]?{re.escape(name)}[)\]]?:?(?=\s|$)", " ", text,
+                      flags=re.IGNORECASE)
+    text = _BOILERPLATE_RE.sub("", text.strip())
+    for pattern in _DATE_RES:
+        text = pattern.sub("", text)
+    text = re.sub(r"\s+([,.;:])", r"\1", clean_text(text)).strip(" ,;:–—-")
+    words = text.split()
+    if len(words) > HEADLINE_WORDS:
+        words = words[:HEADLINE_WORDS]
+        # Cut at a clause's end when one falls late enough: "X stands up Y in Japan, aims…".
+        clause = [i for i, w in enumerate(words[:-1]) if w.endswith((",", ";", ":")) and i >= 4]
+        if clause:
+            words = words[:clause[-1] + 1]
+        while words and words[-1].lower().strip(",;:") in (
+                "and", "or", "of", "the", "a", "an", "to", "in", "on", "for", "with", "at", "by"):
+            words.pop()
+        words[-1] = words[-1].rstrip(",;:")
+    text = " ".join(words)
+    return text[:1].upper() + text[1:] if text else clean_text(title)
+
+
 # --- from rows to a view -----------------------------------------------------------------------
 
 
@@ -338,6 +537,58 @@ def issue_view_from_rows(rows: Iterable[Mapping[str, Any]], settings: IssueSetti
     return IssueView(title=_issue_settings(settings).title, volume=volume, number=number,
                      date=day, items=items, image_url=image_url or "",
                      image_credit=image_credit or "", image_alt=alt)
+
+
+def entry_view(entry: Mapping[str, Any]) -> ItemView:
+    """An ItemView of an issue entry (store.entries' shape: its row with `items`, lead first).
+
+    The entry's headline, else one drafted from the lead's title.
+    """
+    items = list(entry.get("items") or [])
+    lead = items[0] if items else {}
+    blurb = (entry.get("blurb") or "").strip()
+    outlets = [str(i.get("source") or "") for i in items]
+    headline = clean_text(entry.get("headline")) or draft_headline(
+        str(lead.get("item_headline") or lead.get("title") or ""), outlets)
+    return ItemView(
+        headline=headline, title=clean_text(lead.get("title")),
+        key_phrase=clean_text(entry.get("key_phrase")), blurb=blurb,
+        summary_text=lead.get("summary_text") or "", url=lead.get("url") or "",
+        section=entry.get("section") or "", needs_writing=not blurb,
+        source=lead.get("source") or "", entry_id=entry.get("id"),
+        sources=[SourceView(url=i.get("url") or "", title=i.get("title") or "",
+                            summary_text=i.get("summary_text") or "",
+                            source=i.get("source") or "", language=i.get("language") or "")
+                 for i in items],
+    )
+
+
+def issue_view_from_entries(entries: Iterable[Mapping[str, Any]],
+                            settings: IssueSettings | Settings, *, day: date, volume: int,
+                            number: int) -> IssueView:
+    """An IssueView from entries already in issue order; the lead image is the first entry's
+    lead item with a lead image or a credit (as issue_view_from_rows picks it)."""
+    entries = list(entries)
+    views = [entry_view(e) for e in entries]
+    image_url = image_credit = alt = ""
+    for entry, view in zip(entries, views, strict=True):
+        lead = (entry.get("items") or [{}])[0]
+        if lead.get("lead_image") or lead.get("image_credit"):
+            image_url = lead.get("lead_image") or lead.get("image_url") or ""
+            image_credit = lead.get("image_credit") or lead.get("source") or ""
+            alt = view.headline or view.title
+            break
+    return IssueView(title=_issue_settings(settings).title, volume=volume, number=number,
+                     date=day, items=views, image_url=image_url, image_credit=image_credit,
+                     image_alt=alt)
+
+
+def entry_paragraph(item: ItemView) -> dict[str, Any]:
+    """One entry's paragraph in the three formats, exactly as the issue prints it (without the
+    draft marker, which `unwritten` stands for)."""
+    nodes = paragraph(item)
+    return {"markdown": md_inline(nodes), "html": str(html_inline(nodes)),
+            "text": text_inline(nodes), "unwritten": item.needs_writing or not item.blurb.strip()}
 
 
 # --- rendering ---------------------------------------------------------------------------------
@@ -434,30 +685,12 @@ def _context(issue: IssueView, settings: IssueSettings) -> dict[str, Any]:
 
 
 def paragraph(item: ItemView) -> list[Node]:
-    """An item's Details paragraph: the blurb, else drafted from the summary; then extra links."""
-    url = safe_url(item.url)
-    if item.blurb.strip():
-        nodes = parse_inline(item.blurb)
-    else:
-        nodes = [Text(draft_paragraph(item.summary_text) or item.headline or item.title)]
-        if url:
-            nodes += [Text(" "), Link(url, (Text(clean_text(item.source) or "Source"),))]
-    nodes = emphasise(nodes, item.key_phrase)
-    present = {n.url for n in _links(nodes)}
-    extra = []
-    for link in item.links:
-        target = safe_url(link.url)
-        if target and target not in present:
-            present.add(target)
-            extra.append(Link(target, (Text(clean_text(link.label)
-                                            or urlsplit(target).hostname or target),)))
-    if extra:
-        nodes.append(Text(" See also: "))
-        for i, link in enumerate(extra):
-            nodes += [Text(", ")] if i else []
-            nodes.append(link)
-        nodes.append(Text("."))
-    return _merge_text(nodes)
+    """An entry's Details paragraph: the blurb, else drafted from its items; links inline.
+
+    Links stay on the words they support; nothing is appended after the paragraph.
+    """
+    nodes = parse_inline(item.blurb) if item.blurb.strip() else drafted_nodes(item)
+    return _merge_text(emphasise(nodes, item.key_phrase))
 
 
 def _links(nodes: Iterable[Node]) -> Iterable[Link]:
