@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 from collections.abc import Callable
@@ -22,9 +23,10 @@ from rich.console import Console
 from rich.table import Table
 
 from .feedserver import FeedServer
+from .pipeline.entries import include
+from .pipeline.entries import update as update_entry
 from .settings import DEFAULT_CONFIG, PACKAGE_DIR, Settings, load_settings
 from .store.db import open_db
-from .store.editorial import update_item
 from .store.items import count_items, query_items
 from .store.sources import source_health
 from .timestamps import utc_timestamp
@@ -64,30 +66,72 @@ def why(reasons: list[dict[str, Any]], n: int = 3) -> str:
 DEMO_INCLUDED = 5
 
 
+_MARK_RE = re.compile(r"\w*\d\w*(?:[+-]\w+)+|[A-Z]{3,}\w*")
+_WORD_RE = re.compile(r"[A-Za-z]{4,}")
+
+
+def _marks(titles: list[str]) -> set[str]:
+    """What names a development in titles: "2+2", "ILEX 23-1", "DICAS" and its long words."""
+    found: set[str] = set()
+    for title in titles:
+        found |= {m.casefold() for m in _MARK_RE.findall(title)}
+    return found
+
+
+def _same_development(a: list[str], b: list[str]) -> bool:
+    """Two stories' titles tell one development: a shared name ("2+2", "DICAS"), or most of
+    the shorter one's long words in common."""
+    if _marks(a) & _marks(b):
+        return True
+    words_a = {w.casefold() for t in a for w in _WORD_RE.findall(t)}
+    words_b = {w.casefold() for t in b for w in _WORD_RE.findall(t)}
+    small = min(len(words_a), len(words_b))
+    return bool(small) and len(words_a & words_b) / small >= 0.6
+
+
 def include_top_stories(db: Any, settings: Settings, n: int = DEMO_INCLUDED) -> list[int]:
-    """Include the `n` best-scoring recent candidates, one per story, in configured sections."""
-    chosen: list[dict[str, Any]] = []
-    stories: set[int] = set()
+    """Include `n` distinct recent developments as issue entries, in configured sections.
+
+    Stories are told apart by their lead (`cluster_id`). Among the best-scoring stories of the
+    last two weeks, those reported by the most outlets go first, and a story whose titles name
+    the same development as one already chosen (a reaction piece to the 2+2 the issue already
+    tells) is passed over. Each entry keeps one item from every other outlet, as an editor
+    would. Returns the entries' ids, best score first.
+    """
     newest = query_items(db, status="candidate", limit=1)
     if not newest:
         return []
     # The last two weeks of the snapshot, as a bi-weekly issue would cover.
     since = utc_timestamp(datetime.fromisoformat(newest[0]["published_at"].replace("Z", "+00:00"))
                           - timedelta(days=14))
-    for row in query_items(db, status="candidate", order="score", since=since, limit=200):
-        story = row["cluster_id"] or row["id"]
-        if story in stories:
+    best: dict[int, dict[str, Any]] = {}
+    for row in query_items(db, status="candidate", order="score", since=since, limit=500):
+        best.setdefault(row["cluster_id"] or row["id"], row)
+        if len(best) == 8 * n:
+            break
+    members = {lead: list(db.query(
+        "SELECT items.title, items.source_id FROM items WHERE cluster_id = ? OR id = ?",
+        [lead, lead])) for lead in best}
+    ranked = sorted(best, key=lambda lead: (-len({m["source_id"] for m in members[lead]}),
+                                            -(best[lead]["score"] or 0)))
+    chosen: list[int] = []
+    for lead in ranked:
+        titles = [m["title"] for m in members[lead]]
+        if any(_same_development(titles, [m["title"] for m in members[c]]) for c in chosen):
             continue
-        stories.add(story)
-        chosen.append(row)
+        chosen.append(lead)
         if len(chosen) == n:
             break
+    chosen.sort(key=lambda lead: -(best[lead]["score"] or 0))
     sections = settings.issue.sections
-    for rank, row in enumerate(chosen, start=1):
-        update_item(db, row["id"], {"status": "included", "rank": rank,
-                                    "section": sections[(rank - 1) % len(sections)]},
-                    editor="demo", sections=sections)
-    return [r["id"] for r in chosen]
+    made = []
+    for rank, lead in enumerate(chosen, start=1):
+        entry = include(db, best[lead]["id"], editor="demo",
+                        section=sections[(rank - 1) % len(sections)] if sections else None,
+                        sections=sections)
+        update_entry(db, entry["id"], {"position": rank}, editor="demo", sections=sections)
+        made.append(int(entry["id"]))
+    return made
 
 
 def run_demo(directory: Path, console: Console,
@@ -124,8 +168,9 @@ def run_demo(directory: Path, console: Console,
     console.print(
         f"Stored {sum(counts.values())} items ({summary['items_new']} new this run) from "
         f"{summary['sources_ok']} sources; {summary['sources_failed']} failed.\n"
-        f"Included the top {len(included)} stories (items {', '.join(map(str, included))}) "
-        "as an editor would, and drafted the issue:"
+        f"Included the top {len(included)} stories as issue entries "
+        f"({', '.join(map(str, included))}), each with its other outlets, as an editor would, "
+        "and drafted the issue:"
     )
     drafted = draft(settings)
     digest = command_hint(sys.argv[0])
@@ -137,6 +182,6 @@ def run_demo(directory: Path, console: Console,
         f"  {digest} editor       # then open http://{settings.editor.host}:"
         f"{settings.editor.port}/\n"
         f"Other commands there: {digest} items, {digest} search 日米, {digest} sources list, "
-        f"{digest} issue list ({drafted['items']} items in the draft)"
+        f"{digest} entry list, {digest} issue list ({drafted['items']} entries in the draft)"
     )
     return settings

@@ -317,7 +317,7 @@ _REPORTING = frozenset((
     "pledged", "reaffirmed", "committed", "told", "fired", "deployed", "completed", "began",
     "decided", "adopted", "expressed", "joined", "called", "noted", "added", "stressed",
 ))
-_WORD_RE = re.compile(r"[A-Za-z][A-Za-z'’-]*")
+_WORD_RE = re.compile(r"[A-Za-z](?:[A-Za-z'’.-]*[A-Za-z])?")
 _STOP = frozenset((
     "that", "this", "with", "from", "have", "been", "were", "will", "their", "they", "them",
     "which", "would", "could", "about", "into", "also", "after", "before", "while", "more",
@@ -325,7 +325,7 @@ _STOP = frozenset((
     "when", "what", "your", "between", "under", "during", "against", "both", "each",
 ))
 #: A drafted paragraph takes at most this many sentences from siblings.
-DRAFT_SIBLING_SENTENCES = 3
+DRAFT_SIBLING_SENTENCES = 2
 #: A sibling's sentence is worth adding when it brings this many content words not yet said.
 DRAFT_NEW_WORDS = 4
 #: A drafted headline: at most this many words.
@@ -347,7 +347,8 @@ def link_span(sentence: str, taken: Iterable[tuple[int, int]] = ()) -> tuple[int
         return None
     for test in (lambda w: w.lower() in _REPORTING,
                  lambda w: w.islower() and len(w) >= 5 and w.endswith("ed"),
-                 lambda w: w.islower() and len(w) >= 5):
+                 lambda w: w.islower() and len(w) >= 5,
+                 lambda w: w.islower() and len(w) >= 4 and w not in _STOP):
         for m in words:
             if test(m.group()):
                 return m.start(), m.end()
@@ -378,6 +379,22 @@ def _linked(text: str, spans: Sequence[tuple[int, int, str]]) -> list[Node]:
     return _merge_text(nodes)
 
 
+# A wire dateline ("SEOUL, Nov. 22 (Yonhap) -- ") and a release's attribution line are not
+# the paragraph's words.
+_DATELINE_RE = re.compile(r"^\(?[A-Z][A-Z .'-]+\)?,?\s+[A-Z][a-z]{2,8}\.?\s+\d{1,2}\s*"
+                          r"(?:\([^)]{1,40}\))?\s*(?:--|—|–)\s*")
+_ATTRIBUTION_RE = re.compile(r"^The (?:below|following) is attributable to [^:.]{1,80}:\s*",
+                             re.IGNORECASE)
+
+
+def _plain_start(text: str) -> str:
+    return _ATTRIBUTION_RE.sub("", _DATELINE_RE.sub("", text)).strip()
+
+
+def _english(source: SourceView) -> bool:
+    return (source.language or "en")[:2].lower() == "en"
+
+
 def _phrase_spans(text: str, phrase: str) -> list[tuple[int, int]]:
     m = re.search(re.escape(phrase), text, re.IGNORECASE) if phrase else None
     return [(m.start(), m.end())] if m else []
@@ -393,9 +410,15 @@ def drafted_nodes(item: ItemView) -> list[Node]:
     """
     sources = item.sources or [SourceView(url=item.url, title=item.title,
                                           summary_text=item.summary_text, source=item.source)]
-    lead, siblings = sources[0], sources[1:]
-    lead_text = draft_paragraph(lead.summary_text) or clean_text(item.headline or lead.title
-                                                                 or item.title)
+    # The paragraph is English: its opening comes from the first English item with a summary
+    # (the lead when it has one); the lead's link still comes first.
+    opener = next((s for s in sources if _english(s) and clean_text(s.summary_text)), sources[0])
+    lead = sources[0]
+    siblings = sources[1:]
+    lead_text = draft_paragraph(_plain_start(clean_text(opener.summary_text))) or clean_text(
+        item.headline or opener.title or item.title)
+    if opener is not lead:
+        siblings = [opener, *(s for s in siblings if s is not opener)]
     lead_spans: list[tuple[int, int, str]] = []
     lead_url = safe_url(lead.url)
     # A link never splits the key phrase, so it can still be bolded where it stands.
@@ -410,8 +433,8 @@ def drafted_nodes(item: ItemView) -> list[Node]:
         if not url or url == lead_url:
             continue
         best: tuple[float, str] | None = None
-        if (sib.language or "en")[:2] in ("", "en") and len(extra) < DRAFT_SIBLING_SENTENCES:
-            for sentence in _sentences(sib.summary_text)[:6]:
+        if sib is not opener and _english(sib) and len(extra) < DRAFT_SIBLING_SENTENCES:
+            for sentence in map(_plain_start, _sentences(sib.summary_text)[:6]):
                 new = _content_words(sentence) - said
                 if len(new) < DRAFT_NEW_WORDS or len(sentence) > DRAFT_CHARS:
                     continue
@@ -548,8 +571,9 @@ def entry_view(entry: Mapping[str, Any]) -> ItemView:
     lead = items[0] if items else {}
     blurb = (entry.get("blurb") or "").strip()
     outlets = [str(i.get("source") or "") for i in items]
-    headline = clean_text(entry.get("headline")) or draft_headline(
-        str(lead.get("item_headline") or lead.get("title") or ""), outlets)
+    english = next((i for i in items if (i.get("language") or "en")[:2] == "en"), lead)
+    headline = clean_text(entry.get("headline")) or clean_text(lead.get("item_headline")) \
+        or draft_headline(str(english.get("title") or ""), outlets)
     return ItemView(
         headline=headline, title=clean_text(lead.get("title")),
         key_phrase=clean_text(entry.get("key_phrase")), blurb=blurb,

@@ -112,3 +112,13 @@ def test_demo_runs_offline_end_to_end(tmp_path):
     rows = json.loads(digest("items", "--json", cwd=tmp_path / "demo").stdout)
     assert len(rows) > 300
     assert any("日米" in r["title"] or "防衛" in r["title"] for r in rows)
+    # Five different developments, each an entry keeping its other outlets.
+    entries = json.loads(digest("entry", "list", "--json", cwd=tmp_path / "demo").stdout)
+    assert len(entries) == 5
+    leads = {e["items"][0]["cluster_id"] for e in entries}
+    assert len(leads) == 5
+    assert all(len({i["source"] for i in e["items"]}) >= 2 for e in entries)
+    heads = [e["headline"] or e["items"][0]["title"] for e in entries]
+    assert sum("2+2" in h or "Security Consultative" in h for h in heads) <= 1
+    draft = next((tmp_path / "demo" / "drafts").glob("*.md")).read_text(encoding="utf-8")
+    assert "See also" not in draft and draft.count("[DRAFT — needs writing]") == 5
