@@ -56,6 +56,7 @@ from ..store.items import other_sources
 from ..store.sources import get_source_by_id, source_health, sources_by_id
 from ..templates.render import parse_links, safe_url
 from ..triage.clusters import cluster_members
+from . import entry_pages
 from .markup import blurb_preview_html, summary_html
 from .queue import PAGE_SIZE, QueueFilters, load_page
 from .security import (
@@ -686,6 +687,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/api/items/status", desk_route(set_status, api=True), methods=["POST"]),
         Route("/api/blurb-preview", desk_route(blurb_preview, api=True), methods=["POST"]),
         Route("/api/issue/order", desk_route(issue_order, api=True), methods=["POST"]),
+        *entry_pages.routes(desk_route),
         Mount("/static", app=StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
     @contextlib.asynccontextmanager

@@ -1,10 +1,10 @@
 """The next issue as the desk works on it: its items by section, its preview, its order.
 
     plan     = store.issues.plan_issue(today)          # numbering and window, as the draft does
-    items    = store.issues.select_issue_items(plan)   # included, in issue order
-    groups   = items by configured section, then "no section"
+    entries  = pipeline.preview.select_entries(plan)   # the issue entries, in issue order
+    groups   = entries by configured section, then "no section"
     preview  = pipeline.preview.preview_plan(plan)     # the draft's own selection and renderer
-    order    = rank 1..n within each section, written through store.editorial
+    order    = position 1..n within each section, written through pipeline.entries
 """
 
 from __future__ import annotations
@@ -16,16 +16,23 @@ from typing import Any
 
 import sqlite_utils
 
-from ..errors import DigestError, InputError
+from ..errors import DigestError, InputError, NotFoundError
 from ..settings import Settings
 from ..store import editorial
-from ..store.issues import IssuePlan, plan_issue, select_issue_items
-from .preview import preview_plan
+from ..store import entries as entry_store
+from ..store.issues import IssuePlan, plan_issue
+from ..templates.render import entry_view
+from . import entries
+from .preview import preview_plan, select_entries
 
 
 @dataclass
 class Group:
-    """One section of the issue with its items in order; name "" holds unsectioned items."""
+    """One section of the issue with its entries in order; name "" holds unsectioned ones.
+
+    Each entry carries its `items` (lead first) and `view` (templates.render.entry_view:
+    the headline as the draft prints it, and whether it still needs writing).
+    """
 
     name: str
     items: list[dict[str, Any]] = field(default_factory=list)
@@ -50,9 +57,11 @@ def next_plan(db: sqlite_utils.Database, settings: Settings,
 
 def grouped(db: sqlite_utils.Database, settings: Settings
             ) -> tuple[IssuePlan, list[Group]]:
-    """The plan and the included items grouped by section in the configured order."""
+    """The plan and the issue's entries grouped by section in the configured order."""
     plan = next_plan(db, settings)
-    rows = select_issue_items(db, plan, settings.issue.sections)
+    rows = select_entries(db, plan, settings.issue.sections)
+    for row in rows:
+        row["view"] = entry_view(row)
     groups = [Group(name) for name in settings.issue.sections]
     by_key = {g.name.casefold(): g for g in groups}
     loose = Group("")
@@ -68,31 +77,30 @@ def preview_html(db: sqlite_utils.Database, settings: Settings) -> str:
 
 def save_order(db: sqlite_utils.Database, order: Sequence[tuple[str | None, Sequence[int]]], *,
                editor: str, sections: Sequence[str]) -> int:
-    """Write rank = position (1-based) and the section for each item; returns how many changed.
+    """Write position (1-based) and section for each entry; returns how many changed.
 
-    Only items whose rank or section differs are written, so one move audits one or two items
-    rather than the whole issue. All of it in one transaction: a half-saved order would mix
-    two orders.
+    Only entries whose position or section differs are written. All of it in one
+    transaction: a half-saved order would mix two orders.
     """
     wanted: dict[int, tuple[str | None, int]] = {}
     for name, ids in order:
-        for position, item_id in enumerate(ids, start=1):
-            if item_id in wanted:
-                raise InputError(f"item {item_id} appears twice in the order")
-            wanted[item_id] = (name, position)
+        for position, entry_id in enumerate(ids, start=1):
+            if entry_id in wanted:
+                raise InputError(f"entry {entry_id} appears twice in the order")
+            wanted[entry_id] = (name, position)
     changed = 0
     with editorial.write_lock(db):
-        for item_id, (name, position) in wanted.items():
-            item = editorial.get_item(db, item_id)
-            if item.get("status") != "included":
-                raise InputError(f"item {item_id} is not included in the issue")
+        for entry_id, (name, position) in wanted.items():
+            try:
+                entry = entry_store.entry_row(db, entry_id)
+            except NotFoundError:
+                raise InputError(f"entry {entry_id} is not in the issue") from None
             changes: dict[str, Any] = {}
-            if item.get("rank") != position:
-                changes["rank"] = position
-            if (item.get("section") or None) != name:
+            if entry.get("position") != position:
+                changes["position"] = position
+            if (entry.get("section") or None) != name:
                 changes["section"] = name
             if changes:
-                editorial.update_item(db, item_id, changes, editor=editor,
-                                      sections=list(sections))
+                entries.update(db, entry_id, changes, editor=editor, sections=list(sections))
                 changed += 1
     return changed

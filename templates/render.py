@@ -607,6 +607,20 @@ def issue_view_from_entries(entries: Iterable[Mapping[str, Any]],
                      image_alt=alt)
 
 
+def to_blurb(nodes: Sequence[Node]) -> str:
+    """Nodes as blurb text (the two-construct subset parse_inline reads), for an editor to
+    edit: text as it is, **bold**, [words](url)."""
+    out = []
+    for node in nodes:
+        if isinstance(node, Text):
+            out.append(node.text)
+        elif isinstance(node, Bold):
+            out.append(f"**{to_blurb(node.children)}**")
+        else:
+            out.append(f"[{to_blurb(node.children)}]({md_url(node.url)})")
+    return "".join(out)
+
+
 def entry_paragraph(item: ItemView) -> dict[str, Any]:
     """One entry's paragraph in the three formats, exactly as the issue prints it (without the
     draft marker, which `unwritten` stands for)."""

@@ -402,25 +402,30 @@ def test_queue_filters_search_and_pages(client: TestClient, settings: Settings) 
 
 def test_issue_page_orders_items_and_preview_renders_them(client: TestClient,
                                                           settings: Settings) -> None:
+    from alliance_digest.store.entries import entry_of, entry_row
+
     csrf = login(client)
     a, b = item_id(settings, "9"), item_id(settings, "10")
     client.post("/api/items/status", json={"ids": [a, b], "status": "included"},
                 headers={"X-CSRF-Token": csrf})
+    db = open_db(settings.store_path)
+    # Each included item is an issue entry of its own; the issue page orders entries.
+    held = entry_of(db, [a, b])
+    ea, eb = held[a], held[b]
     html = client.get("/issue").text
-    assert f'data-id="{a}"' in html and f'data-id="{b}"' in html
+    assert f'data-id="{ea}"' in html and f'data-id="{eb}"' in html
     r = client.post("/api/issue/order",
-                    json={"sections": [{"name": "Diplomacy", "ids": [b, a]}]},
+                    json={"sections": [{"name": "Diplomacy", "ids": [eb, ea]}]},
                     headers={"X-CSRF-Token": csrf})
     assert r.status_code == 200, r.text
-    db = open_db(settings.store_path)
-    assert editorial.get_item(db, b)["rank"] == 1 and editorial.get_item(db, a)["rank"] == 2
-    assert editorial.get_item(db, a)["section"] == "Diplomacy"
+    assert entry_row(db, eb)["position"] == 1 and entry_row(db, ea)["position"] == 2
+    assert entry_row(db, ea)["section"] == "Diplomacy"
     preview = client.get("/issue/preview")
     assert preview.status_code == 200
     assert "frame-ancestors 'self'" in preview.headers["content-security-policy"]
     text = preview.text
     assert text.index("number 10") < text.index("number 9")
-    r = client.post("/api/issue/order", json={"sections": [{"name": "Nope", "ids": [a]}]},
+    r = client.post("/api/issue/order", json={"sections": [{"name": "Nope", "ids": [ea]}]},
                     headers={"X-CSRF-Token": csrf})
     assert r.status_code == 400
 

@@ -366,7 +366,7 @@
         case "k": case "ArrowUp": setCursor(all[Math.max(0, i - 1)]); break;
         case "[": if (cur) move(cur, -1); break;
         case "]": if (cur) move(cur, 1); break;
-        case "e": case "Enter": if (cur) location.href = "/items/" + cur.dataset.id; break;
+        case "e": case "Enter": if (cur) location.href = "/entries/" + cur.dataset.id; break;
         case "?": toggleHelp(); break;
         case "Escape": toggleHelp(false); break;
         default: return;
@@ -376,6 +376,125 @@
 
     const first = items()[0];
     if (first) { first.classList.add("cur"); cur = first; }
+  }
+
+  // --- entry page -------------------------------------------------------------------------
+  function initEntry() {
+    const root = document.getElementById("entry");
+    if (!root) return;
+    const id = root.dataset.id;
+    const blurb = document.getElementById("e-blurb");
+    const headline = document.getElementById("e-headline");
+    const key = document.getElementById("e-key");
+    const section = document.getElementById("e-section");
+    const preview = document.getElementById("entry-preview");
+    const previewHead = document.getElementById("preview-headline");
+    const counter = document.getElementById("word-count");
+    const state = document.getElementById("save-state");
+    let timer = null;
+    // The selection in the paragraph, kept when a button takes the focus away.
+    let sel = { start: 0, end: 0 };
+    const remember = () => { sel = { start: blurb.selectionStart, end: blurb.selectionEnd }; };
+    ["select", "keyup", "mouseup", "input"].forEach((e) => blurb.addEventListener(e, remember));
+
+    function show(data) {
+      // Server-rendered by the draft's own renderer: text escaped, http(s) links only.
+      preview.innerHTML = data.html;
+      previewHead.textContent = data.headline;
+      counter.textContent = data.words + " words";
+      counter.classList.toggle("out", !data.in_range);
+    }
+
+    function refresh() {
+      clearTimeout(timer);
+      timer = setTimeout(async () => {
+        try {
+          show(await postJSON("/api/entries/" + id + "/preview",
+            { blurb: blurb.value, headline: headline.value, key_phrase: key.value }));
+        } catch (e) { toast("Preview failed: " + e.message, true); }
+      }, 200);
+    }
+    [blurb, headline, key].forEach((el) => el.addEventListener("input", refresh));
+
+    async function save() {
+      try {
+        const data = await postJSON("/api/entries/" + id, {
+          version: Number(root.dataset.version), headline: headline.value,
+          key_phrase: key.value, blurb: blurb.value, section: section.value,
+        });
+        root.dataset.version = String(data.entry.version);
+        show(data.shown);
+        if (state) state.textContent = "saved · version " + data.entry.version;
+        toast("Entry saved");
+      } catch (e) { toast("Not saved: " + e.message, true); }
+    }
+    document.getElementById("save-entry").addEventListener("click", save);
+
+    document.getElementById("start-draft").addEventListener("click", () => {
+      const drafted = document.getElementById("drafted-blurb").value;
+      if (blurb.value.trim() && !window.confirm("Replace the paragraph with the draft?")) return;
+      blurb.value = drafted;
+      if (!headline.value.trim()) headline.value = document.getElementById("drafted-headline").value;
+      refresh();
+    });
+
+    async function change(path, body) {
+      try {
+        const data = await postJSON("/api/entries/" + id + path, body);
+        location.href = data.entry ? data.entry.url : "/issue";
+      } catch (e) { toast("Not changed: " + e.message, true); }
+    }
+
+    root.addEventListener("click", (ev) => {
+      const t = ev.target;
+      const link = t.closest("[data-link-item]");
+      if (link) {
+        const card = link.closest(".card");
+        const url = card ? card.dataset.url : "";
+        const words = blurb.value.slice(sel.start, sel.end);
+        if (!url) return;
+        if (!words.trim()) { toast("Select words in the paragraph first", true); return; }
+        // Surrounding spaces stay outside the link: "[said](…) ", not "[said ](…)".
+        const lead = words.length - words.trimStart().length;
+        const trail = words.length - words.trimEnd().length;
+        const label = words.trim().replace(/[\[\]]/g, "");
+        const before = blurb.value.slice(0, sel.start + lead);
+        const after = blurb.value.slice(sel.end - trail);
+        const md = "[" + label + "](" + url + ")";
+        blurb.value = before + md + after;
+        const end = before.length + md.length;
+        blurb.focus();
+        blurb.setSelectionRange(end, end);
+        remember();
+        refresh();
+        return;
+      }
+      const lead = t.closest("[data-lead]");
+      if (lead) { change("/lead", { item_id: Number(lead.dataset.lead) }); return; }
+      const drop = t.closest("[data-drop]");
+      if (drop) { change("/drop", { item_ids: [Number(drop.dataset.drop)] }); return; }
+      const keep = t.closest("[data-keep]");
+      if (keep) { change("/items", { item_id: Number(keep.dataset.keep) }); return; }
+      const move = t.closest("[data-move]");
+      if (move) { change("/move", { item_id: Number(move.dataset.move) }); return; }
+    });
+
+    document.getElementById("add-item").addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      const value = Number(document.getElementById("add-item-id").value);
+      if (!value) { toast("Give an item id", true); return; }
+      change("/items", { item_id: value });
+    });
+
+    document.addEventListener("keydown", (ev) => {
+      if ((ev.ctrlKey || ev.metaKey) && ev.key === "s") { ev.preventDefault(); save(); return; }
+      if (inField(ev)) { if (ev.key === "Escape") ev.target.blur(); return; }
+      if (ev.key === "?") { toggleHelp(); ev.preventDefault(); }
+      else if (ev.key === "Escape") {
+        const help = document.getElementById("help");
+        if (help && !help.hidden) toggleHelp(false); else location.href = "/issue";
+      }
+    });
   }
 
   function initOther() {
@@ -391,6 +510,7 @@
     if (page === "queue") initQueue();
     else if (page === "item") initItem();
     else if (page === "issue") initIssue();
+    else if (page === "entry") initEntry();
     else initOther();
   });
 })();

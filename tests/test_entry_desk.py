@@ -1,0 +1,67 @@
+"""The desk's issue entries over HTTP: include a story, edit its paragraph, preview, order."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from alliance_digest.editor.app import create_app
+from alliance_digest.settings import Settings
+from starlette.testclient import TestClient
+from test_editor_http import build_desk, item_id, login
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return build_desk(tmp_path)
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings)) as c:
+        yield c
+
+
+def test_include_a_story_edit_its_paragraph_and_preview_it(client, settings):
+    csrf = login(client)
+    h = {"X-CSRF-Token": csrf}
+    lead, state, kyodo = (item_id(settings, g) for g in ("1", "101", "201"))
+    assert client.post("/api/entries/include", json={"item_id": kyodo}).status_code == 403
+    r = client.post("/api/entries/include", json={"item_id": kyodo, "keep": [state]}, headers=h)
+    assert r.status_code == 200, r.text
+    entry = r.json()["entry"]
+    # The story's lead leads; the item asked for and the sibling kept follow.
+    assert [i["id"] for i in entry["items"]] == [lead, kyodo, state]
+    page = client.get(entry["url"]).text
+    assert "Start from the draft" in page and "words" in page
+    blurb = "Ministers [met](https://state.test/2plus2) in Tokyo for the **2+2**."
+    preview = client.post(f"/api/entries/{entry['id']}/preview",
+                          json={"blurb": blurb, "key_phrase": "2+2"}, headers=h).json()
+    assert preview["markdown"] == blurb and preview["words"] == 8 and not preview["in_range"]
+    assert '<a href="https://state.test/2plus2">met</a>' in preview["html"]
+    saved = client.post(f"/api/entries/{entry['id']}",
+                        json={"version": entry["version"], "blurb": blurb,
+                              "headline": "Allies hold 2+2"}, headers=h)
+    assert saved.status_code == 200, saved.text
+    stale = client.post(f"/api/entries/{entry['id']}",
+                        json={"version": entry["version"], "blurb": "x"}, headers=h)
+    assert stale.status_code == 409 and "reload it" in stale.json()["error"]
+    issue = client.get("/issue").text
+    assert f'href="/entries/{entry["id"]}"' in issue and "Allies hold 2+2" in issue
+    preview_html = client.get("/issue/preview").text
+    assert '<a href="https://state.test/2plus2"' in preview_html
+
+
+def test_entry_routes_answer_mistakes_with_one_line(client, settings):
+    csrf = login(client)
+    h = {"X-CSRF-Token": csrf}
+    assert client.get("/entries/999").status_code == 404
+    r = client.post("/api/entries/999/preview", json={}, headers=h)
+    assert r.status_code == 404 and r.json()["error"] == "no entry with id 999"
+    r = client.post("/api/entries/include", json={"item_id": "x"}, headers=h)
+    assert r.status_code == 400
+    one = item_id(settings, "9")
+    entry = client.post("/api/entries/include", json={"item_id": one}, headers=h).json()["entry"]
+    r = client.post("/api/entries/include", json={"item_id": one}, headers=h)
+    assert r.status_code == 400 and f"already in entry {entry['id']}" in r.json()["error"]
