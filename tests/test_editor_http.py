@@ -539,7 +539,7 @@ def test_bad_input_to_the_api_is_a_400_with_its_reason(client: TestClient,
             ("/api/issue/order", {"sections": [{"name": "Nope", "ids": [one]}]},
              "unknown section 'Nope'"),
             ("/api/issue/order", {"sections": [{"name": None, "ids": [one]}]},
-             f"item {one} is not included"),
+             f"entry {one} is not in the issue"),
             ("/api/blurb-preview", {"text": 3}, "text must be a string")):
         r = client.post(path, json=body, headers={"X-CSRF-Token": csrf})
         assert r.status_code == 400, path
