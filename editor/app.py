@@ -21,11 +21,12 @@ import contextlib
 import json
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlite_utils
 from starlette.applications import Starlette
@@ -101,9 +102,12 @@ class Desk:
         self.limiter = LoginLimiter(settings.editor.login_attempts,
                                     settings.editor.login_window_minutes * 60)
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
+        #: The desk shows times, and reads dates, in [schedule] timezone.
+        self.zone: tzinfo = desk_zone(settings)
         env = self.templates.env
-        env.filters.update(when=format_when, blurb=blurb_preview_html, summary=summary_html,
-                           safe_url=safe_url, score_band=score_band, weight=format_weight)
+        env.filters.update(when=lambda value: format_when(value, self.zone),
+                           blurb=blurb_preview_html, summary=summary_html, safe_url=safe_url,
+                           score_band=score_band, weight=format_weight)
         env.globals.update(issue_title=settings.issue.title, page_size=PAGE_SIZE)
         self._local = threading.local()
         self._lock = threading.Lock()
@@ -265,14 +269,24 @@ def digest_error(request: Request, error: Exception) -> Response:
 # --- template helpers --------------------------------------------------------------------------
 
 
-def format_when(value: str | None) -> str:
-    """'Jan 05 14:30' (UTC) for an ISO timestamp; the year only when it is not this year's."""
+def desk_zone(settings: Settings) -> tzinfo:
+    """[schedule] timezone as a tzinfo (UTC if the name is unknown: settings checks it)."""
+    try:
+        return ZoneInfo(settings.schedule.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        return UTC
+
+
+def format_when(value: str | None, zone: tzinfo = UTC) -> str:
+    """'Jan 05 14:30' in `zone` for an ISO timestamp; the date only when not this year's."""
     if not value:
         return ""
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return value
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(zone)
     if moment.year != datetime.now(UTC).year:
         return moment.strftime("%Y-%m-%d")
     return moment.strftime("%b %d %H:%M")
@@ -303,9 +317,15 @@ def queue_page(ctx: Ctx) -> Response:
 
     A search the parser cannot read shows the queue with its filters and the reason, as 400.
     """
-    filters = QueueFilters.from_params(ctx.request.query_params)
+    params = ctx.request.query_params
+    filters = QueueFilters.from_params(params)
+    # The coming issue's window by default: since the last issue's date (a `since` in the
+    # address, even empty, is the editor's choice). Dates are days in [schedule] timezone.
+    window = _coming_window(ctx)
+    if "since" not in params and window["since"]:
+        filters = replace(filters, since=window["since"])
     sources = sources_by_id(ctx.db)
-    page = load_page(ctx.db, filters, sources)
+    page = load_page(ctx.db, filters, sources, ctx.desk.zone)
     values = list(sources.values())
     options = {
         "sources": [s["name"] for s in values],
@@ -318,7 +338,21 @@ def queue_page(ctx: Ctx) -> Response:
         "statuses": ("candidate", "shortlisted", "included", "excluded", "filtered", "all"),
         "sections": ctx.settings.issue.sections,
         "add_error": ctx.request.query_params.get("add_error", ""),
+        "window": window, "timezone": ctx.settings.schedule.timezone,
     }, status=400 if page.error else 200)
+
+
+def _coming_window(ctx: Ctx) -> dict[str, Any]:
+    """The coming issue's window: from the day after the last issue's date (None: no issue
+    yet, so no default), with that issue's date for the label."""
+    try:
+        plan = next_issue.next_plan(ctx.db, ctx.settings)
+    except DigestError:
+        return {"since": "", "after": None}
+    if plan.window_start is None:
+        return {"since": "", "after": None}
+    return {"since": (plan.window_start + timedelta(days=1)).isoformat(),
+            "after": plan.window_start.isoformat()}
 
 
 def set_status(ctx: Ctx) -> Response:

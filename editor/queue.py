@@ -14,14 +14,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
-from datetime import date
+from datetime import UTC, date, datetime, time, tzinfo
 from typing import Any
 from urllib.parse import urlencode
 
 import sqlite_utils
 
 from ..errors import InputError
+from ..store.clusters import STORY_ITEMS_SHOWN, story_rows
 from ..store.editorial import json_list
+from ..store.entries import entry_marks
 from ..store.items import other_sources, query_items
 from ..store.migrations import ITEM_STATUSES
 from ..triage.clusters import cluster_members
@@ -99,19 +101,79 @@ class QueuePage:
 
 
 def load_page(db: sqlite_utils.Database, f: QueueFilters,
-              sources: Mapping[int, Mapping[str, Any]]) -> QueuePage:
-    """The rows of one queue page with their stories' other outlets."""
+              sources: Mapping[int, Mapping[str, Any]], zone: tzinfo | None = None
+              ) -> QueuePage:
+    """One queue page: a row per story, with its outlets, best score and items.
+
+    `zone` is the desk's time zone ([schedule] timezone): the since/until dates are its days.
+    """
+    query = _utc_days(f, zone) if zone is not None else f
     try:
         if f.q:
-            rows, has_next = _search_page(db, f, sources)
+            rows, has_next = _search_page(db, query, sources)
         else:
-            rows, has_next = _browse_page(db, f)
+            rows, has_next = _browse_page(db, query)
     except InputError as e:
         # A search that cannot be read: the page says why and keeps the filters.
         return QueuePage(rows=[], has_next=False, error=str(e))
     for row in rows:
         _decorate(db, row)
-    return QueuePage(rows=rows, has_next=has_next)
+    return QueuePage(rows=stories_of(db, rows), has_next=has_next)
+
+
+def _utc_days(f: QueueFilters, zone: tzinfo) -> QueueFilters:
+    """The filters with since/until read as days in `zone`, as UTC timestamps."""
+    def bound(day: str, end: bool) -> str:
+        if not day:
+            return ""
+        moment = datetime.combine(date.fromisoformat(day), time.max if end else time.min,
+                                  tzinfo=zone).astimezone(UTC)
+        return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return replace(f, since=bound(f.since, False), until=bound(f.until, True))
+
+
+def stories_of(db: sqlite_utils.Database, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per story, in the order its first item came: the story's lead title, its
+    outlets (name and language) as chips, its best score, its items (`story`), and the
+    "in entry N" / "used in entry N" mark of the row's item."""
+    order: list[int] = []
+    first: dict[int, dict[str, Any]] = {}
+    for row in rows:
+        key = int(row.get("cluster_id") or row["id"])
+        if key not in first:
+            first[key] = row
+            order.append(key)
+    items = story_rows(db, order)
+    marks = entry_marks(db, [i["id"] for key in order for i in items[key]] or
+                        [first[k]["id"] for k in order])
+    out = []
+    for key in order:
+        row = first[key]
+        members = items[key] or [{"id": row["id"], "title": row["title"], "url": row["url"],
+                                  "status": row["status"], "score": row.get("score"),
+                                  "published_at": row["published_at"],
+                                  "source": row.get("source"),
+                                  "language": row.get("language") or ""}]
+        for m in members:
+            m["entry"] = marks.get(m["id"])
+        lead = members[0]
+        chips: dict[str, dict[str, str]] = {}
+        for m in members:
+            chips.setdefault(f"{m['source']}|{m['language']}",
+                             {"source": m["source"] or "", "language": m["language"] or ""})
+        scores = [m["score"] for m in members if m.get("score") is not None]
+        row.update(
+            story_id=key, lead_title=lead["title"] if lead["id"] == key else row["title"],
+            chips=list(chips.values()), best_score=max(scores) if scores else row.get("score"),
+            story=members[:STORY_ITEMS_SHOWN],
+            story_more=max(0, len(members) - STORY_ITEMS_SHOWN),
+            story_ids=[m["id"] for m in members if m["status"] != "excluded" or
+                       m["id"] == row["id"]],
+            entry=marks.get(row["id"]) or next((m["entry"] for m in members if m["entry"]),
+                                               None),
+        )
+        out.append(row)
+    return out
 
 
 def _browse_page(db: sqlite_utils.Database, f: QueueFilters

@@ -311,3 +311,28 @@ def split_from_story(db: sqlite_utils.Database, item_id: int, *, editor: str,
     new_lead = _best_lead(db, rest)
     _pin(db, rest, new_lead, editor, now)
     return new_lead
+
+
+#: At most this many items of one story are listed on a queue row (the rest are counted).
+STORY_ITEMS_SHOWN = 30
+
+
+def story_rows(db: sqlite_utils.Database, lead_ids: Sequence[int]
+               ) -> dict[int, list[dict[str, Any]]]:
+    """{lead id: the story's items, lead first, then best score} for queue rows: id, title,
+    url, status, score, published_at, source and language (the item's, else its source's)."""
+    out: dict[int, list[dict[str, Any]]] = {int(i): [] for i in lead_ids}
+    for chunk, marks in _chunks(list(out)):
+        for row in db.query(
+            "SELECT items.id, items.title, items.url, items.status, items.score, "
+            "items.published_at, coalesce(items.cluster_id, items.id) AS lead, "
+            "sources.name AS source, coalesce(items.language, sources.language, '') AS language "
+            "FROM items JOIN sources ON sources.id = items.source_id "
+            f"WHERE items.cluster_id IN ({marks}) OR items.id IN ({marks}) "
+            "ORDER BY items.id != coalesce(items.cluster_id, items.id), items.score DESC, "
+            "items.id", [*chunk, *chunk]):
+            lead = row.pop("lead")
+            bucket = out.get(lead)
+            if bucket is not None and len(bucket) < 500:
+                bucket.append(row)
+    return out

@@ -65,3 +65,21 @@ def test_entry_routes_answer_mistakes_with_one_line(client, settings):
     entry = client.post("/api/entries/include", json={"item_id": one}, headers=h).json()["entry"]
     r = client.post("/api/entries/include", json={"item_id": one}, headers=h)
     assert r.status_code == 400 and f"already in entry {entry['id']}" in r.json()["error"]
+
+
+def test_the_queue_shows_the_coming_issues_window_by_default(client, settings):
+    from alliance_digest.store.db import open_db
+
+    login(client)
+    html = client.get("/").text
+    assert "Showing items of every date" in html and "America/New_York" in html
+    db = open_db(settings.store_path)
+    db["issues"].insert({"title": "D", "volume": 1, "number": 1, "date": "2026-01-19",
+                         "status": "final", "created_at": "2026-01-19T00:00:00Z"})
+    db.close()
+    html = client.get("/").text
+    assert 'name="since" value="2026-01-20"' in html
+    assert "the coming issue’s window (since the last issue, 2026-01-19)" in html
+    assert "Routine item" not in html and "hold 2+2" in html
+    html = client.get("/?since=").text
+    assert "Routine item" in html and "Showing items of every date" in html

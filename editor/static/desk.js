@@ -110,17 +110,58 @@
       row.classList.add("flash");
     }
 
+    // The rows an action applies to: the one clicked, else the selected, else the current.
+    function targets(onlyRow) {
+      if (onlyRow !== undefined) return [rows[onlyRow]];
+      if (selected.size) return rows.filter((r) => selected.has(r.dataset.id));
+      return cur >= 0 ? [rows[cur]] : [];
+    }
+
+    // Every item of a row's story: keys act on the whole story.
+    function storyIds(row) {
+      const ids = (row.dataset.storyIds || row.dataset.id).split(",").filter(Boolean).map(Number);
+      return ids.length ? ids : [Number(row.dataset.id)];
+    }
+
+    async function include(targetRows) {
+      let made = 0;
+      for (const row of targetRows) {
+        try {
+          const data = await postJSON("/api/entries/include", { item_id: Number(row.dataset.id) });
+          applyState({ id: row.dataset.id, status: "included" });
+          let label = row.querySelector("[data-entry-label]");
+          if (!label) {
+            label = document.createElement("a");
+            label.className = "entry-mark";
+            label.setAttribute("data-entry-label", "");
+            row.querySelector(".meta").appendChild(label);
+          }
+          label.textContent = "in entry " + data.entry.id;
+          if (label.tagName === "A") label.href = data.entry.url;
+          made += 1;
+        } catch (e) {
+          toast("Not included: " + e.message, true);
+          return made;
+        }
+      }
+      return made;
+    }
+
     async function act(status, onlyRow) {
-      let ids;
       const single = onlyRow !== undefined || selected.size === 0;
-      if (onlyRow !== undefined) ids = [Number(rows[onlyRow].dataset.id)];
-      else if (selected.size) ids = Array.from(selected, Number);
-      else if (cur >= 0) ids = [Number(rows[cur].dataset.id)];
-      else return;
+      const chosen = targets(onlyRow);
+      if (!chosen.length) return;
       try {
-        const data = await postJSON("/api/items/status", { ids: ids, status: status });
-        data.items.forEach(applyState);
-        toast(ids.length === 1 ? "Item " + status : ids.length + " items " + status);
+        if (status === "included") {
+          const made = await include(chosen);
+          if (!made) return;
+          toast(made === 1 ? "Story included as an entry" : made + " stories included");
+        } else {
+          const ids = [].concat(...chosen.map(storyIds));
+          const data = await postJSON("/api/items/status", { ids: ids, status: status });
+          data.items.forEach(applyState);
+          toast(chosen.length === 1 ? "Story " + status : chosen.length + " stories " + status);
+        }
         if (single) setCursor((onlyRow !== undefined ? onlyRow : cur) + 1);
         else { selected.clear(); renderSelection(); }
       } catch (e) {
