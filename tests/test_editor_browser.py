@@ -18,7 +18,9 @@ from typing import Any
 import pytest
 from alliance_digest.editor.app import create_app
 from alliance_digest.settings import Settings
+from alliance_digest.pipeline import entries
 from alliance_digest.store import editorial
+from alliance_digest.store.entries import entry_of, entry_row
 from alliance_digest.store.db import open_db
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -229,11 +231,15 @@ def test_reorder_the_issue_by_keys_and_drag(page: Any,
                                             desk: tuple[DeskServer, Settings]) -> None:
     server, settings = desk
     db = open_db(settings.store_path)
-    ids = [fixtures.item_id(settings, g) for g in ("9", "10", "11")]
-    editorial.update_items(db, ids, {"status": "included", "section": "Diplomacy"},
+    items = [fixtures.item_id(settings, g) for g in ("9", "10", "11")]
+    editorial.update_items(db, items, {"status": "included", "section": "Diplomacy"},
                            editor="alice")
-    for rank, i in enumerate(ids, start=1):
-        editorial.update_item(db, i, {"rank": rank}, editor="alice")
+    # Each included item is an issue entry of its own; the issue page orders entries.
+    held = entry_of(db, items)
+    ids = [held[i] for i in items]
+    for position, entry_id in enumerate(ids, start=1):
+        entries.update(db, entry_id, {"position": position, "section": "Diplomacy"},
+                       editor="alice")
     db.close()
     pg = page
     pg.goto(server.url + "/issue")
@@ -252,7 +258,7 @@ def test_reorder_the_issue_by_keys_and_drag(page: Any,
     sync_api.expect(pg.locator("#save-state")).to_have_text("order saved")
     assert order()[:3] == [ids[1], ids[0], ids[2]]
     db = open_db(settings.store_path)
-    assert [editorial.get_item(db, i)["rank"] for i in ids] == [2, 1, 3]
+    assert [entry_row(db, i)["position"] for i in ids] == [2, 1, 3]
     db.close()
 
     def preview_changed() -> bool:
@@ -275,7 +281,7 @@ def test_reorder_the_issue_by_keys_and_drag(page: Any,
     sync_api.expect(pg.locator("#save-state")).to_have_text("order saved")
     assert order()[0] == ids[0]
     db = open_db(settings.store_path)
-    assert editorial.get_item(db, ids[0])["rank"] == 1
+    assert entry_row(db, ids[0])["position"] == 1
     db.close()
     pg.wait_for_timeout(500)
     OUTPUT.mkdir(exist_ok=True)
