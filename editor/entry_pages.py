@@ -66,7 +66,7 @@ def _shown(entry: Mapping[str, Any], **overrides: str) -> dict[str, Any]:
     """The paragraph of an entry as the draft prints it (with unsaved text, if given)."""
     view = entry_view({**entry, **overrides})
     para = entry_paragraph(view)
-    words = len(para["text"].split())
+    words = para["words"]
     marker = f'<span class="marker">{DRAFT_MARKER}</span> ' if para["unwritten"] else ""
     return {"headline": view.headline, "markdown": para["markdown"], "text": para["text"],
             "html": marker + para["html"], "unwritten": para["unwritten"], "words": words,

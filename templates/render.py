@@ -626,7 +626,13 @@ def entry_paragraph(item: ItemView) -> dict[str, Any]:
     draft marker, which `unwritten` stands for)."""
     nodes = paragraph(item)
     return {"markdown": md_inline(nodes), "html": str(html_inline(nodes)),
-            "text": text_inline(nodes), "unwritten": item.needs_writing or not item.blurb.strip()}
+            "text": text_inline(nodes), "unwritten": item.needs_writing or not item.blurb.strip(),
+            "words": len(_words_of(nodes).split())}
+
+
+def _words_of(nodes: Sequence[Node]) -> str:
+    """The paragraph's words as a reader sees them (link targets left out)."""
+    return "".join(n.text if isinstance(n, Text) else _words_of(n.children) for n in nodes)
 
 
 # --- rendering ---------------------------------------------------------------------------------

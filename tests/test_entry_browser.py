@@ -1,0 +1,101 @@
+"""An issue entry in a real browser: include a three-outlet story from the queue, keep two
+siblings, link their sources to words of the paragraph, and find the links inline in the
+draft's Markdown, email HTML and text (Playwright driving /usr/bin/chromium)."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Any
+
+from alliance_digest.pipeline.draft import draft_issue
+from alliance_digest.settings import Settings
+from test_editor_browser import (  # noqa: F401 - fixtures
+    OUTPUT,
+    DeskServer,
+    browser,
+    desk,
+    fixtures,
+    page,
+    pytestmark,
+    sync_api,
+)
+
+BLURB = ("Foreign and defense ministers met in Tokyo for the 2+2. The State Department said "
+         "the allies would deepen cooperation, and Kyodo reported agreement on missiles.")
+
+
+def _select(pg: Any, words: str) -> None:
+    """Select the first occurrence of `words` in the paragraph, as a mouse drag would."""
+    pg.evaluate(
+        """(words) => {
+            const el = document.getElementById("e-blurb");
+            const at = el.value.indexOf(words);
+            el.focus();
+            el.setSelectionRange(at, at + words.length);
+            el.dispatchEvent(new Event("select"));
+        }""", words)
+
+
+def test_include_a_story_keep_two_siblings_and_link_them_inline(
+        page: Any, desk: tuple[DeskServer, Settings], tmp_path: Any) -> None:
+    server, settings = desk
+    pg = page
+    expect = sync_api.expect
+    lead, state, kyodo = (fixtures.item_id(settings, g) for g in ("1", "101", "201"))
+    row = pg.locator(f'tr.row[data-story="{lead}"]')
+    expect(row).to_have_count(1)
+    expect(row.locator(".chip")).to_have_count(3)
+    row.locator('button[data-act="included"]').click()
+    label = row.locator("[data-entry-label]")
+    expect(label).to_have_text(re.compile(r"in entry \d+"))
+    entry_id = int(label.text_content().split()[-1])
+
+    pg.goto(f"{server.url}/entries/{entry_id}")
+    cards = pg.locator("article.card")
+    expect(cards).to_have_count(3)          # the lead and two kept siblings, side by side
+    expect(cards.first).to_contain_text("NHK World")
+    for outlet in ("State Dept", "Kyodo"):
+        expect(pg.locator("article.card", has_text=outlet)).to_have_count(1)
+
+    # "Start from the draft": the drafted paragraph, its sources linked, to edit.
+    pg.click("#start-draft")
+    drafted = pg.input_value("#e-blurb")
+    assert "](https://state.test/2plus2)" in drafted and "](https://kyodo.test/2plus2)" in drafted
+    expect(pg.locator("#word-count")).to_contain_text("words")
+
+    # The editor's own paragraph; links attached to selected words, one item at a time.
+    pg.fill("#e-blurb", BLURB)
+    pg.fill("#e-key", "2+2")
+    for words, outlet in (("met", "NHK World"), ("said", "State Dept"),
+                          ("reported", "Kyodo")):
+        _select(pg, words)
+        pg.locator("article.card", has_text=outlet).locator("[data-link-item]").click()
+    blurb = pg.input_value("#e-blurb")
+    assert "[said](https://state.test/2plus2)" in blurb
+    assert "[reported](https://kyodo.test/2plus2)" in blurb
+    assert "[met](https://e.test/1)" in blurb
+    preview = pg.locator("#entry-preview")
+    expect(preview.locator('a[href="https://state.test/2plus2"]')).to_have_text("said")
+    expect(preview.locator("strong")).to_have_text("2+2")
+    expect(pg.locator("#word-count")).to_have_text("25 words")
+    pg.keyboard.press("Control+s")
+    expect(pg.locator("#save-state")).to_contain_text("saved")
+    OUTPUT.mkdir(exist_ok=True)
+    pg.screenshot(path=str(OUTPUT / "desk-entry.png"), full_page=True)
+
+    drafted_issue = draft_issue(settings, day=date(2026, 1, 22), out_dir=tmp_path)
+    md, html, text = (drafted_issue.rendered.markdown, drafted_issue.rendered.html,
+                      drafted_issue.rendered.text)
+    assert ("Foreign and defense ministers [met](https://e.test/1) in Tokyo for the **2+2**. "
+            "The State Department [said](https://state.test/2plus2) the allies would deepen "
+            "cooperation, and Kyodo [reported](https://kyodo.test/2plus2) agreement on "
+            "missiles.") in md
+    assert "See also" not in md
+    for url, words in (("https://state.test/2plus2", "said"),
+                       ("https://kyodo.test/2plus2", "reported")):
+        assert re.search(rf'<a href="{re.escape(url)}"[^>]*>{words}</a>', html)
+        assert f"{words} ({url})" in text
+    # The desk's preview showed exactly the paragraph the draft printed.
+    shown = preview.inner_html()
+    assert re.sub(r"<[^>]+>", "", shown) in re.sub(r"<[^>]+>", "", html)
