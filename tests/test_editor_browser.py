@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 from alliance_digest.editor.app import create_app
-from alliance_digest.settings import Settings
 from alliance_digest.pipeline import entries
+from alliance_digest.settings import Settings
 from alliance_digest.store import editorial
-from alliance_digest.store.entries import entry_of, entry_row
 from alliance_digest.store.db import open_db
+from alliance_digest.store.entries import entry_of, entry_row
 
 CHROMIUM = Path("/usr/bin/chromium")
 OUTPUT = Path(__file__).resolve().parent.parent / "test-output"

@@ -38,11 +38,11 @@ def _select(pg: Any, words: str) -> None:
 
 
 def test_include_a_story_keep_two_siblings_and_link_them_inline(
-        page: Any, desk: tuple[DeskServer, Settings], tmp_path: Any) -> None:
+        page: Any, desk: tuple[DeskServer, Settings], tmp_path: Any) -> None:  # noqa: F811
     server, settings = desk
     pg = page
     expect = sync_api.expect
-    lead, state, kyodo = (fixtures.item_id(settings, g) for g in ("1", "101", "201"))
+    lead = fixtures.item_id(settings, "1")
     row = pg.locator(f'tr.row[data-story="{lead}"]')
     expect(row).to_have_count(1)
     expect(row.locator(".chip")).to_have_count(3)
