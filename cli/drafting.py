@@ -56,10 +56,10 @@ def run_draft(settings: Settings, *, date: str | None = None, out_dir: Path | No
 def print_draft_summary(summary: dict[str, Any]) -> None:
     """What a draft run wrote, for people."""
     out.print(f"Drafted Vol {summary['volume']}.{summary['number']} ({summary['date']}), "
-              f"issue {summary['issue_id']}: {summary['items']} items", soft_wrap=True)
+              f"issue {summary['issue_id']}: {summary['items']} entries", soft_wrap=True)
     if summary["needs_writing"]:
         out.print(f"  [yellow]{summary['needs_writing']} still need writing[/yellow] "
-                  "(paragraphs drafted from feed summaries)", markup=True)
+                  "(paragraphs drafted from their items)", markup=True)
     for path in summary["paths"].values():
         out.print(f"  {path}", soft_wrap=True)
     for path in summary["removed"]:

@@ -53,6 +53,7 @@ from ..settings import Settings
 from ..store import editorial, users
 from ..store.db import open_db
 from ..store.editorial import SETTABLE_STATUSES
+from ..store.entries import entry_marks
 from ..store.items import other_sources
 from ..store.sources import get_source_by_id, source_health, sources_by_id
 from ..templates.render import parse_links, safe_url
@@ -446,6 +447,7 @@ def item_page(ctx: Ctx, *, values: Mapping[str, Any] | None = None, error: str =
         "sections": ctx.settings.issue.sections, "statuses": SETTABLE_STATUSES,
         "error": error, "saved": ctx.request.query_params.get("saved") == "1",
         "source": item.get("source") or _source_name(ctx.db, item),
+        "entry_mark": entry_marks(ctx.db, [item["id"]]).get(item["id"], ""),
     }, status=status)
 
 
