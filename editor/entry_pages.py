@@ -56,8 +56,11 @@ def _int(data: Mapping[str, Any], key: str, *, required: bool = True) -> int | N
 
 def _ids(data: Mapping[str, Any], key: str) -> list[int]:
     value = data.get(key) or []
-    if (not isinstance(value, list) or len(value) > 200
-            or not all(isinstance(i, int) and not isinstance(i, bool) for i in value)):
+    if (
+        not isinstance(value, list)
+        or len(value) > 200
+        or not all(isinstance(i, int) and not isinstance(i, bool) for i in value)
+    ):
         raise InputError(f"{key} must be a list of item ids", field=key)
     return value
 
@@ -68,9 +71,15 @@ def _shown(entry: Mapping[str, Any], **overrides: str) -> dict[str, Any]:
     para = entry_paragraph(view)
     words = para["words"]
     marker = f'<span class="marker">{DRAFT_MARKER}</span> ' if para["unwritten"] else ""
-    return {"headline": view.headline, "markdown": para["markdown"], "text": para["text"],
-            "html": marker + para["html"], "unwritten": para["unwritten"], "words": words,
-            "in_range": WORDS_MIN <= words <= WORDS_MAX}
+    return {
+        "headline": view.headline,
+        "markdown": para["markdown"],
+        "text": para["text"],
+        "html": marker + para["html"],
+        "unwritten": para["unwritten"],
+        "words": words,
+        "in_range": WORDS_MIN <= words <= WORDS_MAX,
+    }
 
 
 def _drafted(entry: Mapping[str, Any]) -> dict[str, Any]:
@@ -80,23 +89,54 @@ def _drafted(entry: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _summary(entry: Mapping[str, Any]) -> dict[str, Any]:
-    keys = ("id", "version", "issue_id", "section", "position", "headline", "key_phrase",
-            "blurb", "lead_item_id")
-    return {**{k: entry.get(k) for k in keys},
-            "items": [{k: i.get(k) for k in ("id", "role", "source", "language", "title", "url",
-                                            "published_at", "status")}
-                      for i in entry.get("items", [])],
-            "url": f"/entries/{entry['id']}"}
+    keys = (
+        "id",
+        "version",
+        "issue_id",
+        "section",
+        "position",
+        "headline",
+        "key_phrase",
+        "blurb",
+        "lead_item_id",
+    )
+    return {
+        **{k: entry.get(k) for k in keys},
+        "items": [
+            {
+                k: i.get(k)
+                for k in (
+                    "id",
+                    "role",
+                    "source",
+                    "language",
+                    "title",
+                    "url",
+                    "published_at",
+                    "status",
+                )
+            }
+            for i in entry.get("items", [])
+        ],
+        "url": f"/entries/{entry['id']}",
+    }
 
 
 def entry_page(ctx: Ctx) -> Response:
     """GET /entries/{id}."""
     entry = entries.show(ctx.db, _entry_id(ctx))
-    return ctx.render("entry.html", {
-        "entry": entry, "shown": _shown(entry), "drafted": _drafted(entry),
-        "sections": ctx.settings.issue.sections, "words_min": WORDS_MIN,
-        "words_max": WORDS_MAX, "draft_marker": DRAFT_MARKER,
-    })
+    return ctx.render(
+        "entry.html",
+        {
+            "entry": entry,
+            "shown": _shown(entry),
+            "drafted": _drafted(entry),
+            "sections": ctx.settings.issue.sections,
+            "words_min": WORDS_MIN,
+            "words_max": WORDS_MAX,
+            "draft_marker": DRAFT_MARKER,
+        },
+    )
 
 
 def api_include(ctx: Ctx) -> Response:
@@ -105,16 +145,18 @@ def api_include(ctx: Ctx) -> Response:
     item_id = _int(data, "item_id")
     assert item_id is not None
     keep = _ids(data, "keep") if "keep" in data else None
-    entry = entries.include(ctx.db, item_id, editor=ctx.editor, keep=keep,
-                            sections=ctx.settings.issue.sections)
+    entry = entries.include(
+        ctx.db, item_id, editor=ctx.editor, keep=keep, sections=ctx.settings.issue.sections
+    )
     return JSONResponse({"entry": _summary(entry)})
 
 
 def api_save(ctx: Ctx) -> Response:
     """POST /api/entries/{id}: the entry's text fields, refused (409) when stale."""
     data = _data(ctx)
-    changes = {k: data[k] for k in ("headline", "key_phrase", "blurb", "section", "note")
-               if k in data}
+    changes = {
+        k: data[k] for k in ("headline", "key_phrase", "blurb", "section", "note") if k in data
+    }
     for key, value in changes.items():
         if value is not None and not isinstance(value, str):
             raise InputError(f"{key} must be text", field=key)
@@ -122,9 +164,14 @@ def api_save(ctx: Ctx) -> Response:
             changes[key] = None
     if not changes:
         raise InputError("nothing to save")
-    entry = entries.update(ctx.db, _entry_id(ctx), changes, editor=ctx.editor,
-                           expected_version=_int(data, "version", required=False),
-                           sections=ctx.settings.issue.sections)
+    entry = entries.update(
+        ctx.db,
+        _entry_id(ctx),
+        changes,
+        editor=ctx.editor,
+        expected_version=_int(data, "version", required=False),
+        sections=ctx.settings.issue.sections,
+    )
     return JSONResponse({"entry": _summary(entry), "shown": _shown(entry)})
 
 
@@ -145,20 +192,32 @@ def api_preview(ctx: Ctx) -> Response:
 def _item_change(action: Callable[..., Any]) -> Callable[[Ctx], Response]:
     def handler(ctx: Ctx) -> Response:
         data = _data(ctx)
-        entry = action(ctx, _entry_id(ctx), data,
-                       _int(data, "version", required=False))
+        entry = action(ctx, _entry_id(ctx), data, _int(data, "version", required=False))
         return JSONResponse({"entry": _summary(entry) if entry else None})
+
     return handler
 
 
-api_add = _item_change(lambda ctx, eid, data, version: entries.add(
-    ctx.db, eid, _int(data, "item_id"), editor=ctx.editor, expected_version=version))
-api_move = _item_change(lambda ctx, eid, data, version: entries.move(
-    ctx.db, _int(data, "item_id"), eid, editor=ctx.editor, expected_version=version))
-api_drop = _item_change(lambda ctx, eid, data, version: entries.drop(
-    ctx.db, eid, _ids(data, "item_ids"), editor=ctx.editor, expected_version=version))
-api_lead = _item_change(lambda ctx, eid, data, version: entries.set_lead(
-    ctx.db, eid, _int(data, "item_id"), editor=ctx.editor, expected_version=version))
+api_add = _item_change(
+    lambda ctx, eid, data, version: entries.add(
+        ctx.db, eid, _int(data, "item_id"), editor=ctx.editor, expected_version=version
+    )
+)
+api_move = _item_change(
+    lambda ctx, eid, data, version: entries.move(
+        ctx.db, _int(data, "item_id"), eid, editor=ctx.editor, expected_version=version
+    )
+)
+api_drop = _item_change(
+    lambda ctx, eid, data, version: entries.drop(
+        ctx.db, eid, _ids(data, "item_ids"), editor=ctx.editor, expected_version=version
+    )
+)
+api_lead = _item_change(
+    lambda ctx, eid, data, version: entries.set_lead(
+        ctx.db, eid, _int(data, "item_id"), editor=ctx.editor, expected_version=version
+    )
+)
 
 
 def routes(desk_route: Callable[..., Any]) -> list[Route]:
@@ -167,14 +226,13 @@ def routes(desk_route: Callable[..., Any]) -> list[Route]:
         Route("/entries/{entry_id:int}", desk_route(entry_page), methods=["GET"]),
         Route("/api/entries/include", desk_route(api_include, api=True), methods=["POST"]),
         Route("/api/entries/{entry_id:int}", desk_route(api_save, api=True), methods=["POST"]),
-        Route("/api/entries/{entry_id:int}/preview", desk_route(api_preview, api=True),
-              methods=["POST"]),
-        Route("/api/entries/{entry_id:int}/items", desk_route(api_add, api=True),
-              methods=["POST"]),
-        Route("/api/entries/{entry_id:int}/move", desk_route(api_move, api=True),
-              methods=["POST"]),
-        Route("/api/entries/{entry_id:int}/drop", desk_route(api_drop, api=True),
-              methods=["POST"]),
-        Route("/api/entries/{entry_id:int}/lead", desk_route(api_lead, api=True),
-              methods=["POST"]),
+        Route(
+            "/api/entries/{entry_id:int}/preview",
+            desk_route(api_preview, api=True),
+            methods=["POST"],
+        ),
+        Route("/api/entries/{entry_id:int}/items", desk_route(api_add, api=True), methods=["POST"]),
+        Route("/api/entries/{entry_id:int}/move", desk_route(api_move, api=True), methods=["POST"]),
+        Route("/api/entries/{entry_id:int}/drop", desk_route(api_drop, api=True), methods=["POST"]),
+        Route("/api/entries/{entry_id:int}/lead", desk_route(api_lead, api=True), methods=["POST"]),
     ]

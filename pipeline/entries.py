@@ -310,20 +310,23 @@ def update(
     return show(db, entry_id)
 
 
+#: At most this many of a story's unused items are listed with an entry (the rest counted).
+UNUSED_SHOWN = 200
+
+
 def show(db: sqlite_utils.Database, entry_id: int) -> dict[str, Any]:
-    """An entry with its items (lead first) and the story items it does not keep (`unused`)."""
+    """An entry with its items (lead first) and the story items it does not keep (`unused`,
+    at most UNUSED_SHOWN of them; `unused_more` counts the rest)."""
     entry = store.get_entry(db, entry_id)
     member_ids = {r["id"] for r in entry["items"]}
-    leads = {r["cluster_id"] or r["id"] for r in entry["items"]}
+    leads = sorted({r["cluster_id"] or r["id"] for r in entry["items"]})
     unused: list[dict[str, Any]] = []
-    for lead in sorted(leads):
-        for row in clusters.cluster_members(db, lead):
-            if row["id"] not in member_ids and row["id"] not in {u["id"] for u in unused}:
-                unused.append(row)
-        if lead not in member_ids and lead not in {u["id"] for u in unused}:
+    seen = set(member_ids)
+    for lead in leads:
+        if lead not in seen:
             row = editorial.get_item(db, lead)
-            unused.insert(
-                0,
+            seen.add(lead)
+            unused.append(
                 {
                     k: row.get(k)
                     for k in (
@@ -335,12 +338,17 @@ def show(db: sqlite_utils.Database, entry_id: int) -> dict[str, Any]:
                         "cluster_id",
                         "source",
                     )
-                },
+                }
             )
-    held = store.entry_of(db, [u["id"] for u in unused])
-    for row in unused:
+        for row in clusters.cluster_members(db, lead):
+            if row["id"] not in seen:
+                seen.add(row["id"])
+                unused.append(row)
+    held = store.entry_of(db, [u["id"] for u in unused[:UNUSED_SHOWN]])
+    for row in unused[:UNUSED_SHOWN]:
         row["entry_id"] = held.get(row["id"])
-    entry["unused"] = unused
+    entry["unused"] = unused[:UNUSED_SHOWN]
+    entry["unused_more"] = max(0, len(unused) - UNUSED_SHOWN)
     return entry
 
 

@@ -8,21 +8,21 @@ import re
 from datetime import date
 from typing import Any
 
+import test_editor_browser as desk_tests
 from alliance_digest.pipeline.draft import draft_issue
 from alliance_digest.settings import Settings
-from test_editor_browser import (  # noqa: F401 - fixtures
-    OUTPUT,
-    DeskServer,
-    browser,
-    desk,
-    fixtures,
-    page,
-    pytestmark,
-    sync_api,
-)
+from test_editor_browser import OUTPUT, DeskServer, fixtures, sync_api
 
-BLURB = ("Foreign and defense ministers met in Tokyo for the 2+2. The State Department said "
-         "the allies would deepen cooperation, and Kyodo reported agreement on missiles.")
+# The desk browser tests' fixtures and marks (a real desk under uvicorn, real Chromium).
+pytestmark = desk_tests.pytestmark
+browser = desk_tests.browser
+desk = desk_tests.desk
+page = desk_tests.page
+
+BLURB = (
+    "Foreign and defense ministers met in Tokyo for the 2+2. The State Department said "
+    "the allies would deepen cooperation, and Kyodo reported agreement on missiles."
+)
 
 
 def _select(pg: Any, words: str) -> None:
@@ -34,11 +34,14 @@ def _select(pg: Any, words: str) -> None:
             el.focus();
             el.setSelectionRange(at, at + words.length);
             el.dispatchEvent(new Event("select"));
-        }""", words)
+        }""",
+        words,
+    )
 
 
 def test_include_a_story_keep_two_siblings_and_link_them_inline(
-        page: Any, desk: tuple[DeskServer, Settings], tmp_path: Any) -> None:  # noqa: F811
+    page: Any, desk: tuple[DeskServer, Settings], tmp_path: Any
+) -> None:
     server, settings = desk
     pg = page
     expect = sync_api.expect
@@ -53,7 +56,7 @@ def test_include_a_story_keep_two_siblings_and_link_them_inline(
 
     pg.goto(f"{server.url}/entries/{entry_id}")
     cards = pg.locator("article.card")
-    expect(cards).to_have_count(3)          # the lead and two kept siblings, side by side
+    expect(cards).to_have_count(3)  # the lead and two kept siblings, side by side
     expect(cards.first).to_contain_text("NHK World")
     for outlet in ("State Dept", "Kyodo"):
         expect(pg.locator("article.card", has_text=outlet)).to_have_count(1)
@@ -67,8 +70,7 @@ def test_include_a_story_keep_two_siblings_and_link_them_inline(
     # The editor's own paragraph; links attached to selected words, one item at a time.
     pg.fill("#e-blurb", BLURB)
     pg.fill("#e-key", "2+2")
-    for words, outlet in (("met", "NHK World"), ("said", "State Dept"),
-                          ("reported", "Kyodo")):
+    for words, outlet in (("met", "NHK World"), ("said", "State Dept"), ("reported", "Kyodo")):
         _select(pg, words)
         pg.locator("article.card", has_text=outlet).locator("[data-link-item]").click()
     blurb = pg.input_value("#e-blurb")
@@ -85,15 +87,22 @@ def test_include_a_story_keep_two_siblings_and_link_them_inline(
     pg.screenshot(path=str(OUTPUT / "desk-entry.png"), full_page=True)
 
     drafted_issue = draft_issue(settings, day=date(2026, 1, 22), out_dir=tmp_path)
-    md, html, text = (drafted_issue.rendered.markdown, drafted_issue.rendered.html,
-                      drafted_issue.rendered.text)
-    assert ("Foreign and defense ministers [met](https://e.test/1) in Tokyo for the **2+2**. "
-            "The State Department [said](https://state.test/2plus2) the allies would deepen "
-            "cooperation, and Kyodo [reported](https://kyodo.test/2plus2) agreement on "
-            "missiles.") in md
+    md, html, text = (
+        drafted_issue.rendered.markdown,
+        drafted_issue.rendered.html,
+        drafted_issue.rendered.text,
+    )
+    assert (
+        "Foreign and defense ministers [met](https://e.test/1) in Tokyo for the **2+2**. "
+        "The State Department [said](https://state.test/2plus2) the allies would deepen "
+        "cooperation, and Kyodo [reported](https://kyodo.test/2plus2) agreement on "
+        "missiles."
+    ) in md
     assert "See also" not in md
-    for url, words in (("https://state.test/2plus2", "said"),
-                       ("https://kyodo.test/2plus2", "reported")):
+    for url, words in (
+        ("https://state.test/2plus2", "said"),
+        ("https://kyodo.test/2plus2", "reported"),
+    ):
         assert re.search(rf'<a href="{re.escape(url)}"[^>]*>{words}</a>', html)
         assert f"{words} ({url})" in text
     # The desk's preview showed exactly the paragraph the draft printed.

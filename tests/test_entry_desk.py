@@ -36,16 +36,20 @@ def test_include_a_story_edit_its_paragraph_and_preview_it(client, settings):
     page = client.get(entry["url"]).text
     assert "Start from the draft" in page and "words" in page
     blurb = "Ministers [met](https://state.test/2plus2) in Tokyo for the **2+2**."
-    preview = client.post(f"/api/entries/{entry['id']}/preview",
-                          json={"blurb": blurb, "key_phrase": "2+2"}, headers=h).json()
+    preview = client.post(
+        f"/api/entries/{entry['id']}/preview", json={"blurb": blurb, "key_phrase": "2+2"}, headers=h
+    ).json()
     assert preview["markdown"] == blurb and preview["words"] == 7 and not preview["in_range"]
     assert '<a href="https://state.test/2plus2">met</a>' in preview["html"]
-    saved = client.post(f"/api/entries/{entry['id']}",
-                        json={"version": entry["version"], "blurb": blurb,
-                              "headline": "Allies hold 2+2"}, headers=h)
+    saved = client.post(
+        f"/api/entries/{entry['id']}",
+        json={"version": entry["version"], "blurb": blurb, "headline": "Allies hold 2+2"},
+        headers=h,
+    )
     assert saved.status_code == 200, saved.text
-    stale = client.post(f"/api/entries/{entry['id']}",
-                        json={"version": entry["version"], "blurb": "x"}, headers=h)
+    stale = client.post(
+        f"/api/entries/{entry['id']}", json={"version": entry["version"], "blurb": "x"}, headers=h
+    )
     assert stale.status_code == 409 and "reload it" in stale.json()["error"]
     issue = client.get("/issue").text
     assert f'href="/entries/{entry["id"]}"' in issue and "Allies hold 2+2" in issue
@@ -74,8 +78,16 @@ def test_the_queue_shows_the_coming_issues_window_by_default(client, settings):
     html = client.get("/").text
     assert "Showing items of every date" in html and "America/New_York" in html
     db = open_db(settings.store_path)
-    db["issues"].insert({"title": "D", "volume": 1, "number": 1, "date": "2026-01-19",
-                         "status": "final", "created_at": "2026-01-19T00:00:00Z"})
+    db["issues"].insert(
+        {
+            "title": "D",
+            "volume": 1,
+            "number": 1,
+            "date": "2026-01-19",
+            "status": "final",
+            "created_at": "2026-01-19T00:00:00Z",
+        }
+    )
     db.close()
     html = client.get("/").text
     assert 'name="since" value="2026-01-20"' in html
