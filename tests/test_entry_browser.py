@@ -11,6 +11,9 @@ from typing import Any
 import test_editor_browser as desk_tests
 from alliance_digest.pipeline.draft import draft_issue
 from alliance_digest.settings import Settings
+from alliance_digest.store import editorial
+from alliance_digest.store.db import open_db
+from alliance_digest.store.entries import entry_of
 from test_editor_browser import OUTPUT, DeskServer, fixtures, sync_api
 
 # The desk browser tests' fixtures and marks (a real desk under uvicorn, real Chromium).
@@ -108,3 +111,24 @@ def test_include_a_story_keep_two_siblings_and_link_them_inline(
     # The desk's preview showed exactly the paragraph the draft printed.
     shown = preview.inner_html()
     assert re.sub(r"<[^>]+>", "", shown) in re.sub(r"<[^>]+>", "", html)
+
+
+def test_a_key_on_a_story_row_acts_on_every_item_of_the_story(
+    page: Any, desk: tuple[DeskServer, Settings]
+) -> None:
+    server, settings = desk
+    pg = page
+    ids = [fixtures.item_id(settings, g) for g in ("1", "101", "201")]
+    # Every date: the draft above recorded an issue, so the default window starts after it.
+    pg.goto(server.url + "/?status=all&since=")
+    row = pg.locator(f'tr.row[data-story="{ids[0]}"]')
+    row.locator(".c-score").click()
+    pg.keyboard.press("s")
+    sync_api.expect(row).to_have_attribute("data-status", "shortlisted")
+    db = open_db(settings.store_path)
+    try:
+        assert [editorial.get_item(db, i)["status"] for i in ids] == ["shortlisted"] * 3
+        # Out of the issue: the entry the story made is gone with its items.
+        assert entry_of(db, ids) == {}
+    finally:
+        db.close()
