@@ -158,8 +158,12 @@
           toast(made === 1 ? "Story included as an entry" : made + " stories included");
         } else {
           const ids = [].concat(...chosen.map(storyIds));
-          const data = await postJSON("/api/items/status", { ids: ids, status: status });
-          data.items.forEach(applyState);
+          // The API takes at most 500 ids a request; a templated series can make big stories.
+          for (let at = 0; at < ids.length; at += 500) {
+            const data = await postJSON("/api/items/status",
+              { ids: ids.slice(at, at + 500), status: status });
+            data.items.forEach(applyState);
+          }
           toast(chosen.length === 1 ? "Story " + status : chosen.length + " stories " + status);
         }
         if (single) setCursor((onlyRow !== undefined ? onlyRow : cur) + 1);
