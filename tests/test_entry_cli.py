@@ -50,6 +50,10 @@ def test_lead_only_then_add_move_lead_and_drop(folder):
     )
     unused = digest("entry", "show", str(first["id"]), cwd=cwd).stdout
     assert f"used in entry {first['id']}: {jt}" in unused
+    found = json.loads(digest("search", "Hayashi", "--json", cwd=cwd).stdout)
+    assert {r["id"]: r["entry"] for r in found}[jt] == f"used in entry {first['id']}"
+    wide = digest("search", "Hayashi", cwd=cwd, env={"COLUMNS": "200"}).stdout
+    assert f"candidate · used in entry {first['id']}" in wide
     second = json.loads(digest("entry", "include", str(nhk), "--json", cwd=cwd).stdout)
     added = json.loads(digest("entry", "add", str(first["id"]), str(jt), "--json", cwd=cwd).stdout)
     assert [i["id"] for i in added["items"]] == [lead, jt]
