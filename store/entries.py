@@ -128,25 +128,41 @@ def used_in(db: sqlite_utils.Database, item_ids: Iterable[int]) -> dict[int, int
     """{item id: entry id} for items no entry holds whose story has an item in an entry.
 
     Those are "used in entry N": their development is in the issue through its other outlets.
-    The lowest entry id wins when a story's items went to several entries.
+    The lowest entry id wins when a story's items went to several entries. Linear in the
+    items asked about: each story is looked up once, from the (small) entry_items side, so a
+    story of thousands of templated items costs no more than a small one.
     """
     ids = list(dict.fromkeys(int(i) for i in item_ids))
-    out: dict[int, int] = {}
+    story: dict[int, int] = {}
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start : start + _CHUNK]
         marks = ",".join("?" * len(chunk))
-        out.update(
+        story.update(
             db.execute(
-                "SELECT items.id, min(ei.entry_id) FROM items "
-                "JOIN items other ON other.cluster_id = items.cluster_id "
-                "JOIN entry_items ei ON ei.item_id = other.id "
-                f"WHERE items.id IN ({marks}) AND items.cluster_id IS NOT NULL "
-                "AND NOT EXISTS (SELECT 1 FROM entry_items mine WHERE mine.item_id = items.id) "
-                "GROUP BY items.id",
+                f"SELECT id, cluster_id FROM items WHERE id IN ({marks}) "
+                "AND cluster_id IS NOT NULL",
                 chunk,
             ).fetchall()
         )
-    return out
+    held = entry_of(db, story)
+    leads = sorted(set(story.values()))
+    story_entry: dict[int, int] = {}
+    for start in range(0, len(leads), _CHUNK):
+        chunk = leads[start : start + _CHUNK]
+        marks = ",".join("?" * len(chunk))
+        # CROSS JOIN keeps SQLite's loop on entry_items (editors' picks), never on a story.
+        story_entry.update(
+            db.execute(
+                "SELECT o.cluster_id, min(ei.entry_id) FROM entry_items ei CROSS JOIN items o "
+                f"ON o.id = ei.item_id WHERE o.cluster_id IN ({marks}) GROUP BY o.cluster_id",
+                chunk,
+            ).fetchall()
+        )
+    return {
+        item: story_entry[lead]
+        for item, lead in story.items()
+        if item not in held and lead in story_entry
+    }
 
 
 def entry_marks(db: sqlite_utils.Database, item_ids: Iterable[int]) -> dict[int, str]:
