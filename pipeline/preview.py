@@ -13,7 +13,8 @@ the query is here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
@@ -49,6 +50,18 @@ def preview_issue(db: sqlite_utils.Database, settings: Settings, day: date, *,
 def preview_plan(db: sqlite_utils.Database, settings: Settings, plan: IssuePlan) -> Preview:
     """The issue for a plan already made: its items selected and rendered."""
     rows = select_issue_items(db, plan, settings.issue.sections)
+    own = plan.existing or {}
+    image = own.get("image_url") or None
+    credit = own.get("image_credit") or None
     view = issue_view_from_rows(rows, settings, day=plan.date, volume=plan.volume,
-                                number=plan.number)
-    return Preview(plan=plan, rows=rows, view=view, rendered=render_issue(view, settings))
+                                number=plan.number, image_url=image,
+                                image_credit=(credit or "") if image else None)
+    return Preview(plan=plan, rows=rows, view=view,
+                   rendered=render_issue(view, with_issue_settings(settings, own)))
+
+
+def with_issue_settings(settings: Settings, issue: Mapping[str, Any]) -> Settings:
+    """Settings with the issue's own footer (set in the desk) in place of the [issue] one."""
+    if not issue.get("footer"):
+        return settings
+    return replace(settings, issue=replace(settings.issue, footer=str(issue["footer"])))
