@@ -6,8 +6,9 @@
                  CSRF token for every POST                 else 403
                  the page's work, through the use cases (pipeline/), store/ and triage/
     changes  → store.editorial (versioned, audited in `edits`)
-    errors   → one handler maps the error tree (errors.py): InputError 400, NotFoundError 404,
-               ConflictError 409, anything else 500 (a template's failure names the template);
+    errors   → one handler maps the error tree (errors.py): InputError 400, Forbidden 403,
+               NotFoundError 404, ConflictError 409, anything else 500 (a template's failure
+               names the template);
                a page for page routes, {"error": ...} for /api/ routes
 
 Pages are server-rendered jinja2 (autoescaped); desk.js adds keyboard triage and posts JSON
@@ -22,10 +23,11 @@ import json
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlite_utils
 from starlette.applications import Starlette
@@ -40,12 +42,15 @@ from starlette.templating import Jinja2Templates
 from ..errors import (
     ConflictError,
     DigestError,
+    Forbidden,
     InputError,
+    IssueStateError,
     NotFoundError,
+    OpenComments,
     StaleEdit,
     TemplateRenderError,
 )
-from ..pipeline import next_issue
+from ..pipeline import next_issue, review
 from ..pipeline.add_url import add_by_url
 from ..pipeline.enable_source import set_source_enabled
 from ..settings import Settings
@@ -101,9 +106,12 @@ class Desk:
                                     settings.editor.login_window_minutes * 60)
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         env = self.templates.env
-        env.filters.update(when=format_when, blurb=blurb_preview_html, summary=summary_html,
+        zone = desk_zone(settings)
+        env.filters.update(when=lambda value: format_when(value, zone),
+                           blurb=blurb_preview_html, summary=summary_html,
                            safe_url=safe_url, score_band=score_band, weight=format_weight)
-        env.globals.update(issue_title=settings.issue.title, page_size=PAGE_SIZE)
+        env.globals.update(issue_title=settings.issue.title, page_size=PAGE_SIZE,
+                           zone_name=settings.schedule.timezone)
         self._local = threading.local()
         self._lock = threading.Lock()
         self._connections: list[sqlite_utils.Database] = []
@@ -149,12 +157,17 @@ class Ctx:
         return str(self.session["csrf_token"])
 
     @property
+    def role(self) -> str:
+        """'editor' or 'publisher', read from the account on every request."""
+        return str(self.session.get("role") or "editor")
+
+    @property
     def settings(self) -> Settings:
         return self.desk.settings
 
     def render(self, name: str, context: Mapping[str, Any], status: int = 200) -> Response:
         """A page with the session's user and CSRF token available to the template."""
-        full = {"editor": self.editor, "csrf_token": self.csrf,
+        full = {"editor": self.editor, "role": self.role, "csrf_token": self.csrf,
                 "path": self.request.url.path, **context}
         return self.desk.templates.TemplateResponse(self.request, name, full,
                                                     status_code=status)
@@ -220,7 +233,9 @@ def _run(handler: Handler, desk: Desk, request: Request, form: FormData | None, 
 
 
 def error_status(error: DigestError) -> int:
-    """The HTTP status for an error of the tree: 404, 400, 409, else 500."""
+    """The HTTP status for an error of the tree: 403, 404, 400, 409, else 500."""
+    if isinstance(error, Forbidden):
+        return 403
     if isinstance(error, NotFoundError):
         return 404
     if isinstance(error, InputError):
@@ -230,8 +245,8 @@ def error_status(error: DigestError) -> int:
     return 500
 
 
-ERROR_HEADINGS = {400: "Not accepted", 404: "Not found", 409: "Changed meanwhile",
-                  500: "Something went wrong"}
+ERROR_HEADINGS = {400: "Not accepted", 403: "Not allowed", 404: "Not found",
+                  409: "Changed meanwhile", 500: "Something went wrong"}
 
 
 def digest_error(request: Request, error: Exception) -> Response:
@@ -264,17 +279,31 @@ def digest_error(request: Request, error: Exception) -> Response:
 # --- template helpers --------------------------------------------------------------------------
 
 
-def format_when(value: str | None) -> str:
-    """'Jan 05 14:30' (UTC) for an ISO timestamp; the year only when it is not this year's."""
+def desk_zone(settings: Settings) -> tzinfo:
+    """The zone the desk shows times in: [schedule] timezone (UTC if it is not a zone)."""
+    try:
+        return ZoneInfo(settings.schedule.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        return UTC
+
+
+def format_when(value: str | None, zone: tzinfo = UTC) -> str:
+    """'Jan 05 09:30 EST' for an ISO timestamp, in `zone` and labelled with it; the date only
+    (no zone) when it is not this year's. A date without a time stays a date."""
     if not value:
         return ""
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return value
-    if moment.year != datetime.now(UTC).year:
-        return moment.strftime("%Y-%m-%d")
-    return moment.strftime("%b %d %H:%M")
+    if moment.tzinfo is None:
+        if len(value) <= 10:
+            return value
+        moment = moment.replace(tzinfo=UTC)
+    local = moment.astimezone(zone)
+    if local.year != datetime.now(zone).year:
+        return local.strftime("%Y-%m-%d")
+    return local.strftime("%b %d %H:%M ") + (local.tzname() or "UTC")
 
 
 def score_band(score: float | None) -> str:
@@ -519,10 +548,128 @@ def item_add(ctx: Ctx) -> Response:
 # --- the issue ---------------------------------------------------------------------------------
 
 
-def issue_page(ctx: Ctx) -> Response:
-    """GET /issue: the next issue's included items by section, to reorder; with its preview."""
-    plan, groups = next_issue.grouped(ctx.db, ctx.settings)
-    return ctx.render("issue.html", {"plan": plan, "groups": groups})
+def issue_page(ctx: Ctx, *, error: str = "", confirm: str = "", status: int = 200,
+               typed: Mapping[str, str] | None = None) -> Response:
+    """GET /issue: the issue being prepared — the open draft, else the next scheduled date —
+    its included items by section to reorder, its preview, its review state and comments.
+
+    `error`, `confirm` and `typed` come from a refused review step or settings form, so the
+    page says why and keeps what was typed.
+    """
+    desk_issue = review.desk_issue(ctx.db, ctx.settings)
+    plan, groups = next_issue.grouped(ctx.db, ctx.settings, desk_issue.plan)
+    done = ctx.request.query_params.get("done", "")
+    return ctx.render("issue.html", {
+        "plan": plan, "groups": groups, "desk": desk_issue,
+        "can": {a: review.may(ctx.role, a) for a in (
+            "submit", "approve", "reopen", "discard", "comment", "settings")},
+        "error": error, "confirm": confirm, "typed": typed or {},
+        "done": DONE_MESSAGES.get(done, ""),
+        "images": _entry_images(groups),
+        "default_footer": ctx.settings.issue.footer,
+    }, status=status)
+
+
+#: What the Issue page says after a step (a fixed text per step: no text from the URL).
+DONE_MESSAGES = {
+    "submit": "Submitted for review.", "approve": "Approved.", "reopen": "Reopened as a draft.",
+    "discard": "Discarded: its number is free and its items are unassigned.",
+    "comment": "Comment added.", "resolve": "Comment resolved.", "settings": "Settings saved.",
+    "record": "Draft recorded: it can now be reviewed.",
+}
+
+
+def _entry_images(groups: list[next_issue.Group]) -> list[dict[str, str]]:
+    """Images of the issue's entries an editor may pick as the lead image."""
+    seen: dict[str, dict[str, str]] = {}
+    for g in groups:
+        for it in g.items:
+            url = safe_url(it.get("lead_image") or it.get("image_url"))
+            if url and url not in seen:
+                seen[url] = {"url": url, "credit": it.get("image_credit") or it.get("source")
+                             or "", "label": str(it.get("headline") or it.get("title") or "")}
+    return list(seen.values())
+
+
+def _issue_id(ctx: Ctx) -> int:
+    try:
+        return int(ctx.request.path_params["issue_id"])
+    except (KeyError, ValueError):
+        raise NotFoundError("no such issue") from None
+
+
+def _form_text(ctx: Ctx, name: str, limit: int = 5000) -> str:
+    value = (ctx.form or FormData()).get(name)
+    return value.strip()[:limit] if isinstance(value, str) else ""
+
+
+def _issue_step(step: Callable[[Ctx, int], Any]) -> Handler:
+    """A review step posted from the Issue page: done → back to it with a message; refused
+    (wrong state, unwritten entries, open comments, a bad value) → the page with the reason.
+    A role that may not take the step gets 403 from the error handler."""
+    def handler(ctx: Ctx) -> Response:
+        name = step.__name__.removeprefix("_step_")
+        try:
+            step(ctx, _issue_id(ctx))
+        except OpenComments as e:
+            return issue_page(ctx, confirm=str(e), status=409)
+        except (IssueStateError, InputError) as e:
+            typed = {k: v for k, v in (ctx.form or FormData()).items()
+                     if isinstance(v, str) and k != "csrf_token"}
+            return issue_page(ctx, error=str(e), status=error_status(e), typed=typed)
+        return RedirectResponse(f"/issue?done={name}", status_code=303)
+    return handler
+
+
+def _step_submit(ctx: Ctx, issue_id: int) -> None:
+    review.submit(ctx.db, issue_id, actor=ctx.editor, role=ctx.role)
+
+
+def _step_approve(ctx: Ctx, issue_id: int) -> None:
+    review.approve(ctx.db, ctx.settings, issue_id, actor=ctx.editor, role=ctx.role,
+                   confirm_open_comments=_form_text(ctx, "confirm") == "1")
+
+
+def _step_reopen(ctx: Ctx, issue_id: int) -> None:
+    review.reopen(ctx.db, issue_id, actor=ctx.editor, role=ctx.role)
+
+
+def _step_discard(ctx: Ctx, issue_id: int) -> None:
+    review.discard(ctx.db, ctx.settings, issue_id, actor=ctx.editor, role=ctx.role)
+
+
+def _step_comment(ctx: Ctx, issue_id: int) -> None:
+    review.comment(ctx.db, ctx.settings, issue_id, _form_text(ctx, "entry", 40),
+                   _form_text(ctx, "text", review.MAX_COMMENT + 1), actor=ctx.editor,
+                   role=ctx.role)
+
+
+def _step_resolve(ctx: Ctx, issue_id: int) -> None:
+    try:
+        comment_id = int(ctx.request.path_params["comment_id"])
+    except (KeyError, ValueError):
+        raise NotFoundError("no such comment") from None
+    if review.comment_issue(ctx.db, comment_id) != issue_id:
+        raise NotFoundError(f"issue {issue_id} has no comment {comment_id}")
+    review.resolve(ctx.db, comment_id, actor=ctx.editor, role=ctx.role)
+
+
+def _step_settings(ctx: Ctx, issue_id: int) -> None:
+    values = {k: _form_text(ctx, k) for k in ("date", "number", "image_url", "image_credit",
+                                              "footer")}
+    picked = _form_text(ctx, "image_pick")
+    if picked and not values["image_url"]:
+        values["image_url"] = picked
+    review.save_settings(ctx.db, ctx.settings, issue_id, values, actor=ctx.editor,
+                         role=ctx.role)
+
+
+def issue_record(ctx: Ctx) -> Response:
+    """POST /issue/record: record the planned issue (no files yet) so it can be reviewed."""
+    review.require(ctx.role, "submit")
+    plan = review.desk_plan(ctx.db, ctx.settings)
+    review.record_issue(ctx.db, ctx.settings, plan, actor=ctx.editor)
+    return RedirectResponse("/issue?done=record", status_code=303)
 
 
 def issue_preview(ctx: Ctx) -> Response:
@@ -680,6 +827,14 @@ def create_app(settings: Settings) -> Starlette:
         Route("/items/{item_id:int}", desk_route(item_get), methods=["GET"]),
         Route("/items/{item_id:int}", desk_route(item_save), methods=["POST"]),
         Route("/issue", desk_route(issue_page)),
+        Route("/issue/record", desk_route(issue_record), methods=["POST"]),
+        *[Route(f"/issues/{{issue_id:int}}/{name}", desk_route(_issue_step(step)),
+                methods=["POST"])
+          for name, step in (("submit", _step_submit), ("approve", _step_approve),
+                             ("reopen", _step_reopen), ("discard", _step_discard),
+                             ("comments", _step_comment), ("settings", _step_settings))],
+        Route("/issues/{issue_id:int}/comments/{comment_id:int}/resolve",
+              desk_route(_issue_step(_step_resolve)), methods=["POST"]),
         Route("/issue/preview", desk_route(issue_preview)),
         Route("/sources", desk_route(sources_page)),
         Route("/sources/{name:path}/enabled", desk_route(source_toggle), methods=["POST"]),

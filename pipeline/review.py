@@ -229,6 +229,11 @@ def comment(db: sqlite_utils.Database, settings: Settings, ref: str | int, entry
     return store.add_comment(db, issue, entry, text, author=actor)
 
 
+def comment_issue(db: sqlite_utils.Database, comment_id: int) -> int:
+    """The id of the issue a comment belongs to (NotFoundError for an unknown comment)."""
+    return int(store.get_comment(db, comment_id)["issue_id"])
+
+
 def resolve(db: sqlite_utils.Database, comment_id: int, *, actor: str,
             role: str = CLI_ROLE) -> dict[str, Any]:
     """Mark a comment resolved."""
