@@ -42,6 +42,7 @@ from starlette.templating import Jinja2Templates
 from ..errors import (
     ConflictError,
     DigestError,
+    FieldConflict,
     Forbidden,
     InputError,
     IssueStateError,
@@ -53,6 +54,7 @@ from ..errors import (
 from ..pipeline import next_issue, review
 from ..pipeline.add_url import add_by_url
 from ..pipeline.enable_source import set_source_enabled
+from ..pipeline.save_item import save_fields
 from ..settings import Settings
 from ..store import editorial, users
 from ..store.db import open_db
@@ -403,21 +405,35 @@ def _tags_list(value: Any) -> list[str]:
     return [str(t) for t in value or []]
 
 
-def item_page(ctx: Ctx, *, values: Mapping[str, Any] | None = None, error: str = "",
-              status: int = 200) -> Response:
-    """GET /items/{id}: the item, its story, and the editor's fields."""
-    item = editorial.get_item(ctx.db, _item_id(ctx))
-    choices = _link_choices(ctx.db, item)
-    current = {
-        "headline": item.get("headline") or "", "key_phrase": item.get("key_phrase") or "",
-        "blurb": item.get("blurb") or "", "section": item.get("section") or "",
+def item_form_values(item: Mapping[str, Any]) -> dict[str, Any]:
+    """An item's editor fields as the form shows and posts them (text, links as URLs)."""
+    def text(name: str) -> str:
+        return str(item.get(name) or "").replace("\r\n", "\n").strip()
+
+    return {
+        "headline": text("headline"), "key_phrase": text("key_phrase"),
+        "blurb": text("blurb"), "section": text("section"),
         "tags": ", ".join(_tags_list(item.get("tags"))),
         "rank": "" if item.get("rank") is None else str(item["rank"]),
-        "note": item.get("note") or "", "lead_image": item.get("lead_image") or "",
-        "image_credit": item.get("image_credit") or "",
+        "note": text("note"), "lead_image": text("lead_image"),
+        "image_credit": text("image_credit"),
         "links": [x["url"] for x in parse_links(item.get("links"))],
-        "status": item.get("status") or "", "version": item.get("version") or 0,
+        "status": text("status"),
     }
+
+
+def item_page(ctx: Ctx, *, values: Mapping[str, Any] | None = None, error: str = "",
+              status: int = 200, conflicts: list[dict[str, Any]] | None = None,
+              base: Mapping[str, Any] | None = None) -> Response:
+    """GET /items/{id}: the item, its story, and the editor's fields.
+
+    After a refused save, `values` are what the editor typed and `base` what the form is now
+    based on; `conflicts` lists fields with both versions, shown side by side.
+    """
+    item = editorial.get_item(ctx.db, _item_id(ctx))
+    choices = _link_choices(ctx.db, item)
+    loaded = item_form_values(item)
+    current: dict[str, Any] = {**loaded, "version": item.get("version") or 0}
     if values:
         current.update(values)
     # Links already chosen stay listed even if the story's membership changed since.
@@ -440,7 +456,21 @@ def item_page(ctx: Ctx, *, values: Mapping[str, Any] | None = None, error: str =
         "sections": ctx.settings.issue.sections, "statuses": SETTABLE_STATUSES,
         "error": error, "saved": ctx.request.query_params.get("saved") == "1",
         "source": item.get("source") or _source_name(ctx.db, item),
+        "base_json": json.dumps(base if base is not None else loaded, ensure_ascii=False),
+        "conflicts": conflicts or [], "neighbours": _neighbours(ctx, item["id"]),
     }, status=status)
+
+
+def _neighbours(ctx: Ctx, item_id: int) -> dict[str, Any]:
+    """The previous and next entries in issue order, for moving on after a save."""
+    _, groups = next_issue.grouped(ctx.db, ctx.settings)
+    ids = [int(it["id"]) for g in groups for it in g.items]
+    if item_id not in ids:
+        return {}
+    at = ids.index(item_id)
+    return {"prev": ids[at - 1] if at > 0 else None,
+            "next": ids[at + 1] if at + 1 < len(ids) else None,
+            "at": at + 1, "of": len(ids)}
 
 
 def _source_name(db: sqlite_utils.Database, item: Mapping[str, Any]) -> str:
@@ -458,10 +488,11 @@ def item_get(ctx: Ctx) -> Response:
 
 
 def item_save(ctx: Ctx) -> Response:
-    """POST /items/{id}: save the editor's fields; a save based on an old version gets 409.
+    """POST /items/{id}: save the fields the editor changed (pipeline.save_item).
 
-    A refused save (409, or 400 for a value the store will not take) shows the form again
-    with what the editor typed, so no text is lost.
+    A field someone else changed meanwhile is a 409 showing both versions; a value the store
+    will not take is a 400. Either way the form comes back with what the editor typed, so no
+    text is lost. A form without `base` (an old page) falls back to the version check.
     """
     item_id = _item_id(ctx)
     form = ctx.form or FormData()
@@ -469,7 +500,7 @@ def item_save(ctx: Ctx) -> Response:
 
     def text(name: str, limit: int = 5000) -> str:
         value = form.get(name)
-        return value.strip()[:limit] if isinstance(value, str) else ""
+        return value.replace("\r\n", "\n").strip()[:limit] if isinstance(value, str) else ""
 
     submitted: dict[str, Any] = {k: text(k) for k in (
         "headline", "key_phrase", "blurb", "section", "tags", "rank", "note", "lead_image",
@@ -481,10 +512,20 @@ def item_save(ctx: Ctx) -> Response:
         version = int(text("version"))
     except ValueError:
         version = -1
+    base: dict[str, Any] | None = None
+    try:
+        loaded = json.loads(text("base", 100_000) or "null")
+        base = loaded if isinstance(loaded, dict) else None
+    except ValueError:
+        base = None
 
-    def refuse(message: str, code: int) -> Response:
+    if base is not None and not submitted["status"]:
+        # A status the form cannot choose (candidate, filtered) posts "": not a change.
+        submitted["status"] = base.get("status", "")
+
+    def refuse(message: str, code: int, **extra: Any) -> Response:
         return item_page(ctx, values={**submitted, "version": version}, error=message,
-                         status=code)
+                         status=code, base=extra.pop("new_base", base), **extra)
 
     labels = {c["url"]: c["label"] for c in _link_choices(ctx.db, item)}
     labels.update({x["url"]: x["label"] for x in parse_links(item.get("links"))})
@@ -503,10 +544,28 @@ def item_save(ctx: Ctx) -> Response:
     }
     if submitted["status"] and submitted["status"] != item.get("status"):
         changes["status"] = submitted["status"]
+    changes.setdefault("status", item.get("status"))
     try:
         # The store checks every value (section, status, rank, URLs): one set of rules.
-        editorial.update_item(ctx.db, item_id, changes, editor=ctx.editor,
-                              expected_version=version, sections=ctx.settings.issue.sections)
+        if base is None:
+            editorial.update_item(ctx.db, item_id, changes, editor=ctx.editor,
+                                  expected_version=version,
+                                  sections=ctx.settings.issue.sections)
+        else:
+            save_fields(ctx.db, item_id, base=base, typed=submitted, changes=changes,
+                        form_values=item_form_values, editor=ctx.editor,
+                        sections=ctx.settings.issue.sections)
+    except FieldConflict as e:
+        now = item_form_values(editorial.get_item(ctx.db, item_id))
+        # Fields the editor did not touch show (and are based on) the saved value; the ones
+        # typed keep the typed text, now based on the saved value, so saving again wins.
+        kept = {f: (submitted[f] if base and submitted[f] != base.get(f) else now[f])
+                for f in submitted}
+        rows = [{"field": f, "theirs": theirs or "", "yours": yours or ""}
+                for f, (theirs, yours) in e.fields.items()]
+        return item_page(ctx, values={**kept, "version": version}, status=409,
+                         error=f"Not saved: {e}. Your text is kept in the form; save again "
+                               "to keep yours.", conflicts=rows, base=now)
     except StaleEdit as e:
         return refuse(f"Not saved: {e}. Your text is kept below; reload to see their "
                       "changes.", 409)
@@ -757,6 +816,11 @@ def _login_form(desk: Desk, request: Request, *, error: str = "", status: int = 
     return response
 
 
+async def favicon(_request: Request) -> Response:
+    """GET /favicon.ico: browsers ask for it whatever the page links; the desk's is an SVG."""
+    return RedirectResponse("/static/favicon.svg", status_code=301)
+
+
 async def login_get(request: Request) -> Response:
     """GET /login: the form, with a CSRF token tied to a pre-session cookie."""
     desk: Desk = request.app.state.desk
@@ -820,6 +884,7 @@ def create_app(settings: Settings) -> Starlette:
     desk = Desk(settings)
     routes = [
         Route("/", desk_route(queue_page)),
+        Route("/favicon.ico", favicon, methods=["GET"]),
         Route("/login", login_get, methods=["GET"]),
         Route("/login", login_post, methods=["POST"]),
         Route("/logout", desk_route(logout), methods=["POST"]),

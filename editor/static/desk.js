@@ -214,12 +214,97 @@
     renderSelection();
   }
 
+  // --- unsaved changes --------------------------------------------------------------------
+  // Forms marked data-guard are watched: leaving the page with changes asks first — our own
+  // banner for in-page ways out (Esc, links), the browser's prompt for closing the tab.
+  const guard = { forms: [], leaving: false };
+
+  function formState(form) {
+    return JSON.stringify(Array.from(new FormData(form).entries())
+      .filter(([k]) => k !== "csrf_token" && k !== "base" && k !== "version"));
+  }
+
+  function isDirty() {
+    return !guard.leaving && guard.forms.some((f) => formState(f) !== f.dataset.initial);
+  }
+
+  function markClean(form) { form.dataset.initial = formState(form); }
+
+  function leave(url) {
+    if (!isDirty()) { location.href = url; return; }
+    const bar = document.getElementById("leave-guard");
+    if (!bar) return;
+    bar.hidden = false;
+    bar.querySelector("[data-leave]").onclick = () => { guard.leaving = true; location.href = url; };
+    bar.querySelector("[data-stay]").onclick = () => { bar.hidden = true; };
+    bar.querySelector("[data-stay]").focus();
+  }
+
+  function initGuard() {
+    guard.forms = Array.from(document.querySelectorAll("form[data-guard]"));
+    if (!guard.forms.length) return;
+    const bar = document.createElement("div");
+    bar.id = "leave-guard";
+    bar.className = "leave-guard";
+    bar.hidden = true;
+    bar.setAttribute("role", "alertdialog");
+    bar.innerHTML = "<span>You have unsaved changes.</span> " +
+      "<button type=\"button\" data-leave>Leave without saving</button> " +
+      "<button type=\"button\" class=\"primary\" data-stay>Stay</button>";
+    document.body.appendChild(bar);
+    guard.forms.forEach((f) => {
+      if (f.dataset.initial === undefined) markClean(f);
+      f.addEventListener("submit", () => { guard.leaving = true; });
+    });
+    document.addEventListener("click", (ev) => {
+      const a = ev.target.closest("a[href]");
+      if (!a || a.target === "_blank" || ev.ctrlKey || ev.metaKey || ev.shiftKey) return;
+      if (!isDirty()) return;
+      ev.preventDefault();
+      leave(a.href);
+    });
+    window.addEventListener("beforeunload", (ev) => {
+      if (!isDirty()) return;
+      ev.preventDefault();
+      ev.returnValue = "";
+    });
+  }
+
   // --- item page --------------------------------------------------------------------------
   function initItem() {
     const form = document.getElementById("edit-form");
     const blurb = document.getElementById("blurb");
     const preview = document.getElementById("blurb-preview");
     let timer = null;
+    // The blurb being written is kept in localStorage on every keystroke, so a crash of the
+    // browser loses nothing; it is dropped once the save went through.
+    const key = form ? "desk:blurb:" + form.dataset.item : null;
+    const store = (() => { try { return window.localStorage; } catch (e) { return null; } })();
+    if (form && blurb && store && key) {
+      if (document.getElementById("saved")) store.removeItem(key);
+      markClean(form);
+      let kept = null;
+      try { kept = JSON.parse(store.getItem(key) || "null"); } catch (e) { kept = null; }
+      if (kept && typeof kept.text === "string" && kept.text !== blurb.value) {
+        const original = blurb.value;
+        blurb.value = kept.text;
+        const note = document.getElementById("restored");
+        if (note) {
+          note.hidden = false;
+          document.getElementById("drop-restored").addEventListener("click", () => {
+            blurb.value = original;
+            store.removeItem(key);
+            note.hidden = true;
+            blurb.dispatchEvent(new Event("input"));
+          });
+        }
+        setTimeout(() => blurb.dispatchEvent(new Event("input")), 0);
+      }
+      blurb.addEventListener("input", () => {
+        if (formState(form) === form.dataset.initial) store.removeItem(key);
+        else store.setItem(key, JSON.stringify({ text: blurb.value, at: Date.now() }));
+      });
+    }
     if (blurb && preview) {
       blurb.addEventListener("input", () => {
         clearTimeout(timer);
@@ -245,7 +330,10 @@
       if (ev.key === "?") { toggleHelp(); ev.preventDefault(); }
       else if (ev.key === "Escape") {
         const help = document.getElementById("help");
-        if (help && !help.hidden) toggleHelp(false); else location.href = "/";
+        const bar = document.getElementById("leave-guard");
+        if (help && !help.hidden) toggleHelp(false);
+        else if (bar && !bar.hidden) bar.hidden = true;
+        else leave("/");
       }
     });
   }
@@ -388,6 +476,7 @@
 
   document.addEventListener("DOMContentLoaded", () => {
     const page = document.body.dataset.page;
+    initGuard();
     if (page === "queue") initQueue();
     else if (page === "item") initItem();
     else if (page === "issue") initIssue();
