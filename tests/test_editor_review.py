@@ -126,3 +126,81 @@ def test_times_are_shown_in_the_schedule_zone_and_labelled() -> None:
     assert format_when(f"{year}-07-05T14:30:00Z", zone) == "Jul 05 10:30 EDT"
     assert format_when("2001-07-05T14:30:00Z", zone) == "2001-07-05"
     assert format_when(f"{year}-07-05T14:30:00Z", UTC) == "Jul 05 14:30 UTC"
+
+
+def _item_form(html: str) -> dict[str, str]:
+    """The item form's fields as the browser would post them (text inputs, selects, base)."""
+    import html as html_lib
+
+    data = {}
+    for name in ("csrf_token", "version", "base", "headline", "key_phrase", "tags", "rank",
+                 "lead_image", "image_credit"):
+        m = re.search(rf'name="{name}" value="([^"]*)"', html)
+        data[name] = html_lib.unescape(m.group(1)) if m else ""
+    for name in ("blurb", "note"):
+        m = re.search(rf'<textarea name="{name}"[^>]*>(.*?)</textarea>', html, re.S)
+        data[name] = html_lib.unescape(m.group(1)) if m else ""
+    for name in ("status", "section"):
+        m = re.search(rf'<select name="{name}">(.*?)</select>', html, re.S)
+        chosen = re.search(r'<option(?: value="([^"]*)")? selected>([^<]*)', m.group(1)) \
+            if m else None
+        data[name] = html_lib.unescape(chosen.group(1) if chosen.group(1) is not None
+                                       else chosen.group(2)) if chosen else ""
+    return data
+
+
+def test_saves_are_checked_per_field(alice: tuple[TestClient, str],
+                                     settings: Settings) -> None:
+    a, csrf = alice
+    one = item_id(settings, "1")
+    form = _item_form(a.get(f"/items/{one}").text)
+    # Meanwhile a reorder writes the rank and someone edits the note.
+    db = open_db(settings.store_path)
+    editorial.update_item(db, one, {"rank": 5, "note": "theirs"}, editor="bob")
+    db.close()
+    r = a.post(f"/items/{one}", data={**form, "blurb": "Mine."}, follow_redirects=False)
+    assert r.status_code == 303
+    db = open_db(settings.store_path)
+    item = editorial.get_item(db, one)
+    assert (item["blurb"], item["rank"], item["note"]) == ("Mine.", 5, "theirs")
+    editorial.update_item(db, one, {"blurb": "Bob's."}, editor="bob")
+    db.close()
+    r = a.post(f"/items/{one}", data={**form, "blurb": "Alice's again."})
+    assert r.status_code == 409
+    assert '<pre class="theirs">Bob&#39;s.</pre>' in r.text
+    assert '<pre class="yours">Alice&#39;s again.</pre>' in r.text
+    assert "Alice&#39;s again.</textarea>" in r.text
+    # Saving the conflict page again keeps hers and leaves the reorder alone.
+    again = a.post(f"/items/{one}", data=_item_form(r.text), follow_redirects=False)
+    assert again.status_code == 303
+    db = open_db(settings.store_path)
+    item = editorial.get_item(db, one)
+    assert (item["blurb"], item["rank"]) == ("Alice's again.", 5)
+    db.close()
+    assert csrf
+
+
+def test_listed_fixes(alice: tuple[TestClient, str], settings: Settings) -> None:
+    a, _ = alice
+    # Search snippets are rendered: no raw Markdown.
+    one = item_id(settings, "1")
+    db = open_db(settings.store_path)
+    editorial.update_item(db, one, {"blurb": "The **zebra talks** [met](https://e.test/1) "
+                                             "in Tokyo."}, editor="alice")
+    db["sources"].update(db.execute("SELECT id FROM sources WHERE name = 'Kyodo'")
+                         .fetchone()[0], {"warning": "empty body", "last_error": None})
+    db.close()
+    page = a.get("/?q=zebra&status=all").text
+    snippet = re.search(r'<div class="snippet">(.*?)</div>', page, re.S)
+    assert snippet, "no snippet"
+    assert "**" not in snippet.group(1) and "](" not in snippet.group(1)
+    assert "<strong>" in snippet.group(1) and "met in Tokyo" in snippet.group(1)
+    # A source's warning is shown with its text.
+    assert "warning: empty body" in a.get("/sources").text
+    # `u` is labelled as what it does.
+    assert "<kbd>u</kbd> back to candidate" in page and "<kbd>u</kbd> undo" not in page
+    # Every page has a favicon (and /favicon.ico leads to it).
+    assert 'rel="icon" href="/static/favicon.svg"' in page
+    r = a.get("/favicon.ico", follow_redirects=False)
+    assert r.status_code == 301 and r.headers["location"] == "/static/favicon.svg"
+    assert a.get("/static/favicon.svg").status_code == 200

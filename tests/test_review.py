@@ -234,3 +234,21 @@ def test_users_cli_roles(tmp_path: Path) -> None:
     assert bad.returncode == 1 and "unknown role 'king'" in bad.stderr
     listed = users("list").stdout
     assert listed.count("publisher") == 2
+
+
+def test_draft_out_deletes_nothing_elsewhere_and_paths_are_relative(site: Settings,  # noqa: F811
+                                                                      tmp_path: Path) -> None:
+    first = draft_issue(site, day=SEED_DATE)
+    db = open_db(site.store_path)
+    stored = find_issue(db, "2.3")["md_path"]
+    db.close()
+    assert not Path(stored).is_absolute()
+    assert (site.data_dir / stored).resolve() == first.paths["md"]
+    elsewhere = tmp_path / "elsewhere"
+    again = draft_issue(site, day=SEED_DATE, out_dir=elsewhere, number=4)
+    assert again.removed == [] and first.paths["md"].exists()
+    assert again.paths["md"].parent == elsewhere.resolve()
+    # In the same folder, the earlier draft's files under the old name are replaced.
+    third = draft_issue(site, day=SEED_DATE, out_dir=elsewhere, number=5)
+    assert {p.name for p in third.removed} == {again.paths[k].name for k in again.paths}
+    assert first.paths["md"].exists()
