@@ -74,9 +74,11 @@ def issue_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
 ) -> None:
     """The archive: every issue with its number, date, status, items and files."""
+    from ..pipeline.draft import stored_path
     from ..store.issues import all_issues, issue_paths
 
-    with _db(state.settings()) as db:
+    settings = state.settings()
+    with _db(settings) as db:
         rows = all_issues(db)
     if as_json:
         print_json(rows)
@@ -86,7 +88,8 @@ def issue_list(
         table.add_column(col, overflow="fold")
     for r in rows:
         window = f"{r['window_start'] or '…'} – {r['window_end']}"
-        files = _files_cell(list(issue_paths(r).values()))
+        files = _files_cell([str(stored_path(settings, p).resolve())
+                             for p in issue_paths(r).values()])
         table.add_row(str(r["id"]), f"{r['volume']}.{r['number']}", r["date"], window,
                       r["status"], str(r["items"]), files)
     out.print(table)
