@@ -180,6 +180,16 @@ def test_the_unsaved_changes_guard(browser: Any, desk: Any) -> None:
     pg.close(run_before_unload=True)
     pg.wait_for_event("close")
     assert alice.dialogs == ["beforeunload"]
+    # Leaving on purpose drops the kept blurb: it does not come back next time.
+    pg = alice.context.new_page()
+    pg.goto(f"{server.url}/items/{ids['third']}")
+    expect(pg.locator("#restored")).to_be_visible()     # kept from the closed tab
+    pg.get_by_role("link", name="Back to the queue").click()
+    pg.get_by_role("button", name="Leave without saving").click()
+    pg.wait_for_url(server.url + "/")
+    pg.goto(f"{server.url}/items/{ids['third']}")
+    expect(pg.locator("#blurb")).to_have_value("Written.")
+    expect(pg.locator("#restored")).to_be_hidden()
     db = open_db(settings.store_path)
     assert editorial.get_item(db, ids["third"])["blurb"] == "Written."
     db.close()
@@ -223,6 +233,7 @@ def test_a_real_conflict_shows_both_versions_and_keeps_the_typed_text(browser: A
     expect(pg.locator("#conflicts .theirs")).to_have_text("Bob's version.")
     expect(pg.locator("#conflicts .yours")).to_have_text("Alice's version.")
     expect(pg.locator("#blurb")).to_have_value("Alice's version.")
+    pg.wait_for_load_state("load")               # desk.js listens for keys once loaded
     pg.keyboard.press("Control+s")               # seen both: saving again keeps hers
     pg.wait_for_url(re.compile(r"saved=1"))
     db = open_db(settings.store_path)

@@ -235,7 +235,14 @@
     const bar = document.getElementById("leave-guard");
     if (!bar) return;
     bar.hidden = false;
-    bar.querySelector("[data-leave]").onclick = () => { guard.leaving = true; location.href = url; };
+    bar.querySelector("[data-leave]").onclick = () => {
+      guard.leaving = true;
+      // Leaving without saving on purpose: the kept blurb is not wanted back.
+      guard.forms.forEach((f) => {
+        if (f.dataset.item) { try { localStorage.removeItem("desk:blurb:" + f.dataset.item); } catch (e) { /* none */ } }
+      });
+      location.href = url;
+    };
     bar.querySelector("[data-stay]").onclick = () => { bar.hidden = true; };
     bar.querySelector("[data-stay]").focus();
   }
