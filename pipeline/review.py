@@ -54,7 +54,8 @@ from ..templates.render import item_view
 from .draft import stored_path
 
 #: Which role may take which step. Anything not listed is open to every signed-in account.
-PUBLISHER_ONLY = frozenset({"approve", "reopen", "discard", "finalize"})
+#: "send" is here for the sending step (issue 14): `require(role, "send")`.
+PUBLISHER_ONLY = frozenset({"approve", "reopen", "discard", "finalize", "send"})
 #: The role the CLI acts with: the machine owner's.
 CLI_ROLE = "publisher"
 MAX_COMMENT = 2000
