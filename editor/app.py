@@ -57,6 +57,7 @@ from ..pipeline.enable_source import set_source_enabled
 from ..pipeline.save_item import save_fields
 from ..settings import Settings
 from ..store import editorial, users
+from ..store import review as review_store
 from ..store.db import open_db
 from ..store.editorial import SETTABLE_STATUSES
 from ..store.items import other_sources
@@ -458,6 +459,7 @@ def item_page(ctx: Ctx, *, values: Mapping[str, Any] | None = None, error: str =
         "source": item.get("source") or _source_name(ctx.db, item),
         "base_json": json.dumps(base if base is not None else loaded, ensure_ascii=False),
         "conflicts": conflicts or [], "neighbours": _neighbours(ctx, item["id"]),
+        "comments": review_store.entry_comments(ctx.db, str(item["id"])),
     }, status=status)
 
 

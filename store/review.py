@@ -138,3 +138,11 @@ def events(db: sqlite_utils.Database, issue_id: int | None = None, *, limit: int
     return list(db.query(
         "SELECT * FROM issue_events WHERE issue_id = ? ORDER BY at DESC, id DESC LIMIT ?",
         [issue_id, limit]))
+
+
+def entry_comments(db: sqlite_utils.Database, entry: str) -> list[dict[str, Any]]:
+    """Open comments on one entry in any unsent issue, oldest first (for its item page)."""
+    return list(db.query(
+        "SELECT c.* FROM issue_comments c JOIN issues i ON i.id = c.issue_id "
+        "WHERE c.entry = ? AND c.resolved_at IS NULL AND i.status != 'final' "
+        "ORDER BY c.created_at, c.id", [entry]))

@@ -83,6 +83,9 @@ def test_review_steps_by_role(alice: tuple[TestClient, str], bob: tuple[TestClie
                  text="Check <b>the</b> source").status_code == 303
     page = b.get("/issue").text
     assert "Check &lt;b&gt;the&lt;/b&gt; source" in page and "1 open" in page
+    # The editor sees it on the entry's own page too.
+    assert 'id="item-comments"' in a.get(f"/items/{unwritten}").text
+    assert 'id="item-comments"' not in a.get(f"/items/{item_id(settings, '1')}").text
     asks = _post(b, b_csrf, f"/issues/{issue}/approve")
     assert asks.status_code == 409 and 'id="approve-anyway"' in asks.text
     assert _post(b, b_csrf, f"/issues/{issue}/approve", confirm="1").status_code == 303
