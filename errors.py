@@ -11,7 +11,12 @@
     ├── NotFoundError (LookupError)     a named source, item or issue does not exist
     ├── ConflictError                   the change is based on something that moved on
     │   ├── StaleEdit                   someone saved the item since the form was loaded
-    │   └── IssueFinalError             a final (sent) issue is frozen
+    │   ├── FieldConflict               fields someone else changed since the form was loaded
+    │   ├── IssueFinalError             a final (sent) issue is frozen
+    │   └── IssueStateError             a review step the issue's state does not allow
+    │       ├── NotReadyError           approval refused: paragraphs still need writing
+    │       └── OpenComments            approval asks to confirm: comments are open
+    ├── Forbidden                       the signed-in role may not do this (desk: 403)
     ├── StoreError                      the database cannot be opened, migrated or written
     ├── TemplateRenderError             a digest template failed to render (`template`)
     └── SourceError                     one source could not be fetched or parsed this time
@@ -25,7 +30,8 @@ Callers catch the base class. Invalid-input errors also subclass `ValueError` an
 `LookupError`, so generic code keeps working. `str(error)` is one line that names the cause;
 the structured attributes (source, URL, HTTP status, field) are there for code that needs
 them. Each front door maps the tree in one place: the CLI's `main` prints the line and exits
-1; the desk's exception handler answers 400 (input), 404 (not found), 409 (conflict) or 500.
+1; the desk's exception handler answers 400 (input), 403 (forbidden), 404 (not found), 409
+(conflict) or 500.
 
 A source failure is stored by its `kind` (`fetches.error_kind`, `sources.last_error_kind`)
 and crosses the parse process pool as a `SourceFailure` (kind + message): `kind` is a fixed
@@ -120,6 +126,46 @@ class StaleEntry(ConflictError):
 
 class IssueFinalError(ConflictError):
     """A final issue was asked to change (redrafted); its items and files are frozen."""
+
+
+class FieldConflict(ConflictError):
+    """Fields the editor changed were also changed by someone else since the form was loaded.
+
+    `fields` maps each such field to (theirs, yours); nothing was written.
+    """
+
+    def __init__(self, item_id: int, fields: dict[str, tuple[str | None, str | None]], *,
+                 edited_by: str | None, kind: str = "item") -> None:
+        names = ", ".join(fields)
+        super().__init__(f"{kind} {item_id}: {names} changed by {edited_by or 'someone'} since "
+                         "you opened it; both versions are shown")
+        self.item_id = item_id
+        self.fields = fields
+        self.edited_by = edited_by
+
+
+class IssueStateError(ConflictError):
+    """A review step the issue's state does not allow (approve a draft, submit a final)."""
+
+
+class NotReadyError(IssueStateError):
+    """Approval refused: `entries` name the paragraphs still unwritten or without headline."""
+
+    def __init__(self, message: str, *, entries: list[str]) -> None:
+        super().__init__(message)
+        self.entries = entries
+
+
+class OpenComments(IssueStateError):
+    """Approval with open comments must be confirmed; `count` says how many are open."""
+
+    def __init__(self, message: str, *, count: int) -> None:
+        super().__init__(message)
+        self.count = count
+
+
+class Forbidden(DigestError):
+    """The signed-in account's role may not take this step (the desk answers 403)."""
 
 
 class StoreError(DigestError):

@@ -54,9 +54,11 @@ class CollectSettings:
     parse_processes: int = 0
 
 
+#: The seed issue's footer, its two links included (Markdown bold and links are allowed).
 DEFAULT_FOOTER = (
     '"US-Japan Alliance Digest" is a bi-weekly summary of bilateral and related developments '
-    "compiled by Sasakawa USA's \"US-Japan NEXT Alliance Initiative.\" To receive \"Alliance "
+    "compiled by [Sasakawa USA's](https://spfusa.org/) \"US-Japan "
+    "[NEXT Alliance Initiative](https://spfusa.org/next-alliance/).\" To receive \"Alliance "
     'Digest" via email, contact egulum@spfusa.org'
 )
 

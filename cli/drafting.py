@@ -1,17 +1,20 @@
-"""`digest draft` and `digest issue`: drafting an issue, the archive, finalising."""
+"""`digest draft` and `digest issue`: drafting an issue, the archive, review and approval."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
+from ..errors import DigestError
 from ..settings import Settings
-from . import _db, app, out, print_json, state
+from . import _db, app, editor_name, out, print_json, state
 
-issue_app = typer.Typer(help="Drafted issues: the archive and finalising.", no_args_is_help=True)
+issue_app = typer.Typer(help="Drafted issues: the archive, review, approval, finalising.",
+                        no_args_is_help=True)
 app.add_typer(issue_app, name="issue")
 
 
@@ -71,9 +74,11 @@ def issue_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
 ) -> None:
     """The archive: every issue with its number, date, status, items and files."""
+    from ..pipeline.draft import stored_path
     from ..store.issues import all_issues, issue_paths
 
-    with _db(state.settings()) as db:
+    settings = state.settings()
+    with _db(settings) as db:
         rows = all_issues(db)
     if as_json:
         print_json(rows)
@@ -83,7 +88,8 @@ def issue_list(
         table.add_column(col, overflow="fold")
     for r in rows:
         window = f"{r['window_start'] or '…'} – {r['window_end']}"
-        files = _files_cell(list(issue_paths(r).values()))
+        files = _files_cell([str(stored_path(settings, p).resolve())
+                             for p in issue_paths(r).values()])
         table.add_row(str(r["id"]), f"{r['volume']}.{r['number']}", r["date"], window,
                       r["status"], str(r["items"]), files)
     out.print(table)
@@ -98,15 +104,129 @@ def _files_cell(paths: list[str]) -> str:
     return f"{stems.pop()}.{{{','.join(Path(p).suffix[1:] for p in paths)}}}"
 
 
+def _what(issue: dict[str, Any]) -> str:
+    return f"Vol {issue['volume']}.{issue['number']} ({issue['date']}, id {issue['id']})"
+
+
+REF_HELP = "Issue id, or VOL.NUM such as 2.3."
+
+
 @issue_app.command("finalize")
 def issue_finalize(
-    ref: Annotated[str, typer.Argument(help="Issue id, or VOL.NUM such as 2.3.")],
+    ref: Annotated[str, typer.Argument(help=REF_HELP)],
+    force: Annotated[bool, typer.Option(
+        "--force", help="Finalise even though the issue is not approved.")] = False,
 ) -> None:
-    """Freeze an issue: it cannot be redrafted and its items stay out of later issues."""
-    from ..store.issues import finalize_issue
+    """Mark an approved issue sent and freeze it: its items stay out of later issues."""
+    from ..pipeline.review import finalize
 
     with _db(state.settings()) as db:
-        issue, changed = finalize_issue(db, ref)
-    what = f"Vol {issue['volume']}.{issue['number']} ({issue['date']}, id {issue['id']})"
-    out.print(f"{what} is {'now' if changed else 'already'} final", soft_wrap=True)
+        issue, changed = finalize(db, ref, actor=editor_name(), force=force)
+    out.print(f"{_what(issue)} is {'now' if changed else 'already'} final", soft_wrap=True)
 
+
+@issue_app.command("submit")
+def issue_submit(ref: Annotated[str, typer.Argument(help=REF_HELP)]) -> None:
+    """Submit a draft for review (draft → review)."""
+    from ..pipeline.review import submit
+
+    with _db(state.settings()) as db:
+        issue, changed = submit(db, ref, actor=editor_name())
+    out.print(f"{_what(issue)} is {'now' if changed else 'already'} in review", soft_wrap=True)
+
+
+@issue_app.command("approve")
+def issue_approve(
+    ref: Annotated[str, typer.Argument(help=REF_HELP)],
+    yes: Annotated[bool, typer.Option(
+        "--yes", help="Approve without asking, even with open comments.")] = False,
+) -> None:
+    """Approve an issue in review; refused while a paragraph still needs writing."""
+    from ..errors import OpenComments
+    from ..pipeline.review import approve
+
+    settings = state.settings()
+    with _db(settings) as db:
+        try:
+            issue, changed = approve(db, settings, ref, actor=editor_name(),
+                                     confirm_open_comments=yes)
+        except OpenComments as e:
+            if not sys.stdin.isatty() or not typer.confirm(f"{e}. Approve?", err=True):
+                raise DigestError(f"{e} (pass --yes)") from None
+            issue, changed = approve(db, settings, ref, actor=editor_name(),
+                                     confirm_open_comments=True)
+    out.print(f"{_what(issue)} is {'now' if changed else 'already'} approved", soft_wrap=True)
+
+
+@issue_app.command("reopen")
+def issue_reopen(ref: Annotated[str, typer.Argument(help=REF_HELP)]) -> None:
+    """Send an issue in review or approved back to draft."""
+    from ..pipeline.review import reopen
+
+    with _db(state.settings()) as db:
+        issue, changed = reopen(db, ref, actor=editor_name())
+    out.print(f"{_what(issue)} is {'now' if changed else 'already'} a draft", soft_wrap=True)
+
+
+@issue_app.command("discard")
+def issue_discard(ref: Annotated[str, typer.Argument(help=REF_HELP)]) -> None:
+    """Delete an unsent issue and its files: its number is free, its items unassigned."""
+    from ..pipeline.review import discard
+
+    settings = state.settings()
+    with _db(settings) as db:
+        issue, removed = discard(db, settings, ref, actor=editor_name())
+    out.print(f"discarded {_what(issue)}; Vol {issue['volume']}.{issue['number']} is free",
+              soft_wrap=True)
+    for path in removed:
+        out.print(f"  removed {path}", soft_wrap=True)
+
+
+@issue_app.command("comment")
+def issue_comment(
+    ref: Annotated[str, typer.Argument(help=REF_HELP)],
+    entry: Annotated[str, typer.Argument(help="The entry commented on (its item id).")],
+    text: Annotated[str, typer.Argument(help="The comment.")],
+) -> None:
+    """Comment on one entry of an issue; it stays open until resolved."""
+    from ..pipeline.review import comment
+
+    settings = state.settings()
+    with _db(settings) as db:
+        made = comment(db, settings, ref, entry, text, actor=editor_name())
+    out.print(f"comment {made['id']} on entry {made['entry']}", soft_wrap=True)
+
+
+@issue_app.command("resolve")
+def issue_resolve(
+    comment_id: Annotated[int, typer.Argument(help="Comment id (see `digest issue comments`).")],
+) -> None:
+    """Mark a comment resolved."""
+    from ..pipeline.review import resolve
+
+    with _db(state.settings()) as db:
+        done = resolve(db, comment_id, actor=editor_name())
+    out.print(f"comment {done['id']} resolved by {done['resolved_by']}", soft_wrap=True)
+
+
+@issue_app.command("comments")
+def issue_comments(
+    ref: Annotated[str, typer.Argument(help=REF_HELP)],
+    show_all: Annotated[bool, typer.Option("--all", help="Resolved ones too.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
+) -> None:
+    """An issue's open comments (with --all, the resolved ones too)."""
+    from ..store.issues import find_issue
+    from ..store.review import comments
+
+    with _db(state.settings()) as db:
+        rows = comments(db, find_issue(db, ref)["id"], open_only=not show_all)
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        out.print("no open comments" if not show_all else "no comments")
+    for r in rows:
+        done = f" (resolved by {r['resolved_by']})" if r["resolved_at"] else ""
+        out.print(f"{r['id']}  entry {r['entry']}  {r['author']}: {r['text']}{done}",
+                  soft_wrap=True)

@@ -99,12 +99,21 @@ def tag(
 
 @app.command()
 def history(
-    item: Annotated[int, typer.Argument(help="Item id.")],
+    item: Annotated[int | None, typer.Argument(help="Item id.")] = None,
+    issue: Annotated[str | None, typer.Option(
+        "--issue", help="An issue's trail instead (id or VOL.NUM; 'all' for every issue).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
 ) -> None:
-    """Every change editors made to an item: when, who, which field, from what to what."""
+    """Every change editors made to an item, or an issue's review trail (--issue)."""
     from ..store.editorial import history as item_history
 
+    if (item is None) == (issue is None):
+        raise DigestError("give an item id, or --issue N")
+    if issue is not None:
+        _issue_history(issue, as_json)
+        return
+    assert item is not None
     with _db(state.settings()) as db:
         rows = item_history(db, item)
     if as_json:
@@ -119,6 +128,32 @@ def history(
     for r in rows:
         table.add_row(r["at"].replace("T", " ").rstrip("Z"), r["editor"], r["field"],
                       _short(r["old"]), _short(r["new"]))
+    out.print(table)
+
+
+def _issue_history(ref: str, as_json: bool) -> None:
+    """State moves, comments and settings changes of one issue (or all), newest first."""
+    from ..store.issues import find_issue
+    from ..store.review import events
+
+    with _db(state.settings()) as db:
+        issue_id = None if ref == "all" else int(find_issue(db, ref)["id"])
+        rows = events(db, issue_id)
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        out.print("no review events yet")
+        return
+    table = Table(show_header=True, header_style="bold")
+    for col in ("at", "who", "issue", "event", "detail"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        move = f"{r['from_status']} → {r['to_status']}" if r["to_status"] else ""
+        detail = " ".join(x for x in (move, f"entry {r['entry']}" if r["entry"] else "",
+                                      _short(r["detail"]) if r["detail"] else "") if x)
+        table.add_row(r["at"].replace("T", " ").rstrip("Z"), r["actor"], r["issue"],
+                      r["event"], detail)
     out.print(table)
 
 
@@ -187,14 +222,30 @@ def users_add(
     name: Annotated[str, typer.Argument(help="Login name: letters, digits, '.', '_', '-'.")],
     password_stdin: Annotated[bool, typer.Option(
         "--password-stdin", help="Read the password from stdin (one line).")] = False,
+    role: Annotated[str, typer.Option(
+        help="editor (writes and submits) or publisher (also approves, reopens, discards)."
+    )] = "editor",
 ) -> None:
-    """Create an editor account for the web desk."""
+    """Create an account for the web desk."""
     from ..store.users import add_user
 
     password = _read_password(password_stdin)
     with _db(state.settings()) as db:
-        user = add_user(db, name, password)
-    out.print(f"added user {user['name']}")
+        user = add_user(db, name, password, role)
+    out.print(f"added user {user['name']} ({user['role']})")
+
+
+@users_app.command("set-role")
+def users_set_role(
+    name: Annotated[str, typer.Argument(help="Login name.")],
+    role: Annotated[str, typer.Argument(help="editor or publisher.")],
+) -> None:
+    """Make an account an editor or a publisher."""
+    from ..store.users import set_role
+
+    with _db(state.settings()) as db:
+        user = set_role(db, name, role)
+    out.print(f"{user['name']} is now {user['role']}")
 
 
 @users_app.command("list")
@@ -213,10 +264,10 @@ def users_list(
         out.print("no users yet: add one with 'digest users add NAME'")
         return
     table = Table(show_header=True, header_style="bold")
-    for col in ("name", "created", "last login"):
+    for col in ("name", "role", "created", "last login"):
         table.add_column(col)
     for r in rows:
-        table.add_row(r["name"], r["created_at"], r["last_login_at"] or "never")
+        table.add_row(r["name"], r["role"], r["created_at"], r["last_login_at"] or "never")
     out.print(table)
 
 

@@ -6,8 +6,9 @@
                  CSRF token for every POST                 else 403
                  the page's work, through the use cases (pipeline/), store/ and triage/
     changes  → store.editorial (versioned, audited in `edits`)
-    errors   → one handler maps the error tree (errors.py): InputError 400, NotFoundError 404,
-               ConflictError 409, anything else 500 (a template's failure names the template);
+    errors   → one handler maps the error tree (errors.py): InputError 400, Forbidden 403,
+               NotFoundError 404, ConflictError 409, anything else 500 (a template's failure
+               names the template);
                a page for page routes, {"error": ...} for /api/ routes
 
 Pages are server-rendered jinja2 (autoescaped); desk.js adds keyboard triage and posts JSON
@@ -41,19 +42,25 @@ from starlette.templating import Jinja2Templates
 from ..errors import (
     ConflictError,
     DigestError,
+    FieldConflict,
+    Forbidden,
     InputError,
+    IssueStateError,
     NotFoundError,
+    OpenComments,
     StaleEdit,
     TemplateRenderError,
 )
-from ..pipeline import next_issue
+from ..pipeline import next_issue, review
 from ..pipeline.add_url import add_by_url
 from ..pipeline.enable_source import set_source_enabled
+from ..pipeline.save_item import save_fields
 from ..settings import Settings
 from ..store import editorial, users
+from ..store import review as review_store
 from ..store.db import open_db
 from ..store.editorial import SETTABLE_STATUSES
-from ..store.entries import entry_marks
+from ..store.entries import entry_marks, entry_of
 from ..store.items import other_sources
 from ..store.sources import get_source_by_id, source_health, sources_by_id
 from ..templates.render import parse_links, safe_url
@@ -109,7 +116,8 @@ class Desk:
         env.filters.update(when=lambda value: format_when(value, self.zone),
                            blurb=blurb_preview_html, summary=summary_html, safe_url=safe_url,
                            score_band=score_band, weight=format_weight)
-        env.globals.update(issue_title=settings.issue.title, page_size=PAGE_SIZE)
+        env.globals.update(issue_title=settings.issue.title, page_size=PAGE_SIZE,
+                           zone_name=settings.schedule.timezone)
         self._local = threading.local()
         self._lock = threading.Lock()
         self._connections: list[sqlite_utils.Database] = []
@@ -155,12 +163,17 @@ class Ctx:
         return str(self.session["csrf_token"])
 
     @property
+    def role(self) -> str:
+        """'editor' or 'publisher', read from the account on every request."""
+        return str(self.session.get("role") or "editor")
+
+    @property
     def settings(self) -> Settings:
         return self.desk.settings
 
     def render(self, name: str, context: Mapping[str, Any], status: int = 200) -> Response:
         """A page with the session's user and CSRF token available to the template."""
-        full = {"editor": self.editor, "csrf_token": self.csrf,
+        full = {"editor": self.editor, "role": self.role, "csrf_token": self.csrf,
                 "path": self.request.url.path, **context}
         return self.desk.templates.TemplateResponse(self.request, name, full,
                                                     status_code=status)
@@ -226,7 +239,9 @@ def _run(handler: Handler, desk: Desk, request: Request, form: FormData | None, 
 
 
 def error_status(error: DigestError) -> int:
-    """The HTTP status for an error of the tree: 404, 400, 409, else 500."""
+    """The HTTP status for an error of the tree: 403, 404, 400, 409, else 500."""
+    if isinstance(error, Forbidden):
+        return 403
     if isinstance(error, NotFoundError):
         return 404
     if isinstance(error, InputError):
@@ -236,8 +251,8 @@ def error_status(error: DigestError) -> int:
     return 500
 
 
-ERROR_HEADINGS = {400: "Not accepted", 404: "Not found", 409: "Changed meanwhile",
-                  500: "Something went wrong"}
+ERROR_HEADINGS = {400: "Not accepted", 403: "Not allowed", 404: "Not found",
+                  409: "Changed meanwhile", 500: "Something went wrong"}
 
 
 def digest_error(request: Request, error: Exception) -> Response:
@@ -248,7 +263,10 @@ def digest_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, DigestError)
     status = error_status(error)
     if request.url.path.startswith("/api/"):
-        return JSONResponse({"error": str(error)}, status_code=status)
+        body: dict[str, Any] = {"error": str(error)}
+        if isinstance(error, FieldConflict):
+            body["fields"] = {k: {"theirs": a, "yours": b} for k, (a, b) in error.fields.items()}
+        return JSONResponse(body, status_code=status)
     desk: Desk = request.app.state.desk
     session = getattr(request.state, "session", None) or {}
     template = error.template if isinstance(error, TemplateRenderError) else None
@@ -271,7 +289,7 @@ def digest_error(request: Request, error: Exception) -> Response:
 
 
 def desk_zone(settings: Settings) -> tzinfo:
-    """[schedule] timezone as a tzinfo (UTC if the name is unknown: settings checks it)."""
+    """The zone the desk shows times in: [schedule] timezone (UTC if it is not a zone)."""
     try:
         return ZoneInfo(settings.schedule.timezone)
     except (ZoneInfoNotFoundError, ValueError):
@@ -279,18 +297,22 @@ def desk_zone(settings: Settings) -> tzinfo:
 
 
 def format_when(value: str | None, zone: tzinfo = UTC) -> str:
-    """'Jan 05 14:30' in `zone` for an ISO timestamp; the date only when not this year's."""
+    """'Jan 05 09:30 EST' for an ISO timestamp, in `zone` and labelled with it; the date only
+    (no zone) when it is not this year's. A date without a time stays a date."""
     if not value:
         return ""
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return value
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(zone)
-    if moment.year != datetime.now(UTC).year:
-        return moment.strftime("%Y-%m-%d")
-    return moment.strftime("%b %d %H:%M")
+    if moment.tzinfo is None:
+        if len(value) <= 10:
+            return value
+        moment = moment.replace(tzinfo=UTC)
+    local = moment.astimezone(zone)
+    if local.year != datetime.now(zone).year:
+        return local.strftime("%Y-%m-%d")
+    return local.strftime("%b %d %H:%M ") + (local.tzname() or "UTC")
 
 
 def score_band(score: float | None) -> str:
@@ -410,21 +432,35 @@ def _tags_list(value: Any) -> list[str]:
     return [str(t) for t in value or []]
 
 
-def item_page(ctx: Ctx, *, values: Mapping[str, Any] | None = None, error: str = "",
-              status: int = 200) -> Response:
-    """GET /items/{id}: the item, its story, and the editor's fields."""
-    item = editorial.get_item(ctx.db, _item_id(ctx))
-    choices = _link_choices(ctx.db, item)
-    current = {
-        "headline": item.get("headline") or "", "key_phrase": item.get("key_phrase") or "",
-        "blurb": item.get("blurb") or "", "section": item.get("section") or "",
+def item_form_values(item: Mapping[str, Any]) -> dict[str, Any]:
+    """An item's editor fields as the form shows and posts them (text, links as URLs)."""
+    def text(name: str) -> str:
+        return str(item.get(name) or "").replace("\r\n", "\n").strip()
+
+    return {
+        "headline": text("headline"), "key_phrase": text("key_phrase"),
+        "blurb": text("blurb"), "section": text("section"),
         "tags": ", ".join(_tags_list(item.get("tags"))),
         "rank": "" if item.get("rank") is None else str(item["rank"]),
-        "note": item.get("note") or "", "lead_image": item.get("lead_image") or "",
-        "image_credit": item.get("image_credit") or "",
+        "note": text("note"), "lead_image": text("lead_image"),
+        "image_credit": text("image_credit"),
         "links": [x["url"] for x in parse_links(item.get("links"))],
-        "status": item.get("status") or "", "version": item.get("version") or 0,
+        "status": text("status"),
     }
+
+
+def item_page(ctx: Ctx, *, values: Mapping[str, Any] | None = None, error: str = "",
+              status: int = 200, conflicts: list[dict[str, Any]] | None = None,
+              base: Mapping[str, Any] | None = None) -> Response:
+    """GET /items/{id}: the item, its story, and the editor's fields.
+
+    After a refused save, `values` are what the editor typed and `base` what the form is now
+    based on; `conflicts` lists fields with both versions, shown side by side.
+    """
+    item = editorial.get_item(ctx.db, _item_id(ctx))
+    choices = _link_choices(ctx.db, item)
+    loaded = item_form_values(item)
+    current: dict[str, Any] = {**loaded, "version": item.get("version") or 0}
     if values:
         current.update(values)
     # Links already chosen stay listed even if the story's membership changed since.
@@ -448,7 +484,29 @@ def item_page(ctx: Ctx, *, values: Mapping[str, Any] | None = None, error: str =
         "error": error, "saved": ctx.request.query_params.get("saved") == "1",
         "source": item.get("source") or _source_name(ctx.db, item),
         "entry_mark": entry_marks(ctx.db, [item["id"]]).get(item["id"], ""),
+        "base_json": json.dumps(base if base is not None else loaded, ensure_ascii=False),
+        "conflicts": conflicts or [], "neighbours": _neighbours(ctx, item["id"]),
+        "comments": _entry_comments(ctx.db, int(item["id"])),
     }, status=status)
+
+
+def _entry_comments(db: sqlite_utils.Database, item_id: int) -> list[dict[str, Any]]:
+    """Open review comments on the entry that holds the item (none when no entry does)."""
+    entry_id = entry_of(db, [item_id]).get(item_id)
+    return review_store.entry_comments(db, str(entry_id)) if entry_id is not None else []
+
+
+def _neighbours(ctx: Ctx, item_id: int) -> dict[str, Any]:
+    """The previous and next entries in issue order, for moving on after a save."""
+    _, groups = next_issue.grouped(ctx.db, ctx.settings)
+    # The issue's entries, each by its lead item (the item page of the paragraph's source).
+    ids = [int(e["items"][0]["id"]) for g in groups for e in g.items if e.get("items")]
+    if item_id not in ids:
+        return {}
+    at = ids.index(item_id)
+    return {"prev": ids[at - 1] if at > 0 else None,
+            "next": ids[at + 1] if at + 1 < len(ids) else None,
+            "at": at + 1, "of": len(ids)}
 
 
 def _source_name(db: sqlite_utils.Database, item: Mapping[str, Any]) -> str:
@@ -466,10 +524,11 @@ def item_get(ctx: Ctx) -> Response:
 
 
 def item_save(ctx: Ctx) -> Response:
-    """POST /items/{id}: save the editor's fields; a save based on an old version gets 409.
+    """POST /items/{id}: save the fields the editor changed (pipeline.save_item).
 
-    A refused save (409, or 400 for a value the store will not take) shows the form again
-    with what the editor typed, so no text is lost.
+    A field someone else changed meanwhile is a 409 showing both versions; a value the store
+    will not take is a 400. Either way the form comes back with what the editor typed, so no
+    text is lost. A form without `base` (an old page) falls back to the version check.
     """
     item_id = _item_id(ctx)
     form = ctx.form or FormData()
@@ -477,7 +536,7 @@ def item_save(ctx: Ctx) -> Response:
 
     def text(name: str, limit: int = 5000) -> str:
         value = form.get(name)
-        return value.strip()[:limit] if isinstance(value, str) else ""
+        return value.replace("\r\n", "\n").strip()[:limit] if isinstance(value, str) else ""
 
     submitted: dict[str, Any] = {k: text(k) for k in (
         "headline", "key_phrase", "blurb", "section", "tags", "rank", "note", "lead_image",
@@ -489,10 +548,20 @@ def item_save(ctx: Ctx) -> Response:
         version = int(text("version"))
     except ValueError:
         version = -1
+    base: dict[str, Any] | None = None
+    try:
+        loaded = json.loads(text("base", 100_000) or "null")
+        base = loaded if isinstance(loaded, dict) else None
+    except ValueError:
+        base = None
 
-    def refuse(message: str, code: int) -> Response:
+    if base is not None and not submitted["status"]:
+        # A status the form cannot choose (candidate, filtered) posts "": not a change.
+        submitted["status"] = base.get("status", "")
+
+    def refuse(message: str, code: int, **extra: Any) -> Response:
         return item_page(ctx, values={**submitted, "version": version}, error=message,
-                         status=code)
+                         status=code, base=extra.pop("new_base", base), **extra)
 
     labels = {c["url"]: c["label"] for c in _link_choices(ctx.db, item)}
     labels.update({x["url"]: x["label"] for x in parse_links(item.get("links"))})
@@ -511,10 +580,28 @@ def item_save(ctx: Ctx) -> Response:
     }
     if submitted["status"] and submitted["status"] != item.get("status"):
         changes["status"] = submitted["status"]
+    changes.setdefault("status", item.get("status"))
     try:
         # The store checks every value (section, status, rank, URLs): one set of rules.
-        editorial.update_item(ctx.db, item_id, changes, editor=ctx.editor,
-                              expected_version=version, sections=ctx.settings.issue.sections)
+        if base is None:
+            editorial.update_item(ctx.db, item_id, changes, editor=ctx.editor,
+                                  expected_version=version,
+                                  sections=ctx.settings.issue.sections)
+        else:
+            save_fields(ctx.db, item_id, base=base, typed=submitted, changes=changes,
+                        form_values=item_form_values, editor=ctx.editor,
+                        sections=ctx.settings.issue.sections)
+    except FieldConflict as e:
+        now = item_form_values(editorial.get_item(ctx.db, item_id))
+        # Fields the editor did not touch show (and are based on) the saved value; the ones
+        # typed keep the typed text, now based on the saved value, so saving again wins.
+        kept = {f: (submitted[f] if base and submitted[f] != base.get(f) else now[f])
+                for f in submitted}
+        rows = [{"field": f, "theirs": theirs or "", "yours": yours or ""}
+                for f, (theirs, yours) in e.fields.items()]
+        return item_page(ctx, values={**kept, "version": version}, status=409,
+                         error=f"Not saved: {e}. Your text is kept in the form; save again "
+                               "to keep yours.", conflicts=rows, base=now)
     except StaleEdit as e:
         return refuse(f"Not saved: {e}. Your text is kept below; reload to see their "
                       "changes.", 409)
@@ -556,10 +643,128 @@ def item_add(ctx: Ctx) -> Response:
 # --- the issue ---------------------------------------------------------------------------------
 
 
-def issue_page(ctx: Ctx) -> Response:
-    """GET /issue: the next issue's included items by section, to reorder; with its preview."""
-    plan, groups = next_issue.grouped(ctx.db, ctx.settings)
-    return ctx.render("issue.html", {"plan": plan, "groups": groups})
+def issue_page(ctx: Ctx, *, error: str = "", confirm: str = "", status: int = 200,
+               typed: Mapping[str, str] | None = None) -> Response:
+    """GET /issue: the issue being prepared — the open draft, else the next scheduled date —
+    its included items by section to reorder, its preview, its review state and comments.
+
+    `error`, `confirm` and `typed` come from a refused review step or settings form, so the
+    page says why and keeps what was typed.
+    """
+    desk_issue = review.desk_issue(ctx.db, ctx.settings)
+    plan, groups = next_issue.grouped(ctx.db, ctx.settings, desk_issue.plan)
+    done = ctx.request.query_params.get("done", "")
+    return ctx.render("issue.html", {
+        "plan": plan, "groups": groups, "desk": desk_issue,
+        "can": {a: review.may(ctx.role, a) for a in (
+            "submit", "approve", "reopen", "discard", "comment", "settings")},
+        "error": error, "confirm": confirm, "typed": typed or {},
+        "done": DONE_MESSAGES.get(done, ""),
+        "images": _entry_images(groups),
+        "default_footer": ctx.settings.issue.footer,
+    }, status=status)
+
+
+#: What the Issue page says after a step (a fixed text per step: no text from the URL).
+DONE_MESSAGES = {
+    "submit": "Submitted for review.", "approve": "Approved.", "reopen": "Reopened as a draft.",
+    "discard": "Discarded: its number is free and its items are unassigned.",
+    "comment": "Comment added.", "resolve": "Comment resolved.", "settings": "Settings saved.",
+    "record": "Draft recorded: it can now be reviewed.",
+}
+
+
+def _entry_images(groups: list[next_issue.Group]) -> list[dict[str, str]]:
+    """Images of the issue's entries an editor may pick as the lead image."""
+    seen: dict[str, dict[str, str]] = {}
+    for g in groups:
+        for it in g.items:
+            url = safe_url(it.get("lead_image") or it.get("image_url"))
+            if url and url not in seen:
+                seen[url] = {"url": url, "credit": it.get("image_credit") or it.get("source")
+                             or "", "label": str(it.get("headline") or it.get("title") or "")}
+    return list(seen.values())
+
+
+def _issue_id(ctx: Ctx) -> int:
+    try:
+        return int(ctx.request.path_params["issue_id"])
+    except (KeyError, ValueError):
+        raise NotFoundError("no such issue") from None
+
+
+def _form_text(ctx: Ctx, name: str, limit: int = 5000) -> str:
+    value = (ctx.form or FormData()).get(name)
+    return value.strip()[:limit] if isinstance(value, str) else ""
+
+
+def _issue_step(step: Callable[[Ctx, int], Any]) -> Handler:
+    """A review step posted from the Issue page: done → back to it with a message; refused
+    (wrong state, unwritten entries, open comments, a bad value) → the page with the reason.
+    A role that may not take the step gets 403 from the error handler."""
+    def handler(ctx: Ctx) -> Response:
+        name = step.__name__.removeprefix("_step_")
+        try:
+            step(ctx, _issue_id(ctx))
+        except OpenComments as e:
+            return issue_page(ctx, confirm=str(e), status=409)
+        except (IssueStateError, InputError) as e:
+            typed = {k: v for k, v in (ctx.form or FormData()).items()
+                     if isinstance(v, str) and k != "csrf_token"}
+            return issue_page(ctx, error=str(e), status=error_status(e), typed=typed)
+        return RedirectResponse(f"/issue?done={name}", status_code=303)
+    return handler
+
+
+def _step_submit(ctx: Ctx, issue_id: int) -> None:
+    review.submit(ctx.db, issue_id, actor=ctx.editor, role=ctx.role)
+
+
+def _step_approve(ctx: Ctx, issue_id: int) -> None:
+    review.approve(ctx.db, ctx.settings, issue_id, actor=ctx.editor, role=ctx.role,
+                   confirm_open_comments=_form_text(ctx, "confirm") == "1")
+
+
+def _step_reopen(ctx: Ctx, issue_id: int) -> None:
+    review.reopen(ctx.db, issue_id, actor=ctx.editor, role=ctx.role)
+
+
+def _step_discard(ctx: Ctx, issue_id: int) -> None:
+    review.discard(ctx.db, ctx.settings, issue_id, actor=ctx.editor, role=ctx.role)
+
+
+def _step_comment(ctx: Ctx, issue_id: int) -> None:
+    review.comment(ctx.db, ctx.settings, issue_id, _form_text(ctx, "entry", 40),
+                   _form_text(ctx, "text", review.MAX_COMMENT + 1), actor=ctx.editor,
+                   role=ctx.role)
+
+
+def _step_resolve(ctx: Ctx, issue_id: int) -> None:
+    try:
+        comment_id = int(ctx.request.path_params["comment_id"])
+    except (KeyError, ValueError):
+        raise NotFoundError("no such comment") from None
+    if review.comment_issue(ctx.db, comment_id) != issue_id:
+        raise NotFoundError(f"issue {issue_id} has no comment {comment_id}")
+    review.resolve(ctx.db, comment_id, actor=ctx.editor, role=ctx.role)
+
+
+def _step_settings(ctx: Ctx, issue_id: int) -> None:
+    values = {k: _form_text(ctx, k) for k in ("date", "number", "image_url", "image_credit",
+                                              "footer")}
+    picked = _form_text(ctx, "image_pick")
+    if picked and not values["image_url"]:
+        values["image_url"] = picked
+    review.save_settings(ctx.db, ctx.settings, issue_id, values, actor=ctx.editor,
+                         role=ctx.role)
+
+
+def issue_record(ctx: Ctx) -> Response:
+    """POST /issue/record: record the planned issue (no files yet) so it can be reviewed."""
+    review.require(ctx.role, "submit")
+    plan = review.desk_plan(ctx.db, ctx.settings)
+    review.record_issue(ctx.db, ctx.settings, plan, actor=ctx.editor)
+    return RedirectResponse("/issue?done=record", status_code=303)
 
 
 def issue_preview(ctx: Ctx) -> Response:
@@ -647,6 +852,11 @@ def _login_form(desk: Desk, request: Request, *, error: str = "", status: int = 
     return response
 
 
+async def favicon(_request: Request) -> Response:
+    """GET /favicon.ico: browsers ask for it whatever the page links; the desk's is an SVG."""
+    return RedirectResponse("/static/favicon.svg", status_code=301)
+
+
 async def login_get(request: Request) -> Response:
     """GET /login: the form, with a CSRF token tied to a pre-session cookie."""
     desk: Desk = request.app.state.desk
@@ -710,6 +920,7 @@ def create_app(settings: Settings) -> Starlette:
     desk = Desk(settings)
     routes = [
         Route("/", desk_route(queue_page)),
+        Route("/favicon.ico", favicon, methods=["GET"]),
         Route("/login", login_get, methods=["GET"]),
         Route("/login", login_post, methods=["POST"]),
         Route("/logout", desk_route(logout), methods=["POST"]),
@@ -717,6 +928,14 @@ def create_app(settings: Settings) -> Starlette:
         Route("/items/{item_id:int}", desk_route(item_get), methods=["GET"]),
         Route("/items/{item_id:int}", desk_route(item_save), methods=["POST"]),
         Route("/issue", desk_route(issue_page)),
+        Route("/issue/record", desk_route(issue_record), methods=["POST"]),
+        *[Route(f"/issues/{{issue_id:int}}/{name}", desk_route(_issue_step(step)),
+                methods=["POST"])
+          for name, step in (("submit", _step_submit), ("approve", _step_approve),
+                             ("reopen", _step_reopen), ("discard", _step_discard),
+                             ("comments", _step_comment), ("settings", _step_settings))],
+        Route("/issues/{issue_id:int}/comments/{comment_id:int}/resolve",
+              desk_route(_issue_step(_step_resolve)), methods=["POST"]),
         Route("/issue/preview", desk_route(issue_preview)),
         Route("/sources", desk_route(sources_page)),
         Route("/sources/{name:path}/enabled", desk_route(source_toggle), methods=["POST"]),

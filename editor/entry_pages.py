@@ -171,8 +171,21 @@ def api_save(ctx: Ctx) -> Response:
         editor=ctx.editor,
         expected_version=_int(data, "version", required=False),
         sections=ctx.settings.issue.sections,
+        base=_base(data),
     )
     return JSONResponse({"entry": _summary(entry), "shown": _shown(entry)})
+
+
+def _base(data: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The values the page was showing when the editor started (`base`), for per-field checks."""
+    base = data.get("base")
+    if base is None:
+        return None
+    if not isinstance(base, dict) or not all(
+        isinstance(v, str | None) for v in base.values()
+    ):
+        raise InputError("base must map fields to text", field="base")
+    return base
 
 
 def api_preview(ctx: Ctx) -> Response:

@@ -55,7 +55,7 @@ class DraftResult:
     #: Files written, by kind ("md", "html", "txt").
     paths: dict[str, Path]
     rendered: Rendered
-    #: Files of the previous draft of this issue that had another name (or folder): removed.
+    #: Files of the previous draft of this issue with another name in the same folder: removed.
     removed: list[Path] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
@@ -102,6 +102,18 @@ def out_folder(settings: Settings, out_dir: str | os.PathLike[str] | None) -> Pa
     return folder.resolve()
 
 
+def stored_path(settings: Settings, stored: str) -> Path:
+    """A recorded file path: relative ones are relative to the data folder."""
+    path = Path(stored)
+    return path if path.is_absolute() else settings.data_dir / path
+
+
+def path_to_store(settings: Settings, path: Path) -> str:
+    """How a written file is recorded: relative to the data folder (where the database is),
+    so the project folder can move without its archive pointing elsewhere."""
+    return os.path.relpath(path, settings.data_dir.resolve())
+
+
 def stage_files(rendered: Rendered, folder: Path, stem: str) -> dict[str, tuple[Path, Path]]:
     """Write each output to a temporary file beside its final name: {kind: (staged, final)}."""
     texts = {"md": rendered.markdown, "html": rendered.html, "txt": rendered.text}
@@ -139,12 +151,14 @@ def draft_issue(settings: Settings, *, day: dt.date | None = None,
         preview = preview_issue(db, settings, day, volume=volume, number=number)
         plan, rows = preview.plan, preview.rows
         stem = issue_stem(settings.issue.title, plan.volume, plan.number, day)
-        staged = stage_files(preview.rendered, out_folder(settings, out_dir), stem)
+        folder = out_folder(settings, out_dir)
+        staged = stage_files(preview.rendered, folder, stem)
         try:
             issue = save_issue(db, plan, title=settings.issue.title,
                                item_ids=[r["id"] for r in rows],
                                entry_ids=[e["id"] for e in preview.entries],
-                               paths={k: str(final) for k, (_, final) in staged.items()})
+                               paths={k: path_to_store(settings, final)
+                                      for k, (_, final) in staged.items()})
         except BaseException:
             discard_staged(staged)
             raise
@@ -154,10 +168,13 @@ def draft_issue(settings: Settings, *, day: dt.date | None = None,
         db.close()
     paths = {k: final for k, (_, final) in staged.items()}
     removed = []
-    for old in issue["previous_paths"].values():
-        if Path(old) not in paths.values():
-            Path(old).unlink(missing_ok=True)
-            removed.append(Path(old))
+    for stored in issue["previous_paths"].values():
+        old = stored_path(settings, stored).resolve()
+        # Only an earlier draft's file in the folder written now is replaced; files elsewhere
+        # (another --out, a folder the user moved them to) are not this run's to delete.
+        if old not in paths.values() and old.parent == folder:
+            old.unlink(missing_ok=True)
+            removed.append(old)
     return DraftResult(issue_id=issue["id"], volume=plan.volume, number=plan.number, date=day,
                        status=issue["status"], items=len(preview.entries),
                        needs_writing=sum(item.needs_writing for item in preview.view.items),

@@ -24,7 +24,7 @@ from typing import Any
 
 import sqlite_utils
 
-from ..errors import EditError, InputError, NotFoundError
+from ..errors import EditError, FieldConflict, InputError, NotFoundError
 from ..store import clusters, editorial
 from ..store import entries as store
 from ..timestamps import utcnow
@@ -269,11 +269,20 @@ def update(
     editor: str,
     expected_version: int | None = None,
     sections: Sequence[str] | None = None,
+    base: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write an entry's text fields (validated as an item's are); stale saves are refused.
 
+    With `base` (the values the editor's page was showing) the check is per field, as the
+    item form's (pipeline.save_item): only fields the editor changed are written, and only a
+    field someone else also changed meanwhile, to something else, is a conflict (FieldConflict
+    with both versions) — so a reorder (which writes `position`) never refuses a blurb save.
+    Without it, any save since `expected_version` is refused (StaleEntry).
     Each changed field is recorded in the lead item's history as `entry.FIELD`.
     """
+    if base is not None:
+        changes = {k: v for k, v in changes.items() if _norm(v) != _norm(base.get(k))}
+        expected_version = None
     editor_name = editorial._editor_name(editor)
     unknown = [k for k in changes if k not in store.ENTRY_FIELDS]
     if unknown:
@@ -287,6 +296,16 @@ def update(
     now = utcnow()
     with editorial.write_lock(db):
         entry = _open_entry(db, entry_id, expected_version)
+        if base is not None:
+            conflicts = {
+                k: (_norm(entry[k]), _norm(v))
+                for k, v in values.items()
+                if _norm(entry[k]) != _norm(base.get(k)) and _norm(entry[k]) != _norm(v)
+            }
+            if conflicts:
+                raise FieldConflict(
+                    entry_id, conflicts, edited_by=entry["edited_by"], kind="entry"
+                )
         changed = {
             k: v
             for k, v in values.items()
@@ -308,6 +327,11 @@ def update(
                 ]
             )
     return show(db, entry_id)
+
+
+def _norm(value: Any) -> str | None:
+    """A field's value as compared across a save: text, with empty meaning none."""
+    return None if value is None or value == "" else str(value)
 
 
 #: At most this many of a story's unused items are listed with an entry (the rest counted).

@@ -1,6 +1,6 @@
 """The next issue as the desk works on it: its items by section, its preview, its order.
 
-    plan     = store.issues.plan_issue(today)          # numbering and window, as the draft does
+    plan     = the open issue's, else the next scheduled date's (pipeline.review.desk_plan)
     entries  = pipeline.preview.select_entries(plan)   # the issue entries, in issue order
     groups   = entries by configured section, then "no section"
     preview  = pipeline.preview.preview_plan(plan)     # the draft's own selection and renderer
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import sqlite_utils
@@ -24,6 +24,7 @@ from ..store.issues import IssuePlan, plan_issue
 from ..templates.render import entry_view
 from . import entries
 from .preview import preview_plan, select_entries
+from .review import desk_plan
 
 
 @dataclass
@@ -40,25 +41,27 @@ class Group:
 
 def next_plan(db: sqlite_utils.Database, settings: Settings,
               today: date | None = None) -> IssuePlan:
-    """The plan of the issue being prepared: dated today (UTC), or the next free day.
+    """The plan of the issue being prepared: the open (unsent) issue if there is one, else the
+    next scheduled draft date (pipeline.review.desk_plan); `today` plans that day instead.
 
     A day whose issue is final already cannot be redrafted; the desk then plans the next one.
     """
-    day = today or datetime.now(UTC).date()
+    if today is None:
+        return desk_plan(db, settings)
     last_error: DigestError | None = None
     for offset in range(7):
         try:
-            return plan_issue(db, day + timedelta(days=offset), settings.issue.first_year)
+            return plan_issue(db, today + timedelta(days=offset), settings.issue.first_year)
         except DigestError as e:
             last_error = e
     assert last_error is not None
     raise last_error
 
 
-def grouped(db: sqlite_utils.Database, settings: Settings
+def grouped(db: sqlite_utils.Database, settings: Settings, plan: IssuePlan | None = None,
             ) -> tuple[IssuePlan, list[Group]]:
     """The plan and the issue's entries grouped by section in the configured order."""
-    plan = next_plan(db, settings)
+    plan = plan or next_plan(db, settings)
     rows = select_entries(db, plan, settings.issue.sections)
     for row in rows:
         row["view"] = entry_view(row)

@@ -15,8 +15,8 @@ the query is here.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
@@ -56,9 +56,14 @@ def preview_plan(db: sqlite_utils.Database, settings: Settings, plan: IssuePlan)
     """The issue for a plan already made: its items selected and rendered."""
     entries = select_entries(db, plan, settings.issue.sections)
     rows = [item for entry in entries for item in entry["items"]]
+    own = plan.existing or {}
+    image = own.get("image_url") or None
+    credit = own.get("image_credit") or None
     view = issue_view_from_entries(entries, settings, day=plan.date, volume=plan.volume,
-                                   number=plan.number)
-    return Preview(plan=plan, rows=rows, view=view, rendered=render_issue(view, settings),
+                                   number=plan.number, image_url=image,
+                                   image_credit=(credit or "") if image else None)
+    return Preview(plan=plan, rows=rows, view=view,
+                   rendered=render_issue(view, with_issue_settings(settings, own)),
                    entries=entries)
 
 
@@ -73,3 +78,10 @@ def select_entries(db: sqlite_utils.Database, plan: IssuePlan, sections: Sequenc
                      "published_at": r["lead_published_at"], "id": r["id"], "row": r}
              for r in rows}
     return [k["row"] for k in order_items(keyed.values(), sections)]
+
+
+def with_issue_settings(settings: Settings, issue: Mapping[str, Any]) -> Settings:
+    """Settings with the issue's own footer (set in the desk) in place of the [issue] one."""
+    if not issue.get("footer"):
+        return settings
+    return replace(settings, issue=replace(settings.issue, footer=str(issue["footer"])))

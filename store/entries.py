@@ -31,6 +31,7 @@ _ITEM_SELECT = (
     "SELECT items.id, items.url, items.title, items.summary_text, items.language, "
     "items.published_at, items.status, items.cluster_id, items.score, items.image_url, "
     "items.lead_image, items.image_credit, items.headline AS item_headline, "
+    "items.blurb AS item_blurb, items.key_phrase AS item_key_phrase, "
     "sources.name AS source, sources.category AS source_category, "
     "sources.language AS source_language, entry_items.entry_id, entry_items.position, "
     "entry_items.role FROM entry_items JOIN items ON items.id = entry_items.item_id "

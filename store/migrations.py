@@ -452,9 +452,37 @@ def _issue_entries(db: sqlite_utils.Database) -> None:
                            [row["edited_by"] or "migration", found[0]])
 
 
+def _review_and_approval(db: sqlite_utils.Database) -> None:
+    """Roles, the issue's review states, its own settings, its comments and state events.
+
+    `issues.status` was 'draft' or 'final'; both keep their meaning, anything else was a
+    draft. `issue_events` has no foreign key: a discarded issue's trail outlives the issue.
+    """
+    db["users"].add_column("role", str, not_null_default="editor")
+    db.execute("UPDATE issues SET status = 'draft' WHERE status IS NULL "
+               "OR status NOT IN ('draft', 'review', 'approved', 'final')")
+    for column in ("status_by", "status_at", "image_url", "image_credit", "footer"):
+        db["issues"].add_column(column, str)
+    db["issue_events"].create(
+        {"id": int, "issue_id": int, "issue": str, "event": str, "from_status": str,
+         "to_status": str, "entry": str, "detail": str, "actor": str, "at": str},
+        pk="id",
+        not_null={"issue_id", "issue", "event", "actor", "at"},
+    )
+    db["issue_events"].create_index(["issue_id", "at"])
+    db["issue_comments"].create(
+        {"id": int, "issue_id": int, "entry": str, "text": str, "author": str,
+         "created_at": str, "resolved_by": str, "resolved_at": str},
+        pk="id",
+        foreign_keys=[("issue_id", "issues", "id")],
+        not_null={"issue_id", "entry", "text", "author", "created_at"},
+    )
+    db["issue_comments"].create_index(["issue_id"])
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _initial, _triage, _search_and_story_tokens, _editor_desk, _issues, _collect_fast_path,
-    _story_pins, _issue_entries,
+    _story_pins, _issue_entries, _review_and_approval,
 ]
 
 

@@ -25,6 +25,7 @@ from ..timestamps import utc_timestamp, utcnow
 
 __all__ = [
     "MIN_PASSWORD",
+    "ROLES",
     "UnknownUser",
     "UserError",
     "add_user",
@@ -36,11 +37,14 @@ __all__ = [
     "list_users",
     "remove_user",
     "set_password",
+    "set_role",
     "user_count",
     "verify_password",
 ]
 
 MIN_PASSWORD = 8
+#: Editors write and submit; publishers also approve, reopen, discard and send.
+ROLES = ("editor", "publisher")
 #: Longer "passwords" are pasted files or attacks on hashing time, not passwords.
 MAX_PASSWORD = 1024
 #: 2**14 × 8 × 128 bytes = 16 MiB and ~50 ms per hash: OWASP's scrypt floor.
@@ -124,23 +128,43 @@ def _check_name(name: str) -> str:
 # --- accounts ----------------------------------------------------------------------------------
 
 
-def add_user(db: sqlite_utils.Database, name: str, password: str) -> dict[str, Any]:
-    """Create an account; returns it (id, name, created_at). Names are unique ignoring case."""
+def _check_role(role: str) -> str:
+    if role not in ROLES:
+        raise UserError(f"unknown role {str(role)[:40]!r}: use {' or '.join(ROLES)}")
+    return role
+
+
+def add_user(db: sqlite_utils.Database, name: str, password: str,
+             role: str = "editor") -> dict[str, Any]:
+    """Create an account; returns it (id, name, role, created_at). Names are unique ignoring
+    case."""
     _check_name(name)
+    _check_role(role)
     password_hash = hash_password(password)
     with db.atomic():
         if _find(db, name) is not None:
             raise UserError(f"a user named {name!r} exists already")
         now = utcnow()
         user_id = db.table("users").insert({"name": name, "password_hash": password_hash,
-                                            "created_at": now}).last_pk
-    return {"id": int(user_id or 0), "name": name, "created_at": now, "last_login_at": None}
+                                            "role": role, "created_at": now}).last_pk
+    return {"id": int(user_id or 0), "name": name, "role": role, "created_at": now,
+            "last_login_at": None}
+
+
+def set_role(db: sqlite_utils.Database, name: str, role: str) -> dict[str, Any]:
+    """Give an account another role; its open sessions see it on their next request."""
+    _check_role(role)
+    with db.atomic():
+        user = _require(db, name)
+        db.execute("UPDATE users SET role = ? WHERE id = ?", [role, user["id"]])
+    return {"id": user["id"], "name": user["name"], "role": role}
 
 
 def list_users(db: sqlite_utils.Database) -> list[dict[str, Any]]:
-    """Every account (id, name, created_at, last_login_at), by name; never the hashes."""
+    """Every account (id, name, role, created_at, last_login_at), by name; never the hashes."""
     return list(db.query(
-        "SELECT id, name, created_at, last_login_at FROM users ORDER BY name COLLATE NOCASE"))
+        "SELECT id, name, role, created_at, last_login_at FROM users "
+        "ORDER BY name COLLATE NOCASE"))
 
 
 def user_count(db: sqlite_utils.Database) -> int:
@@ -221,13 +245,14 @@ def create_session(db: sqlite_utils.Database, user_name: str, hours: float, *,
 
 def get_session(db: sqlite_utils.Database, token: str | None, *,
                 now: datetime | None = None) -> dict[str, Any] | None:
-    """The live session for a cookie token (user_id, user_name, csrf_token, created_at,
-    expires_at), or None; an expired one is deleted."""
+    """The live session for a cookie token (user_id, user_name, role, csrf_token, created_at,
+    expires_at), or None; an expired one is deleted. The role is read on every request, so a
+    `set-role` takes effect at once."""
     if not token or len(token) > 256:
         return None
     token_hash = _token_hash(token)
     rows = list(db.query(
-        "SELECT sessions.token_hash, sessions.user_id, users.name AS user_name, "
+        "SELECT sessions.token_hash, sessions.user_id, users.name AS user_name, users.role, "
         "sessions.csrf_token, sessions.created_at, sessions.expires_at FROM sessions "
         "JOIN users ON users.id = sessions.user_id WHERE sessions.token_hash = ?", [token_hash]))
     if not rows:

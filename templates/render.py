@@ -565,18 +565,21 @@ def issue_view_from_rows(rows: Iterable[Mapping[str, Any]], settings: IssueSetti
 def entry_view(entry: Mapping[str, Any]) -> ItemView:
     """An ItemView of an issue entry (store.entries' shape: its row with `items`, lead first).
 
-    The entry's headline, else one drafted from the lead's title.
+    The entry's headline, else one drafted from the lead's title. The entry's own headline,
+    key phrase and blurb win; where one is empty, the lead item's (written on its item page)
+    stands in, so nothing an editor wrote there is lost to the draft.
     """
     items = list(entry.get("items") or [])
     lead = items[0] if items else {}
-    blurb = (entry.get("blurb") or "").strip()
+    blurb = (entry.get("blurb") or lead.get("item_blurb") or "").strip()
     outlets = [str(i.get("source") or "") for i in items]
     english = next((i for i in items if (i.get("language") or "en")[:2] == "en"), lead)
     headline = clean_text(entry.get("headline")) or clean_text(lead.get("item_headline")) \
         or draft_headline(str(english.get("title") or ""), outlets)
     return ItemView(
         headline=headline, title=clean_text(lead.get("title")),
-        key_phrase=clean_text(entry.get("key_phrase")), blurb=blurb,
+        key_phrase=clean_text(entry.get("key_phrase") or lead.get("item_key_phrase")),
+        blurb=blurb,
         summary_text=lead.get("summary_text") or "", url=lead.get("url") or "",
         section=entry.get("section") or "", needs_writing=not blurb,
         source=lead.get("source") or "", entry_id=entry.get("id"),
@@ -589,22 +592,26 @@ def entry_view(entry: Mapping[str, Any]) -> ItemView:
 
 def issue_view_from_entries(entries: Iterable[Mapping[str, Any]],
                             settings: IssueSettings | Settings, *, day: date, volume: int,
-                            number: int) -> IssueView:
-    """An IssueView from entries already in issue order; the lead image is the first entry's
-    lead item with a lead image or a credit (as issue_view_from_rows picks it)."""
+                            number: int, image_url: str | None = None,
+                            image_credit: str | None = None) -> IssueView:
+    """An IssueView from entries already in issue order. The lead image is the one given (the
+    issue's own setting), else the first entry's lead item with a lead image or a credit (as
+    issue_view_from_rows picks it)."""
     entries = list(entries)
     views = [entry_view(e) for e in entries]
-    image_url = image_credit = alt = ""
-    for entry, view in zip(entries, views, strict=True):
-        lead = (entry.get("items") or [{}])[0]
-        if lead.get("lead_image") or lead.get("image_credit"):
-            image_url = lead.get("lead_image") or lead.get("image_url") or ""
-            image_credit = lead.get("image_credit") or lead.get("source") or ""
-            alt = view.headline or view.title
-            break
+    alt = ""
+    if image_url is None and image_credit is None:
+        image_url, image_credit = "", ""
+        for entry, view in zip(entries, views, strict=True):
+            lead = (entry.get("items") or [{}])[0]
+            if lead.get("lead_image") or lead.get("image_credit"):
+                image_url = lead.get("lead_image") or lead.get("image_url") or ""
+                image_credit = lead.get("image_credit") or lead.get("source") or ""
+                alt = view.headline or view.title
+                break
     return IssueView(title=_issue_settings(settings).title, volume=volume, number=number,
-                     date=day, items=views, image_url=image_url, image_credit=image_credit,
-                     image_alt=alt)
+                     date=day, items=views, image_url=image_url or "",
+                     image_credit=image_credit or "", image_alt=alt)
 
 
 def to_blurb(nodes: Sequence[Node]) -> str:

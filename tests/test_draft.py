@@ -566,7 +566,7 @@ def test_issue_list_and_finalize_from_the_command_line(site, tmp_path):
     listed = digest("issue", "list", cwd=folder, env={"COLUMNS": "300"}).stdout
     assert "2.3" in listed and "draft" in listed
     assert f"drafts/{SEED_STEM}.{{md,html,txt}}" in listed
-    done = digest("issue", "finalize", "2.3", cwd=folder)
+    done = digest("issue", "finalize", "2.3", "--force", cwd=folder)
     assert "Vol 2.3 (2023-02-14, id 3) is now final" in done.stdout
     refused = digest("draft", "--date", "2023-02-14", cwd=folder, check=False)
     assert refused.returncode == 1 and "is final and cannot be redrafted" in refused.stderr

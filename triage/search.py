@@ -120,8 +120,26 @@ def search(db: sqlite_utils.Database, query: str, *, status: str | None = None,
     rows = search_items(db, parsed, status=status, limit=limit, offset=offset, order=order,
                         **filters)
     for row in rows:
-        marked = row["snippet"] or _excerpt(row, terms)
-        row["snippet"] = marked.replace(MARK_START, "").replace(MARK_END, "")
+        marked = unmarkdown(row["snippet"] or _excerpt(row, terms))
+        row["snippet"] = (marked.replace(MARK_START, "").replace(MARK_END, "")
+                          .replace(_BOLD_START, "").replace(_BOLD_END, ""))
         row["snippet_html"] = (html.escape(marked).replace(MARK_START, "<mark>")
-                               .replace(MARK_END, "</mark>"))
+                               .replace(MARK_END, "</mark>").replace(_BOLD_START, "<strong>")
+                               .replace(_BOLD_END, "</strong>"))
     return rows
+
+
+#: Placeholders for bold in a snippet until it is escaped (control characters, like the marks).
+_BOLD_START, _BOLD_END = "\x04", "\x05"
+_SNIPPET_LINK = re.compile(r"\[([^\[\]]*)\]\([^)\s…]*\)?")
+_SNIPPET_LINK_TAIL = re.compile(r"\]\([^)\s…]*\)?")
+_SNIPPET_BOLD = re.compile(r"\*\*([^*]+?)\*\*")
+
+
+def unmarkdown(snippet: str) -> str:
+    """A snippet of blurb Markdown as it reads: links become their words (a link cut by the
+    snippet's edge loses its target too), **bold** becomes bold, stray ** go. Linear."""
+    text = _SNIPPET_LINK.sub(r"\1", snippet)
+    text = _SNIPPET_LINK_TAIL.sub("", text)
+    text = _SNIPPET_BOLD.sub(_BOLD_START + r"\1" + _BOLD_END, text)
+    return text.replace("**", "")

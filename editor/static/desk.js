@@ -19,7 +19,11 @@
     let data = {};
     try { data = await resp.json(); } catch (e) { data = {}; }
     if (resp.status === 401) { window.location.href = "/login?next=" + encodeURIComponent(location.pathname + location.search); }
-    if (!resp.ok) { throw new Error(data.error || ("HTTP " + resp.status)); }
+    if (!resp.ok) {
+      const err = new Error(data.error || ("HTTP " + resp.status));
+      if (data.fields) err.fields = data.fields;
+      throw err;
+    }
     return data;
   }
 
@@ -259,12 +263,104 @@
     renderSelection();
   }
 
+  // --- unsaved changes --------------------------------------------------------------------
+  // Forms marked data-guard are watched: leaving the page with changes asks first — our own
+  // banner for in-page ways out (Esc, links), the browser's prompt for closing the tab.
+  const guard = { forms: [], leaving: false };
+
+  function formState(form) {
+    return JSON.stringify(Array.from(new FormData(form).entries())
+      .filter(([k]) => k !== "csrf_token" && k !== "base" && k !== "version"));
+  }
+
+  function isDirty() {
+    return !guard.leaving && guard.forms.some((f) => formState(f) !== f.dataset.initial);
+  }
+
+  function markClean(form) { form.dataset.initial = formState(form); }
+
+  function leave(url) {
+    if (!isDirty()) { location.href = url; return; }
+    const bar = document.getElementById("leave-guard");
+    if (!bar) return;
+    bar.hidden = false;
+    bar.querySelector("[data-leave]").onclick = () => {
+      guard.leaving = true;
+      // Leaving without saving on purpose: the kept blurb is not wanted back.
+      guard.forms.forEach((f) => {
+        if (f.dataset.item) { try { localStorage.removeItem("desk:blurb:" + f.dataset.item); } catch (e) { /* none */ } }
+      });
+      location.href = url;
+    };
+    bar.querySelector("[data-stay]").onclick = () => { bar.hidden = true; };
+    bar.querySelector("[data-stay]").focus();
+  }
+
+  function initGuard() {
+    guard.forms = Array.from(document.querySelectorAll("form[data-guard]"));
+    if (!guard.forms.length) return;
+    const bar = document.createElement("div");
+    bar.id = "leave-guard";
+    bar.className = "leave-guard";
+    bar.hidden = true;
+    bar.setAttribute("role", "alertdialog");
+    bar.innerHTML = "<span>You have unsaved changes.</span> " +
+      "<button type=\"button\" data-leave>Leave without saving</button> " +
+      "<button type=\"button\" class=\"primary\" data-stay>Stay</button>";
+    document.body.appendChild(bar);
+    guard.forms.forEach((f) => {
+      if (f.dataset.initial === undefined) markClean(f);
+      f.addEventListener("submit", () => { guard.leaving = true; });
+    });
+    document.addEventListener("click", (ev) => {
+      const a = ev.target.closest("a[href]");
+      if (!a || a.target === "_blank" || ev.ctrlKey || ev.metaKey || ev.shiftKey) return;
+      if (!isDirty()) return;
+      ev.preventDefault();
+      leave(a.href);
+    });
+    window.addEventListener("beforeunload", (ev) => {
+      if (!isDirty()) return;
+      ev.preventDefault();
+      ev.returnValue = "";
+    });
+  }
+
   // --- item page --------------------------------------------------------------------------
   function initItem() {
     const form = document.getElementById("edit-form");
     const blurb = document.getElementById("blurb");
     const preview = document.getElementById("blurb-preview");
     let timer = null;
+    // The blurb being written is kept in localStorage on every keystroke, so a crash of the
+    // browser loses nothing; it is dropped once the save went through.
+    const key = form ? "desk:blurb:" + form.dataset.item : null;
+    const store = (() => { try { return window.localStorage; } catch (e) { return null; } })();
+    if (form && blurb && store && key) {
+      if (document.getElementById("saved")) store.removeItem(key);
+      markClean(form);
+      let kept = null;
+      try { kept = JSON.parse(store.getItem(key) || "null"); } catch (e) { kept = null; }
+      if (kept && typeof kept.text === "string" && kept.text !== blurb.value) {
+        const original = blurb.value;
+        blurb.value = kept.text;
+        const note = document.getElementById("restored");
+        if (note) {
+          note.hidden = false;
+          document.getElementById("drop-restored").addEventListener("click", () => {
+            blurb.value = original;
+            store.removeItem(key);
+            note.hidden = true;
+            blurb.dispatchEvent(new Event("input"));
+          });
+        }
+        setTimeout(() => blurb.dispatchEvent(new Event("input")), 0);
+      }
+      blurb.addEventListener("input", () => {
+        if (formState(form) === form.dataset.initial) store.removeItem(key);
+        else store.setItem(key, JSON.stringify({ text: blurb.value, at: Date.now() }));
+      });
+    }
     if (blurb && preview) {
       blurb.addEventListener("input", () => {
         clearTimeout(timer);
@@ -290,7 +386,10 @@
       if (ev.key === "?") { toggleHelp(); ev.preventDefault(); }
       else if (ev.key === "Escape") {
         const help = document.getElementById("help");
-        if (help && !help.hidden) toggleHelp(false); else location.href = "/";
+        const bar = document.getElementById("leave-guard");
+        if (help && !help.hidden) toggleHelp(false);
+        else if (bar && !bar.hidden) bar.hidden = true;
+        else leave("/");
       }
     });
   }
@@ -461,17 +560,85 @@
     }
     [blurb, headline, key].forEach((el) => el.addEventListener("input", refresh));
 
+    // Per-field saves: `base` is what the page showed, so a reorder or another editor's
+    // change to another field never refuses this save; a field both changed is shown side
+    // by side (theirs, yours) and the typed text stays in the form.
+    const form = document.getElementById("entry-form");
+    const values = () => ({ headline: headline.value, key_phrase: key.value,
+      blurb: blurb.value, section: section.value });
+    let base = values();
+    const conflictBox = document.getElementById("entry-conflicts");
+    // The paragraph being written is kept in localStorage on every keystroke (a browser crash
+    // loses nothing) and dropped once saved.
+    const keep = "desk:entry:" + id;
+    const store = (() => { try { return window.localStorage; } catch (e) { return null; } })();
+    if (store) {
+      let kept = null;
+      try { kept = JSON.parse(store.getItem(keep) || "null"); } catch (e) { kept = null; }
+      if (kept && typeof kept.text === "string" && kept.text !== blurb.value) {
+        const original = blurb.value;
+        blurb.value = kept.text;
+        const note = document.getElementById("restored");
+        if (note) {
+          note.hidden = false;
+          document.getElementById("drop-restored").addEventListener("click", () => {
+            blurb.value = original;
+            store.removeItem(keep);
+            note.hidden = true;
+            refresh();
+          });
+        }
+        setTimeout(refresh, 0);
+      }
+      blurb.addEventListener("input", () => {
+        if (blurb.value === base.blurb) store.removeItem(keep);
+        else store.setItem(keep, JSON.stringify({ text: blurb.value, at: Date.now() }));
+      });
+    }
+
+    function showConflicts(fields) {
+      conflictBox.textContent = "";
+      Object.entries(fields).forEach(([name, both]) => {
+        const wrap = document.createElement("div");
+        const title = document.createElement("strong");
+        title.textContent = name + " was changed meanwhile:";
+        const pair = document.createElement("div");
+        pair.className = "conflict";
+        [["theirs (saved)", both.theirs], ["yours (in the form)", both.yours]].forEach(([lab, text]) => {
+          const col = document.createElement("div");
+          const h = document.createElement("div");
+          h.className = "hint";
+          h.textContent = lab;
+          const pre = document.createElement("pre");
+          pre.textContent = text || "—";
+          col.append(h, pre);
+          pair.append(col);
+        });
+        wrap.append(title, pair);
+        conflictBox.append(wrap);
+        // Saving again keeps yours: the base becomes what is saved now.
+        base[name] = both.theirs || "";
+      });
+      conflictBox.hidden = false;
+    }
+
     async function save() {
       try {
         const data = await postJSON("/api/entries/" + id, {
-          version: Number(root.dataset.version), headline: headline.value,
-          key_phrase: key.value, blurb: blurb.value, section: section.value,
+          version: Number(root.dataset.version), base, ...values(),
         });
         root.dataset.version = String(data.entry.version);
+        base = values();
+        if (form) markClean(form);
+        if (store) store.removeItem(keep);
+        conflictBox.hidden = true;
         show(data.shown);
         if (state) state.textContent = "saved · version " + data.entry.version;
         toast("Entry saved");
-      } catch (e) { toast("Not saved: " + e.message, true); }
+      } catch (e) {
+        if (e.fields) showConflicts(e.fields);
+        toast("Not saved: " + e.message, true);
+      }
     }
     document.getElementById("save-entry").addEventListener("click", save);
 
@@ -552,6 +719,7 @@
 
   document.addEventListener("DOMContentLoaded", () => {
     const page = document.body.dataset.page;
+    initGuard();
     if (page === "queue") initQueue();
     else if (page === "item") initItem();
     else if (page === "issue") initIssue();
