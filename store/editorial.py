@@ -453,6 +453,9 @@ def _write(db: sqlite_utils.Database, row: Mapping[str, Any], wanted: Mapping[st
             entries.remove_item(db, int(row["id"]))
     update.update(version=int(row["version"] or 0) + 1, edited_by=editor, edited_at=now)
     db.table("items").update(row["id"], update)
+    # The lead item's page (and `digest tag`) still edits its entry's paragraph: the fields
+    # the draft prints come from the entry, so they follow.
+    entries.follow_lead(db, int(row["id"]), changed)
     db.table("edits").insert_all(
         [{"item_id": row["id"], "field": f, "old": _stored(row[f]), "new": _stored(v),
           "editor": editor, "at": now} for f, v in changed.items()]

@@ -352,6 +352,21 @@ def ensure_entry(
     )
 
 
+#: Item fields that are an entry's own when the item leads it (rank is its position).
+LEAD_FIELDS = {"headline": "headline", "key_phrase": "key_phrase", "blurb": "blurb",
+               "section": "section", "rank": "position"}
+
+
+def follow_lead(db: sqlite_utils.Database, item_id: int, changed: Mapping[str, Any]) -> None:
+    """Copy an item's changed paragraph fields to the entry it leads (if it leads one)."""
+    values = {LEAD_FIELDS[k]: v for k, v in changed.items() if k in LEAD_FIELDS}
+    if not values:
+        return
+    row = db.execute("SELECT id FROM entries WHERE lead_item_id = ?", [item_id]).fetchone()
+    if row is not None:
+        db["entries"].update(row[0], values)
+
+
 def assign_issue(db: sqlite_utils.Database, issue_id: int, entry_ids: Sequence[int]) -> None:
     """Record which entries a drafted issue holds, in issue order (position = 1..n).
 

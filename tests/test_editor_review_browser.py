@@ -201,22 +201,24 @@ def test_the_unsaved_changes_guard(browser: Any, desk: Any) -> None:
 
 def test_a_reorder_during_a_blurb_edit_saves_both(browser: Any, desk: Any) -> None:
     server, settings, ids = desk
+    db = open_db(settings.store_path)
+    entry = entry_of(db, [ids["unwritten"]])[ids["unwritten"]]
+    db.close()
     alice = Session(browser, server, "alice")
-    writing = alice.go(f"/items/{ids['unwritten']}")
-    writing.fill("#blurb", "Written while the order changed.")
+    writing = alice.go(f"/entries/{entry}")
+    writing.fill("#e-blurb", "Written while the order changed.")
     ordering = alice.context.new_page()
     ordering.goto(server.url + "/issue")
-    ordering.locator(f'li.issue-item[data-id="{ids["unwritten"]}"]').click()
-    ordering.keyboard.press("[")                 # up one place: rank 2 → 1
+    ordering.locator(f'li.issue-item[data-id="{entry}"]').click()
+    ordering.keyboard.press("[")                 # up one place: position 2 → 1
     expect(ordering.locator("#save-state")).to_have_text("order saved")
     writing.bring_to_front()
-    writing.locator("#blurb").focus()
-    writing.keyboard.press("Control+s")
-    writing.wait_for_url(re.compile(r"saved=1"))
+    writing.locator("#save-entry").click()
+    expect(writing.locator("#save-state")).to_contain_text("saved · version")
     db = open_db(settings.store_path)
-    item = editorial.get_item(db, ids["unwritten"])
+    row = db["entries"].get(entry)
     db.close()
-    assert item["blurb"] == "Written while the order changed." and item["rank"] == 1
+    assert row["blurb"] == "Written while the order changed." and row["position"] == 1
     ordering.close()
     assert alice.dialogs == []
     alice.close()
