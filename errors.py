@@ -9,9 +9,15 @@
     │   ├── SearchQueryError            a search the parser cannot read
     │   └── IssueNumberError            a volume/number this issue cannot take
     ├── NotFoundError (LookupError)     a named source, item or issue does not exist
+    │   └── RecipientError              an empty recipient list or a malformed address
     ├── ConflictError                   the change is based on something that moved on
     │   ├── StaleEdit                   someone saved the item since the form was loaded
-    │   └── IssueFinalError             a final (sent) issue is frozen
+    │   ├── IssueFinalError             a final (sent) issue is frozen
+    │   └── IssueNotApproved            only an approved issue can be sent
+    ├── ExportError                     an export (PDF, Word, the archive) cannot be written
+    ├── DeliveryError                   email could not be sent
+    │   ├── SMTPUnavailable             the SMTP server cannot be reached or dropped us
+    │   └── SMTPAuthFailed              the server refused the credentials
     ├── StoreError                      the database cannot be opened, migrated or written
     ├── TemplateRenderError             a digest template failed to render (`template`)
     └── SourceError                     one source could not be fetched or parsed this time
@@ -104,6 +110,30 @@ class StaleEdit(ConflictError):
 
 class IssueFinalError(ConflictError):
     """A final issue was asked to change (redrafted); its items and files are frozen."""
+
+
+class RecipientError(InputError):
+    """No recipients, or an address that is not one (the message names it)."""
+
+
+class IssueNotApproved(ConflictError):
+    """An issue that is not approved was asked to be sent to its subscribers."""
+
+
+class ExportError(DigestError):
+    """A PDF, a Word file or the public archive cannot be written (folder, disk, renderer)."""
+
+
+class DeliveryError(DigestError):
+    """Email could not be sent; deliveries already made are recorded."""
+
+
+class SMTPUnavailable(DeliveryError):
+    """The SMTP server cannot be reached, refused the connection or dropped it."""
+
+
+class SMTPAuthFailed(DeliveryError):
+    """The SMTP server refused DIGEST_SMTP_USER / DIGEST_SMTP_PASSWORD (or needs them)."""
 
 
 class StoreError(DigestError):

@@ -108,7 +108,16 @@ def _fail(message: str, code: int = 1) -> None:
 
 def _register() -> None:
     # Imported for their side effect: each module adds its commands to `app`.
-    from . import collect, deployments, desk, drafting, editorial, sources, triage  # noqa: F401
+    from . import (  # noqa: F401
+        collect,
+        delivery,
+        deployments,
+        desk,
+        drafting,
+        editorial,
+        sources,
+        triage,
+    )
 
 
 _register()

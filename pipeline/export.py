@@ -1,0 +1,147 @@
+"""Exporting a recorded issue as PDF or Word, beside the draft's other files.
+
+    document  = issue_document(db, settings, issue)     numbering, lead image, paragraphs
+                  paragraphs = issue_paragraphs(...)      the one reader of the issue's
+                                                          paragraphs (headline + Markdown)
+    pdf       = templates.formats.render_pdf(document)  the email template, printed
+    docx      = templates.formats.render_docx(document)
+    file      = <slug>-vol-V-N_<date>.pdf / .docx in the draft's folder (or --out)
+
+The email (pipeline.send) and the archive (pipeline.publish) read the same document.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from ..errors import ExportError, InputError
+from ..settings import Settings
+from ..store.archive import issue_item_rows
+from ..store.db import open_db
+from ..store.issues import as_date, find_issue, issue_paths
+from ..templates.formats import IssueDocument, Paragraph, render_docx, render_pdf
+from ..templates.render import issue_view_from_rows, md_inline, paragraph
+from .draft import issue_stem, out_folder
+
+FORMATS = ("pdf", "docx")
+#: The lead image is fetched for the PDF and the Word file with these limits.
+IMAGE_TIMEOUT = 10
+IMAGE_MAX_BYTES = 5 * 1024 * 1024
+
+
+def issue_paragraphs(db: sqlite_utils.Database, settings: Settings,
+                     issue: dict[str, Any]) -> list[Paragraph]:
+    """Per paragraph of a recorded issue, its headline and Markdown.
+
+    The one place delivery reads an issue's paragraphs: when the draft records its own
+    paragraphs (pipeline.draft.issue_paragraphs), point this at it.
+    """
+    view = issue_view_from_rows(issue_item_rows(db, int(issue["id"])), settings,
+                                day=as_date(issue["date"]), volume=int(issue["volume"]),
+                                number=int(issue["number"]))
+    return [Paragraph(headline=item.headline or item.title, markdown=md_inline(paragraph(item)),
+                      needs_writing=item.needs_writing)
+            for item in view.items]
+
+
+def issue_document(db: sqlite_utils.Database, settings: Settings,
+                   issue: dict[str, Any]) -> IssueDocument:
+    """A recorded issue as the delivery formats take it."""
+    rows = issue_item_rows(db, int(issue["id"]))
+    view = issue_view_from_rows(rows, settings, day=as_date(issue["date"]),
+                                volume=int(issue["volume"]), number=int(issue["number"]))
+    return IssueDocument(title=issue.get("title") or settings.issue.title,
+                         volume=view.volume, number=view.number, date=view.date,
+                         paragraphs=issue_paragraphs(db, settings, issue),
+                         image_url=view.image_url, image_credit=view.image_credit,
+                         image_alt=view.image_alt)
+
+
+def export_stem(settings: Settings, issue: dict[str, Any]) -> str:
+    return issue_stem(issue.get("title") or settings.issue.title, int(issue["volume"]),
+                      int(issue["number"]), as_date(issue["date"]))
+
+
+def export_folder(settings: Settings, issue: dict[str, Any],
+                  out_dir: str | os.PathLike[str] | None) -> Path:
+    """--out, else the folder of the draft's files, else [issue] out_dir."""
+    if out_dir:
+        return out_folder(settings, out_dir)
+    paths = list(issue_paths(issue).values())
+    return Path(paths[0]).parent if paths else out_folder(settings, None)
+
+
+def image_fetcher() -> Any:
+    """WeasyPrint's URL fetcher for the lead image: http(s) only (a feed's `file:` URL must
+    not read local files), a deadline, and a size cap."""
+    from weasyprint.urls import URLFetcher, URLFetcherResponse
+
+    class ImageFetcher(URLFetcher):  # type: ignore[misc]
+        def fetch(self, url: str, headers: Any = None) -> Any:
+            response = super().fetch(url, headers)
+            try:
+                data = response.read(IMAGE_MAX_BYTES + 1)
+            finally:
+                response.close()
+            if len(data) > IMAGE_MAX_BYTES:
+                raise ValueError(f"{url}: image larger than {IMAGE_MAX_BYTES} bytes")
+            return URLFetcherResponse(response.url, data, response.headers, response.status)
+
+    return ImageFetcher(timeout=IMAGE_TIMEOUT, allowed_protocols={"http", "https"})
+
+
+def image_bytes(url: str) -> bytes | None:
+    """The lead image's bytes for the Word file, or None when it cannot be had."""
+    if not url:
+        return None
+    try:
+        response = image_fetcher().fetch(url)
+        return bytes(response.read())
+    except Exception:  # any failure leaves the image out, as the PDF does
+        return None
+
+
+def render_format(doc: IssueDocument, settings: Settings, fmt: str) -> bytes:
+    """The bytes of one export format."""
+    if fmt == "pdf":
+        return render_pdf(doc, settings, url_fetcher=image_fetcher())
+    if fmt == "docx":
+        return render_docx(doc, settings, image=image_bytes(doc.image_url))
+    raise InputError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}",
+                     field="format")
+
+
+def write_file(path: Path, data: bytes) -> bool:
+    """Write `path` through a temporary file; False (untouched) when it already holds `data`."""
+    try:
+        if path.is_file() and path.read_bytes() == data:
+            return False
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError as e:
+        raise ExportError(f"{path.parent}: cannot write {path.name}: "
+                          f"{e.strerror or e}") from None
+    return True
+
+
+def export_issue(settings: Settings, ref: str | int, fmt: str,
+                 out_dir: str | os.PathLike[str] | None = None) -> Path:
+    """Write the issue `ref` (id or VOL.NUM) as PDF or Word; returns the file's path."""
+    if fmt not in FORMATS:
+        raise InputError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}",
+                         field="format")
+    db = open_db(settings.store_path)
+    try:
+        issue = find_issue(db, ref)
+        doc = issue_document(db, settings, issue)
+    finally:
+        db.close()
+    path = export_folder(settings, issue, out_dir) / f"{export_stem(settings, issue)}.{fmt}"
+    write_file(path, render_format(doc, settings, fmt))
+    return path
