@@ -13,6 +13,7 @@ The email (pipeline.send) and the archive (pipeline.publish) read the same docum
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -133,15 +134,25 @@ def write_file(path: Path, data: bytes) -> bool:
 def export_issue(settings: Settings, ref: str | int, fmt: str,
                  out_dir: str | os.PathLike[str] | None = None) -> Path:
     """Write the issue `ref` (id or VOL.NUM) as PDF or Word; returns the file's path."""
-    if fmt not in FORMATS:
-        raise InputError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}",
-                         field="format")
+    return export_formats(settings, ref, [fmt], out_dir)[fmt]
+
+
+def export_formats(settings: Settings, ref: str | int, formats: Sequence[str] = FORMATS,
+                   out_dir: str | os.PathLike[str] | None = None) -> dict[str, Path]:
+    """Write the issue in each of `formats`: {format: path}. The draft flow writes both."""
+    for fmt in formats:
+        if fmt not in FORMATS:
+            raise InputError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}",
+                             field="format")
     db = open_db(settings.store_path)
     try:
         issue = find_issue(db, ref)
         doc = issue_document(db, settings, issue)
     finally:
         db.close()
-    path = export_folder(settings, issue, out_dir) / f"{export_stem(settings, issue)}.{fmt}"
-    write_file(path, render_format(doc, settings, fmt))
-    return path
+    folder = export_folder(settings, issue, out_dir)
+    paths = {}
+    for fmt in formats:
+        paths[fmt] = folder / f"{export_stem(settings, issue)}.{fmt}"
+        write_file(paths[fmt], render_format(doc, settings, fmt))
+    return paths
