@@ -36,8 +36,7 @@ def issue_send(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Email an approved issue to [email] recipients; a re-run sends only to those not sent."""
-    from ..pipeline.publish import publish_site
-    from ..pipeline.send import send_issue
+    from ..pipeline.publish import send_and_publish
 
     settings = state.settings()
 
@@ -45,7 +44,7 @@ def issue_send(
         if not as_json:
             out.print(f"  {'sent  ' if ok else 'FAILED'} {recipient}  {reply}", soft_wrap=True)
 
-    result = send_issue(settings, ref, test=test, on_delivery=progress)
+    result, site = send_and_publish(settings, ref, test=test, on_delivery=progress)
     if as_json:
         print_json(result.summary())
     else:
@@ -55,12 +54,11 @@ def issue_send(
                   + (f", {result.already_sent} had it already" if result.already_sent else "")
                   + ("; the issue is final" if result.final and not result.test else ""),
                   soft_wrap=True)
+    if site is not None:
+        out.print(f"Archive updated: {site.folder}", soft_wrap=True)
     if result.stopped:
         raise DeliveryError(f"{result.stopped}; {len(result.not_tried)} not tried: run "
                             f"'digest issue send {ref}' again to send to the rest")
-    if result.sent and not result.test and settings.publish.out_dir:
-        site = publish_site(settings, None)
-        out.print(f"Archive updated: {site.folder}", soft_wrap=True)
 
 
 @issue_app.command("deliveries")

@@ -56,6 +56,7 @@ from ..store.items import other_sources
 from ..store.sources import get_source_by_id, source_health, sources_by_id
 from ..templates.render import parse_links, safe_url
 from ..triage.clusters import cluster_members
+from . import delivery
 from .markup import blurb_preview_html, summary_html
 from .queue import PAGE_SIZE, QueueFilters, load_page
 from .security import (
@@ -522,7 +523,8 @@ def item_add(ctx: Ctx) -> Response:
 def issue_page(ctx: Ctx) -> Response:
     """GET /issue: the next issue's included items by section, to reorder; with its preview."""
     plan, groups = next_issue.grouped(ctx.db, ctx.settings)
-    return ctx.render("issue.html", {"plan": plan, "groups": groups})
+    return ctx.render("issue.html", {"plan": plan, "groups": groups,
+                                     **delivery.recorded_issues(ctx)})
 
 
 def issue_preview(ctx: Ctx) -> Response:
@@ -681,6 +683,10 @@ def create_app(settings: Settings) -> Starlette:
         Route("/items/{item_id:int}", desk_route(item_save), methods=["POST"]),
         Route("/issue", desk_route(issue_page)),
         Route("/issue/preview", desk_route(issue_preview)),
+        Route("/issues/{issue_id:int}/export.{fmt:str}", desk_route(delivery.issue_export)),
+        Route("/issues/{issue_id:int}/send-test", desk_route(delivery.issue_send_test),
+              methods=["POST"]),
+        Route("/issues/{issue_id:int}/send", desk_route(delivery.issue_send), methods=["POST"]),
         Route("/sources", desk_route(sources_page)),
         Route("/sources/{name:path}/enabled", desk_route(source_toggle), methods=["POST"]),
         Route("/api/items/status", desk_route(set_status, api=True), methods=["POST"]),

@@ -131,6 +131,17 @@ def write_file(path: Path, data: bytes) -> bool:
     return True
 
 
+def issue_file(db: sqlite_utils.Database, settings: Settings, ref: str | int,
+               fmt: str) -> tuple[str, bytes]:
+    """(file name, bytes) of an issue in one format, written nowhere: the desk's downloads."""
+    if fmt not in FORMATS:
+        raise InputError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}",
+                         field="format")
+    issue = find_issue(db, ref)
+    doc = issue_document(db, settings, issue)
+    return f"{export_stem(settings, issue)}.{fmt}", render_format(doc, settings, fmt)
+
+
 def export_issue(settings: Settings, ref: str | int, fmt: str,
                  out_dir: str | os.PathLike[str] | None = None) -> Path:
     """Write the issue `ref` (id or VOL.NUM) as PDF or Word; returns the file's path."""

@@ -15,6 +15,7 @@ issues no longer in the archive are removed.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from ..templates.formats import render_email, render_pdf
 from ..templates.render import _environment, _user_templates, long_date
 from .draft import slugify
 from .export import export_stem, image_fetcher, issue_document, write_file
+from .send import SendResult, send_issue
 
 ISSUES_DIR = "issues"
 
@@ -86,6 +88,19 @@ def publish_site(settings: Settings, out_dir: str | os.PathLike[str] | None) -> 
             path.unlink(missing_ok=True)
             result.removed.append(path)
     return result
+
+
+def send_and_publish(settings: Settings, ref: str | int, *, test: str | None = None,
+                     on_delivery: Callable[[str, bool, str], None] | None = None,
+                     ) -> tuple[SendResult, PublishResult | None]:
+    """Send an issue (pipeline.send.send_issue); when it went out to subscribers and
+    [publish] out_dir is set, bring the archive up to date. The CLI and the desk both use this.
+    """
+    result = send_issue(settings, ref, test=test, on_delivery=on_delivery)
+    site = None
+    if result.sent and not result.test and settings.publish.out_dir:
+        site = publish_site(settings, None)
+    return result, site
 
 
 def _write(result: PublishResult, path: Path, data: bytes) -> None:

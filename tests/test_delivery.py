@@ -9,6 +9,8 @@ connection mid-list.
 from __future__ import annotations
 
 import email
+import io
+import re
 import socket
 import struct
 import zlib
@@ -459,3 +461,88 @@ def test_publish_cli_and_config(issue, tmp_path):
     document = issue_document(db, settings, find_issue(db, "2.3"))
     db.close()
     assert document.paragraphs[0].headline == HEADLINES[1]
+
+
+# --- the desk ---------------------------------------------------------------------------------
+
+
+def test_is_publisher_reads_the_role_column_when_there_is_one(db):
+    add_user(db, "pat", "a-long-password")
+    add_user(db, "ed", "a-long-password")
+    db["users"].add_column("role", str)  # as issue 13's migration adds it
+    db.execute("UPDATE users SET role = CASE name WHEN 'pat' THEN 'publisher' "
+               "ELSE 'editor' END")
+    assert is_publisher(db, "pat") and not is_publisher(db, "ed")
+
+
+def desk_login(client: Any, user: str) -> str:
+    page = client.get("/login")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+    r = client.post("/login", data={"username": user, "password": "a-long-password",
+                                    "csrf_token": token}, follow_redirects=False)
+    assert r.status_code == 303
+    return re.search(r'<meta name="csrf-token" content="([^"]+)"',
+                     client.get("/").text).group(1)
+
+
+def test_desk_downloads_tests_and_sends_an_issue(issue, smtp):
+    from alliance_digest.editor.app import create_app
+    from starlette.testclient import TestClient
+
+    settings, issue_id = issue
+    inbox, _ = smtp
+    db = open_db(settings.store_path)
+    add_user(db, "pat", "a-long-password")
+    db.close()
+    with TestClient(create_app(settings)) as client:
+        csrf = desk_login(client, "pat")
+        page = client.get("/issue").text
+        assert f'href="/issues/{issue_id}/export.pdf"' in page
+        assert "sendable once approved" in page
+        pdf = client.get(f"/issues/{issue_id}/export.pdf")
+        assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+        assert f'filename="{SEED_STEM}.pdf"' in pdf.headers["content-disposition"]
+        word = client.get(f"/issues/{issue_id}/export.docx")
+        assert len(docx.Document(io.BytesIO(word.content)).paragraphs) > 10
+        assert client.get(f"/issues/{issue_id}/export.odt").status_code == 400
+        # A test to oneself at any state; sending the draft itself is refused (409).
+        r = client.post(f"/issues/{issue_id}/send-test",
+                        data={"csrf_token": csrf, "address": "pat@example.org"})
+        assert r.status_code == 200 and "A test of Vol 2.3 was sent" in r.text
+        assert inbox.recipients() == ["pat@example.org"]
+        r = client.post(f"/issues/{issue_id}/send", data={"csrf_token": csrf, "confirm": "1"})
+        assert r.status_code == 409 and "only an approved issue" in r.text
+        approve(settings, issue_id)
+        assert "Send issue" in client.get("/issue").text
+        r = client.post(f"/issues/{issue_id}/send", data={"csrf_token": csrf})
+        assert r.status_code == 400  # not confirmed
+        r = client.post(f"/issues/{issue_id}/send", data={"csrf_token": csrf, "confirm": "1"})
+        assert r.status_code == 200 and "Vol 2.3: 5 sent, 0 failed" in r.text
+        assert sorted(inbox.recipients()) == sorted(["pat@example.org", *SUBSCRIBERS])
+        # Without the CSRF token, nothing is sent.
+        r = client.post(f"/issues/{issue_id}/send-test", data={"address": "x@example.org"})
+        assert r.status_code == 403
+
+
+def test_desk_refuses_sending_to_an_editor(issue, smtp):
+    from alliance_digest.editor.app import create_app
+    from starlette.testclient import TestClient
+
+    settings, issue_id = issue
+    inbox, _ = smtp
+    db = open_db(settings.store_path)
+    add_user(db, "ed", "a-long-password")
+    db["users"].add_column("role", str)  # as issue 13's migration adds it
+    db.execute("UPDATE users SET role = 'editor'")
+    db.conn.commit()
+    db.close()
+    approve(settings, issue_id)
+    with TestClient(create_app(settings)) as client:
+        csrf = desk_login(client, "ed")
+        page = client.get("/issue").text
+        assert "export.docx" in page and "Send issue" not in page
+        for path, data in (("send-test", {"address": "ed@example.org"}),
+                           ("send", {"confirm": "1"})):
+            r = client.post(f"/issues/{issue_id}/{path}", data={"csrf_token": csrf, **data})
+            assert r.status_code == 403
+    assert inbox.messages == []
