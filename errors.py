@@ -7,9 +7,9 @@
     │   ├── UserError                   a bad user name or password, a duplicate account
     │   │   └── UnknownUser (NotFoundError)
     │   ├── SearchQueryError            a search the parser cannot read
-    │   └── IssueNumberError            a volume/number this issue cannot take
-    ├── NotFoundError (LookupError)     a named source, item or issue does not exist
+    │   ├── IssueNumberError            a volume/number this issue cannot take
     │   └── RecipientError              an empty recipient list or a malformed address
+    ├── NotFoundError (LookupError)     a named source, item or issue does not exist
     ├── ConflictError                   the change is based on something that moved on
     │   ├── StaleEdit                   someone saved the item since the form was loaded
     │   ├── IssueFinalError             a final (sent) issue is frozen
