@@ -72,8 +72,12 @@ def export_folder(settings: Settings, issue: dict[str, Any],
     """--out, else the folder of the draft's files, else [issue] out_dir."""
     if out_dir:
         return out_folder(settings, out_dir)
-    paths = list(issue_paths(issue).values())
-    return Path(paths[0]).parent if paths else out_folder(settings, None)
+    paths = [Path(p) for p in issue_paths(issue).values()]
+    if not paths:
+        return out_folder(settings, None)
+    # Stored paths may be relative to the data folder (the database's), never to the cwd.
+    first = paths[0] if paths[0].is_absolute() else settings.data_dir / paths[0]
+    return first.parent.resolve()
 
 
 def image_fetcher() -> Any:

@@ -12,7 +12,9 @@
 
 A refused recipient is recorded `failed` and the others still get theirs. A dropped
 connection records the recipient in flight as failed and stops; `send` again sends only to
-those without a `sent` row, so nobody gets an issue twice.
+those without a `sent` row, so nobody gets an issue twice. (The one gap SMTP leaves: a
+process killed between the server's "250" and the commit of that row — microseconds — would
+send that one recipient the issue again on the next run.)
 """
 
 from __future__ import annotations
