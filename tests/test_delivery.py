@@ -177,10 +177,35 @@ def issue(tmp_path: Path, smtp: tuple[Inbox, int], image_server: FeedServer
 
 def test_markdown_nodes_undo_the_drafts_escapes():
     nodes = [Text("3 * 4 [sic] a_b "), Bold((Text("key"),)), Text(" "),
-             Link("https://e.test/a_(b)", (Text("said"),)), Text(" <tag> & 1.")]
+             Link("https://e.test/a_(b)", (Text("said"),)), Text(" <tag> &amp; ~x~ \\ 1.")]
     assert markdown_nodes(md_inline(nodes)) == nodes
     # A line starting like a list item is escaped by the draft and read back as text.
     assert markdown_nodes(md_inline([Text("1. first")])) == [Text("1. first")]
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ('security = "tls"', "'security' must be one of starttls, ssl, none"),
+    ("smtp_port = 0", "'smtp_port' must be 1-65535"),
+    ('subject = "Vol {vol}"', "'subject': bad template"),
+    ("recipients = 3", "'recipients' must be a list of addresses or a file path"),
+    ('password = "x"', "unknown key 'password'"),
+])
+def test_email_settings_are_checked(tmp_path, line, message):
+    config = tmp_path / "digest.toml"
+    config.write_text(f'[email]\nsmtp_host = "127.0.0.1"\n{line}\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_settings(config)
+
+
+def test_email_settings_defaults_follow_security(tmp_path):
+    config = tmp_path / "digest.toml"
+    config.write_text('[email]\nsmtp_host = "mail.example.org"\nsecurity = "ssl"\n'
+                      '[issue]\npaper = "A4"\n', encoding="utf-8")
+    settings = load_settings(config)
+    assert (settings.email.smtp_port, settings.issue.paper) == (465, "A4")
+    config.write_text('[issue]\npaper = "A5"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match="'paper' must be Letter or A4"):
+        load_settings(config)
 
 
 # --- PDF and Word ------------------------------------------------------------------------------
