@@ -81,8 +81,8 @@ def export_folder(settings: Settings, issue: dict[str, Any],
 
 
 def image_fetcher() -> Any:
-    """WeasyPrint's URL fetcher for the lead image: http(s) only (a feed's `file:` URL must
-    not read local files), a deadline, and a size cap."""
+    """A fetcher for the lead image (WeasyPrint's, so it shares its proxy and decoding rules):
+    http(s) only (a feed's `file:` URL must not read local files), a deadline, a size cap."""
     from weasyprint.urls import URLFetcher, URLFetcherResponse
 
     class ImageFetcher(URLFetcher):  # type: ignore[misc]
@@ -100,22 +100,24 @@ def image_fetcher() -> Any:
 
 
 def image_bytes(url: str) -> bytes | None:
-    """The lead image's bytes for the Word file, or None when it cannot be had."""
+    """The lead image's bytes for the PDF and the Word file, or None when it cannot be had
+    (any failure: the image is left out and its credit stays)."""
     if not url:
         return None
     try:
         response = image_fetcher().fetch(url)
         return bytes(response.read())
-    except Exception:  # any failure leaves the image out, as the PDF does
+    except Exception:
         return None
 
 
-def render_format(doc: IssueDocument, settings: Settings, fmt: str) -> bytes:
-    """The bytes of one export format."""
+def render_format(doc: IssueDocument, settings: Settings, fmt: str,
+                  image: bytes | None = None) -> bytes:
+    """The bytes of one export format; `image` is the lead image (image_bytes), if had."""
     if fmt == "pdf":
-        return render_pdf(doc, settings, url_fetcher=image_fetcher())
+        return render_pdf(doc, settings, image=image)
     if fmt == "docx":
-        return render_docx(doc, settings, image=image_bytes(doc.image_url))
+        return render_docx(doc, settings, image=image)
     raise InputError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}",
                      field="format")
 
@@ -143,7 +145,8 @@ def issue_file(db: sqlite_utils.Database, settings: Settings, ref: str | int,
                          field="format")
     issue = find_issue(db, ref)
     doc = issue_document(db, settings, issue)
-    return f"{export_stem(settings, issue)}.{fmt}", render_format(doc, settings, fmt)
+    image = image_bytes(doc.image_url)
+    return f"{export_stem(settings, issue)}.{fmt}", render_format(doc, settings, fmt, image)
 
 
 def export_issue(settings: Settings, ref: str | int, fmt: str,
@@ -166,8 +169,9 @@ def export_formats(settings: Settings, ref: str | int, formats: Sequence[str] = 
     finally:
         db.close()
     folder = export_folder(settings, issue, out_dir)
+    image = image_bytes(doc.image_url)  # once, for every format
     paths = {}
     for fmt in formats:
         paths[fmt] = folder / f"{export_stem(settings, issue)}.{fmt}"
-        write_file(paths[fmt], render_format(doc, settings, fmt))
+        write_file(paths[fmt], render_format(doc, settings, fmt, image))
     return paths

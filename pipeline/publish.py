@@ -29,7 +29,7 @@ from ..store.db import open_db
 from ..templates.formats import render_email, render_pdf
 from ..templates.render import _environment, _user_templates, long_date
 from .draft import slugify
-from .export import export_stem, image_fetcher, issue_document, write_file
+from .export import export_stem, image_bytes, issue_document, write_file
 from .send import SendResult, send_issue
 
 ISSUES_DIR = "issues"
@@ -76,7 +76,8 @@ def publish_site(settings: Settings, out_dir: str | os.PathLike[str] | None) -> 
         if (folder / pdf).is_file():
             result.unchanged += 1  # a final issue is frozen: its PDF stays as first written
         else:
-            _write(result, folder / pdf, render_pdf(doc, settings, url_fetcher=image_fetcher()))
+            image = image_bytes(doc.image_url)
+            _write(result, folder / pdf, render_pdf(doc, settings, image=image))
         entries.append({"issue": issue, "doc": doc, "page": page, "pdf": pdf,
                         "vol_num": doc.vol_num, "date_text": long_date(doc.date),
                         "headlines": [p.headline for p in doc.paragraphs]})

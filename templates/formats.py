@@ -13,6 +13,7 @@ nodes (`markdown_nodes`), with the draft's backslash escapes undone.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import io
 import re
@@ -152,21 +153,42 @@ li { page-break-inside: avoid; }
 a { color: #0b57d0; text-decoration: none; }
 """
 
-def render_pdf(doc: IssueDocument, settings: Settings, *,
-               url_fetcher: Any = None) -> bytes:
-    """The issue as a PDF: the email template before inlining, with a print stylesheet."""
-    import weasyprint
+def render_pdf(doc: IssueDocument, settings: Settings, *, image: bytes | None = None) -> bytes:
+    """The issue as a PDF: the email template before inlining, with a print stylesheet.
 
-    html = _render("html", document_context(doc, settings), settings)
+    The lead image is given as bytes (the caller fetched it, with its own limits) and embedded
+    as a data: URI; without them the image is left out and its credit stays. Rendering itself
+    fetches nothing: the fetcher allows data: URIs only.
+    """
+    import weasyprint
+    from weasyprint.urls import URLFetcher
+
+    context = document_context(doc, settings)
+    if context["image"] is not None:
+        if image:
+            encoded = base64.b64encode(image).decode("ascii")
+            context["image"] = {**context["image"],
+                                "url": f"data:{_image_type(image)};base64,{encoded}"}
+        else:
+            context["image"] = None
+    html = _render("html", context, settings)
     css = Template(PRINT_CSS).substitute(paper=settings.issue.paper, vol_num=doc.vol_num,
                                          title=_css_string(doc.title))
-    kwargs: dict[str, Any] = {"string": html, "base_url": None}
-    if url_fetcher is not None:
-        kwargs["url_fetcher"] = url_fetcher
+    fetcher = URLFetcher(allowed_protocols={"data"})
     try:
-        return weasyprint.HTML(**kwargs).write_pdf(stylesheets=[weasyprint.CSS(string=css)])
+        return weasyprint.HTML(string=html, base_url=None, url_fetcher=fetcher).write_pdf(
+            stylesheets=[weasyprint.CSS(string=css)])
     except (OSError, ValueError) as e:
         raise ExportError(f"PDF of Vol {doc.vol_num}: WeasyPrint failed: {e}") from None
+
+
+_IMAGE_MAGIC = ((b"\x89PNG", "image/png"), (b"\xff\xd8", "image/jpeg"), (b"GIF8", "image/gif"),
+                (b"RIFF", "image/webp"))
+
+
+def _image_type(data: bytes) -> str:
+    return next((kind for magic, kind in _IMAGE_MAGIC if data.startswith(magic)),
+                "application/octet-stream")
 
 
 def _css_string(text: str) -> str:

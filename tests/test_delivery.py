@@ -222,6 +222,8 @@ def test_pdf_holds_every_headline_and_the_footer(issue):
     assert "To receive \"Alliance Digest\" via email, contact egulum@spfusa.org" in text
     assert "Vol: 2.3" in text and "Date: February 14, 2023" in text
     assert "Image Source: Yonhap News" in text
+    # The lead image (served on 127.0.0.1) is embedded.
+    assert len(reader.pages[0].images) == 1
     # [issue] paper = "A4": 595 x 842 points.
     box = reader.pages[0].mediabox
     assert (round(float(box.width)), round(float(box.height))) == (595, 842)
@@ -229,6 +231,17 @@ def test_pdf_holds_every_headline_and_the_footer(issue):
     uris = {a.get_object()["/A"]["/URI"] for page in reader.pages
             for a in page.get("/Annots", []) if "/A" in a.get_object()}
     assert "https://en.yna.co.kr/view/AEN20230213000300315" in uris
+
+
+def test_an_image_that_cannot_be_had_is_left_out_and_its_credit_stays(issue, image_server):
+    settings, issue_id = issue
+    image_server.remove("/lead.png")  # now a 404
+    reader = pypdf.PdfReader(export_issue(settings, issue_id, "pdf"))
+    assert len(reader.pages[0].images) == 0
+    assert "Image Source: Yonhap News" in reader.pages[0].extract_text()
+    word = docx.Document(str(export_issue(settings, issue_id, "docx")))
+    assert len(word.inline_shapes) == 0
+    assert any(p.text == "Image Source: Yonhap News" for p in word.paragraphs)
 
 
 def test_pdf_is_letter_by_default_and_goes_where_out_says(issue, tmp_path):
