@@ -19,7 +19,7 @@ from prefect import flow, task
 from prefect.artifacts import acreate_markdown_artifact
 
 from ..pipeline.draft import draft_issue, parse_date
-from ..pipeline.export import export_formats
+from ..pipeline.export import export_formats, remove_stale_exports
 from ..pipeline.publish import publish_site
 from ..settings import load_settings
 
@@ -49,6 +49,7 @@ async def draft(date: str | None = None, out: str | None = None, volume: int | N
     result = draft_issue(settings, day=parse_date(date) if date else None, out_dir=out,
                          volume=volume, number=number)
     exports = export_formats(settings, result.issue_id)
+    removed = remove_stale_exports(result.removed)
     await acreate_markdown_artifact(
         key="draft-issue",
         markdown=f"{result.rendered.markdown}\n\n---\n\n{files_markdown(exports)}\n",
@@ -56,6 +57,7 @@ async def draft(date: str | None = None, out: str | None = None, volume: int | N
     )
     summary = result.summary()
     summary["exports"] = {kind: str(path) for kind, path in exports.items()}
+    summary["removed"] += [str(p) for p in removed]
     if settings.publish.out_dir:
         summary["published"] = publish(config)
     return summary

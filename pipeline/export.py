@@ -122,6 +122,18 @@ def render_format(doc: IssueDocument, settings: Settings, fmt: str,
                      field="format")
 
 
+def remove_stale_exports(removed: Sequence[Path]) -> list[Path]:
+    """The PDF and Word files beside draft files a redraft removed (an old name): removed too."""
+    gone = []
+    for old in removed:
+        for fmt in FORMATS:
+            export = old.with_suffix(f".{fmt}")
+            if export.is_file():
+                export.unlink()
+                gone.append(export)
+    return gone
+
+
 def write_file(path: Path, data: bytes) -> bool:
     """Write `path` through a temporary file; False (untouched) when it already holds `data`."""
     try:

@@ -584,3 +584,16 @@ def test_desk_refuses_sending_to_an_editor(issue, smtp):
             r = client.post(f"/issues/{issue_id}/{path}", data={"csrf_token": csrf, **data})
             assert r.status_code == 403
     assert inbox.messages == []
+
+
+def test_stale_exports_go_with_the_draft_files_a_redraft_removed(tmp_path):
+    from alliance_digest.pipeline.export import remove_stale_exports
+
+    old = tmp_path / "digest-vol-2-3_2023-02-14.md"
+    for suffix in (".pdf", ".docx", ".txt"):
+        old.with_suffix(suffix).write_bytes(b"x")
+    keep = tmp_path / "digest-vol-2-4_2023-02-14.pdf"
+    keep.write_bytes(b"x")
+    gone = remove_stale_exports([old, old.with_suffix(".html")])
+    assert sorted(p.suffix for p in gone) == [".docx", ".pdf"]
+    assert keep.is_file() and old.with_suffix(".txt").is_file()
