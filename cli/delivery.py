@@ -20,7 +20,7 @@ def issue_export(
     out_dir: Annotated[Path | None, typer.Option(
         "--out", help="Folder for the file (default: beside the draft's files).")] = None,
 ) -> None:
-    """Write an issue as PDF (the email's look, [issue] paper) or Word (links and bold kept)."""
+    """Write an issue as PDF (the email's look, Letter or A4) or Word (links and bold kept)."""
     from ..pipeline.export import export_issue
 
     path = export_issue(state.settings(), ref, fmt.strip().lower(), out_dir)
@@ -35,7 +35,7 @@ def issue_send(
         help="Send one copy marked [TEST] to this address (any state; nothing recorded).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
-    """Email an approved issue to [email] recipients; a re-run sends only to those not sent."""
+    """Email an approved issue to its subscribers; a re-run sends only to those not sent yet."""
     from ..pipeline.publish import send_and_publish
 
     settings = state.settings()
@@ -87,7 +87,7 @@ def issue_deliveries_cmd(
 @app.command()
 def publish(
     out_dir: Annotated[Path | None, typer.Option(
-        "--out", help="Folder of the public archive (default: [publish] out_dir).")] = None,
+        "--out", help="Folder of the public archive (default: publish.out_dir).")] = None,
 ) -> None:
     """Write the public archive of sent issues: index, pages, PDFs and an Atom feed."""
     from ..pipeline.publish import publish_site
