@@ -7,7 +7,8 @@
     │   ├── UserError                   a bad user name or password, a duplicate account
     │   │   └── UnknownUser (NotFoundError)
     │   ├── SearchQueryError            a search the parser cannot read
-    │   └── IssueNumberError            a volume/number this issue cannot take
+    │   ├── IssueNumberError            a volume/number this issue cannot take
+    │   └── RecipientError              an empty recipient list or a malformed address
     ├── NotFoundError (LookupError)     a named source, item or issue does not exist
     ├── ConflictError                   the change is based on something that moved on
     │   ├── StaleEdit                   someone saved the item since the form was loaded
@@ -15,8 +16,13 @@
     │   ├── IssueFinalError             a final (sent) issue is frozen
     │   └── IssueStateError             a review step the issue's state does not allow
     │       ├── NotReadyError           approval refused: paragraphs still need writing
-    │       └── OpenComments            approval asks to confirm: comments are open
+    │       ├── OpenComments            approval asks to confirm: comments are open
+    │       └── IssueNotApproved        only an approved issue can be sent
     ├── Forbidden                       the signed-in role may not do this (desk: 403)
+    ├── ExportError                     an export (PDF, Word, the archive) cannot be written
+    ├── DeliveryError                   email could not be sent
+    │   ├── SMTPUnavailable             the SMTP server cannot be reached or dropped us
+    │   └── SMTPAuthFailed              the server refused the credentials
     ├── StoreError                      the database cannot be opened, migrated or written
     ├── TemplateRenderError             a digest template failed to render (`template`)
     └── SourceError                     one source could not be fetched or parsed this time
@@ -166,6 +172,30 @@ class OpenComments(IssueStateError):
 
 class Forbidden(DigestError):
     """The signed-in account's role may not take this step (the desk answers 403)."""
+
+
+class RecipientError(InputError):
+    """No recipients, or an address that is not one (the message names it)."""
+
+
+class IssueNotApproved(IssueStateError):
+    """An issue that is not approved was asked to be sent to its subscribers."""
+
+
+class ExportError(DigestError):
+    """A PDF, a Word file or the public archive cannot be written (folder, disk, renderer)."""
+
+
+class DeliveryError(DigestError):
+    """Email could not be sent; deliveries already made are recorded."""
+
+
+class SMTPUnavailable(DeliveryError):
+    """The SMTP server cannot be reached, refused the connection or dropped it."""
+
+
+class SMTPAuthFailed(DeliveryError):
+    """The SMTP server refused DIGEST_SMTP_USER / DIGEST_SMTP_PASSWORD (or needs them)."""
 
 
 class StoreError(DigestError):

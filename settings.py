@@ -81,6 +81,8 @@ class IssueSettings:
     templates: str = ""
     #: Where `digest draft` writes its files unless --out says otherwise.
     out_dir: str = "drafts"
+    #: Page size of the PDF export: "Letter" or "A4".
+    paper: str = "Letter"
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +115,99 @@ class ScaleSettings:
     dask_address: str = ""
 
 
+PAPER_SIZES = ("Letter", "A4")
+SMTP_SECURITY = ("starttls", "ssl", "none")
+DEFAULT_SUBJECT = "US-Japan Alliance Digest Vol {volume}.{number} — {date}"
+LOOPBACK_HOSTS = frozenset({"localhost", "::1"})
+
+
+@dataclass(frozen=True, slots=True)
+class EmailSettings:
+    """`[email]`: how `digest issue send` reaches subscribers (credentials come from the
+    environment, DIGEST_SMTP_USER and DIGEST_SMTP_PASSWORD, never from this file)."""
+
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    security: str = "starttls"
+    #: `from` in digest.toml (a Python keyword, hence the field's name).
+    sender: str = ""
+    reply_to: str = ""
+    #: Addresses, or (`recipients_file`) a file of addresses, one a line.
+    recipients: tuple[str, ...] = ()
+    recipients_file: Path | None = None
+    #: {title} {volume} {number} {date} are filled in.
+    subject: str = DEFAULT_SUBJECT
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class PublishSettings:
+    """`[publish]`: the public archive `digest publish` writes ("" = the draft flow skips it)."""
+
+    out_dir: str = ""
+    #: Absolute URL the archive is served at, for the feed's ids and links ("" = relative).
+    base_url: str = ""
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 or localhost: the only hosts `security = "none"` may send to."""
+    import ipaddress
+
+    if host.strip().lower() in LOOPBACK_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip()).is_loopback
+    except ValueError:
+        return False
+
+
+def _email(where: str, data: dict[str, Any], base: Path) -> EmailSettings:
+    known = {"smtp_host", "smtp_port", "security", "from", "reply_to", "recipients", "subject",
+             "timeout"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        names = ", ".join(sorted(known))
+        raise ConfigError(f"{where}: unknown key '{unknown[0]}' (known: {names})")
+    values: dict[str, Any] = {}
+    for key in ("smtp_host", "from", "reply_to", "subject", "security"):
+        if key in data:
+            values["sender" if key == "from" else key] = _typed(where, key, data[key], str).strip()
+    if "smtp_port" in data:
+        port = _typed(where, "smtp_port", data["smtp_port"], int)
+        if not 0 < port < 65536:
+            raise ConfigError(f"{where}: 'smtp_port' must be 1-65535, got {port}")
+        values["smtp_port"] = port
+    if "timeout" in data:
+        timeout = float(_typed(where, "timeout", data["timeout"], (int, float)))
+        if timeout <= 0:
+            raise ConfigError(f"{where}: 'timeout' must be greater than 0")
+        values["timeout"] = timeout
+    security = values.get("security", "starttls")
+    if security not in SMTP_SECURITY:
+        raise ConfigError(f"{where}: 'security' must be one of {', '.join(SMTP_SECURITY)}, "
+                          f"got {security!r}")
+    host = values.get("smtp_host", EmailSettings.smtp_host)
+    if security == "none" and not is_loopback(host):
+        raise ConfigError(f"{where}: security = \"none\" sends in clear text; it is allowed only "
+                          f"for a loopback host, not {host!r}")
+    recipients = data.get("recipients", [])
+    if isinstance(recipients, str):
+        values["recipients_file"] = (base / Path(recipients).expanduser()).resolve()
+    elif isinstance(recipients, list) and all(isinstance(r, str) for r in recipients):
+        values["recipients"] = tuple(r.strip() for r in recipients)
+    else:
+        raise ConfigError(f"{where}: 'recipients' must be a list of addresses or a file path")
+    subject = values.get("subject", DEFAULT_SUBJECT)
+    try:
+        subject.format(title="t", volume=1, number=1, date="d")
+    except (KeyError, IndexError, ValueError) as e:
+        raise ConfigError(f"{where}: 'subject': bad template ({e}); use {{title}}, {{volume}}, "
+                          "{number}, {date}") from None
+    if "smtp_port" not in values:
+        values["smtp_port"] = {"ssl": 465, "starttls": 587}.get(security, 25)
+    return EmailSettings(**values)
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """The loaded configuration."""
@@ -127,6 +222,8 @@ class Settings:
     editor: EditorSettings = field(default_factory=EditorSettings)
     schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
     scale: ScaleSettings = field(default_factory=ScaleSettings)
+    email: EmailSettings = field(default_factory=EmailSettings)
+    publish: PublishSettings = field(default_factory=PublishSettings)
     #: Other top-level tables, unvalidated here (each feature validates its own).
     sections: dict[str, Any] = field(default_factory=dict)
 
@@ -261,6 +358,11 @@ def load_settings(explicit: str | os.PathLike[str] | None = None) -> Settings:
                         _table(where, data.pop("schedule", {}), "schedule"), ScheduleSettings)
     scale = _section(f"{where}: [scale]", _table(where, data.pop("scale", {}), "scale"),
                      ScaleSettings)
+    if issue.paper not in PAPER_SIZES:
+        raise ConfigError(f"{where}: [issue]: 'paper' must be Letter or A4, got {issue.paper!r}")
+    email = _email(f"{where}: [email]", _table(where, data.pop("email", {}), "email"), base)
+    publish = _section(f"{where}: [publish]", _table(where, data.pop("publish", {}), "publish"),
+                       PublishSettings)
     if http.per_host_concurrency > http.max_connections:
         raise ConfigError(f"{where}: [http] 'per_host_concurrency' exceeds 'max_connections'")
     return Settings(
@@ -273,6 +375,8 @@ def load_settings(explicit: str | os.PathLike[str] | None = None) -> Settings:
         editor=editor,
         schedule=schedule,
         scale=scale,
+        email=email,
+        publish=publish,
         sections=data,
     )
 

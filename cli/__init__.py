@@ -110,6 +110,7 @@ def _register() -> None:
     # Imported for their side effect: each module adds its commands to `app`.
     from . import (  # noqa: F401
         collect,
+        delivery,
         deployments,
         desk,
         drafting,

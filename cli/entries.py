@@ -7,6 +7,8 @@ digest entry drop ENTRY [ITEM …]     the whole entry, or some of its items
 digest entry lead ENTRY ITEM         which item leads
 digest entry list [--issue REF]      the coming issue's entries (or a recorded issue's)
 digest entry show ENTRY              its items, the story's unused items, the paragraph
+digest entry edit ENTRY… [--all] [--headline T] [--key-phrase T] [--blurb T] [--section S]
+                  [--from-draft]     write an entry's paragraph (or accept the drafted one)
 """
 
 from __future__ import annotations
@@ -188,6 +190,61 @@ def entry_list(
             ", ".join(dict.fromkeys(i["source"] for i in r["items"])),
         )
     out.print(table)
+
+
+@entry_app.command("edit")
+def entry_edit(
+    entries: Annotated[list[int] | None, typer.Argument(help="Entry ids.")] = None,
+    all_entries: Annotated[
+        bool, typer.Option("--all", help="Every entry of the coming issue.")
+    ] = False,
+    headline: Annotated[str | None, typer.Option(help="The one-line headline.")] = None,
+    key_phrase: Annotated[
+        str | None, typer.Option(help="Words of the paragraph to bold where they stand.")
+    ] = None,
+    blurb: Annotated[
+        str | None, typer.Option(help="The paragraph: **bold** and [words](https://…).")
+    ] = None,
+    section: Annotated[str | None, typer.Option(help="One of [issue] sections.")] = None,
+    from_draft: Annotated[
+        bool,
+        typer.Option(
+            "--from-draft",
+            help="Take the drafted headline and paragraph where the entry has none "
+            "(the desk's “Start from the draft”, accepted as written).",
+        ),
+    ] = False,
+    as_json: _JSON = False,
+) -> None:
+    """Write entries' headline, key phrase, paragraph or section; recorded under your OS user."""
+    from ..pipeline import entries as use
+    from ..pipeline.draft import order_entries
+
+    settings = state.settings()
+    changes = {k: v for k, v in (("headline", headline), ("key_phrase", key_phrase),
+                                 ("blurb", blurb), ("section", section)) if v is not None}
+    if not changes and not from_draft:
+        raise DigestError("nothing to write: give --headline, --key-phrase, --blurb, "
+                          "--section or --from-draft")
+    with _db(settings) as db:
+        ids = list(entries or [])
+        if all_entries:
+            ids += [r["id"] for r in order_entries(use.list_open(db), settings.issue.sections)]
+        if not ids:
+            raise DigestError("which entries? give their ids or --all")
+        shown = []
+        for entry_id in dict.fromkeys(ids):
+            if changes:
+                use.update(db, entry_id, {k: v or None for k, v in changes.items()},
+                           editor=editor_name(), sections=settings.issue.sections)
+            entry = (use.from_draft(db, entry_id, editor=editor_name()) if from_draft
+                     else use.show(db, entry_id))
+            shown.append(entry)
+    if as_json:
+        print_json(shown)
+        return
+    for entry in shown:
+        _print_entry(entry, False)
 
 
 @entry_app.command("show")

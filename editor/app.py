@@ -65,7 +65,7 @@ from ..store.items import other_sources
 from ..store.sources import get_source_by_id, source_health, sources_by_id
 from ..templates.render import parse_links, safe_url
 from ..triage.clusters import cluster_members
-from . import entry_pages
+from . import delivery, entry_pages
 from .markup import blurb_preview_html, summary_html
 from .queue import PAGE_SIZE, QueueFilters, load_page
 from .security import (
@@ -662,6 +662,7 @@ def issue_page(ctx: Ctx, *, error: str = "", confirm: str = "", status: int = 20
         "done": DONE_MESSAGES.get(done, ""),
         "images": _entry_images(groups),
         "default_footer": ctx.settings.issue.footer,
+        **delivery.recorded_issues(ctx),
     }, status=status)
 
 
@@ -678,11 +679,13 @@ def _entry_images(groups: list[next_issue.Group]) -> list[dict[str, str]]:
     """Images of the issue's entries an editor may pick as the lead image."""
     seen: dict[str, dict[str, str]] = {}
     for g in groups:
-        for it in g.items:
-            url = safe_url(it.get("lead_image") or it.get("image_url"))
-            if url and url not in seen:
-                seen[url] = {"url": url, "credit": it.get("image_credit") or it.get("source")
-                             or "", "label": str(it.get("headline") or it.get("title") or "")}
+        for entry in g.items:
+            for it in entry.get("items") or [entry]:
+                url = safe_url(it.get("lead_image") or it.get("image_url"))
+                if url and url not in seen:
+                    seen[url] = {"url": url,
+                                 "credit": it.get("image_credit") or it.get("source") or "",
+                                 "label": str(entry.get("headline") or it.get("title") or "")}
     return list(seen.values())
 
 
@@ -937,6 +940,10 @@ def create_app(settings: Settings) -> Starlette:
         Route("/issues/{issue_id:int}/comments/{comment_id:int}/resolve",
               desk_route(_issue_step(_step_resolve)), methods=["POST"]),
         Route("/issue/preview", desk_route(issue_preview)),
+        Route("/issues/{issue_id:int}/export.{fmt:str}", desk_route(delivery.issue_export)),
+        Route("/issues/{issue_id:int}/send-test", desk_route(delivery.issue_send_test),
+              methods=["POST"]),
+        Route("/issues/{issue_id:int}/send", desk_route(delivery.issue_send), methods=["POST"]),
         Route("/sources", desk_route(sources_page)),
         Route("/sources/{name:path}/enabled", desk_route(source_toggle), methods=["POST"]),
         Route("/api/items/status", desk_route(set_status, api=True), methods=["POST"]),

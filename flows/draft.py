@@ -1,33 +1,63 @@
-"""The `draft` flow: draft the issue for a date, then publish its Markdown in the Prefect UI.
+"""The `draft` flow: draft the issue for a date, export it, publish it in the Prefect UI.
 
     result    = pipeline.draft.draft_issue(settings, day, ...)   files written, issue recorded
-    artifact  = the Markdown, key "draft-issue"
-    return      result.summary()
+    exports   = pipeline.export.export_formats(issue)            the PDF and the Word file
+    artifact  = the Markdown, key "draft-issue", ending with links to the PDF and Word files
+    publish   = pipeline.publish.publish_site (when [publish] out_dir is set): the public
+                archive brought up to date, so an issue sent since the last run appears
+    return      result.summary() (+ "exports", "published")
 
-All the work is the use case's (tests call it without Prefect); the flow only wires it.
+All the work is the use cases' (tests call them without Prefect); the flow only wires them.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from prefect import flow
+from prefect import flow, task
 from prefect.artifacts import acreate_markdown_artifact
 
 from ..pipeline.draft import draft_issue, parse_date
+from ..pipeline.export import export_formats, remove_stale_exports
+from ..pipeline.publish import publish_site
 from ..settings import load_settings
+
+
+@task(name="publish")
+def publish(config: str | None) -> dict[str, Any]:
+    """Bring the public archive ([publish] out_dir) up to date with the sent issues."""
+    site = publish_site(load_settings(config), None)
+    return {"folder": str(site.folder), "issues": site.issues,
+            "written": [str(p) for p in site.written]}
+
+
+def files_markdown(paths: dict[str, Path]) -> str:
+    """Links to the issue's files, for the artifact (file: URLs open on the desk's machine)."""
+    names = {"pdf": "PDF", "docx": "Word", "md": "Markdown", "html": "Email HTML",
+             "txt": "Text"}
+    links = [f"[{names.get(kind, kind)}]({path.resolve().as_uri()})"
+             for kind, path in paths.items()]
+    return "**Files:** " + " · ".join(links)
 
 
 @flow(name="draft", log_prints=False, validate_parameters=False)
 async def draft(date: str | None = None, out: str | None = None, volume: int | None = None,
                 number: int | None = None, config: str | None = None) -> dict[str, Any]:
-    """Draft the issue for `date` (default: today) and publish its Markdown as an artifact."""
+    """Draft the issue for `date` (default: today), export it and publish it as an artifact."""
     settings = load_settings(config)
     result = draft_issue(settings, day=parse_date(date) if date else None, out_dir=out,
                          volume=volume, number=number)
+    exports = export_formats(settings, result.issue_id)
+    removed = remove_stale_exports(result.removed)
     await acreate_markdown_artifact(
         key="draft-issue",
-        markdown=result.rendered.markdown,
+        markdown=f"{result.rendered.markdown}\n\n---\n\n{files_markdown(exports)}\n",
         description=f"Draft of Vol {result.volume}.{result.number}, {result.date.isoformat()}",
     )
-    return result.summary()
+    summary = result.summary()
+    summary["exports"] = {kind: str(path) for kind, path in exports.items()}
+    summary["removed"] += [str(p) for p in removed]
+    if settings.publish.out_dir:
+        summary["published"] = publish(config)
+    return summary

@@ -27,6 +27,7 @@ import sqlite_utils
 from ..errors import EditError, FieldConflict, InputError, NotFoundError
 from ..store import clusters, editorial
 from ..store import entries as store
+from ..templates.render import drafted_nodes, entry_view, to_blurb
 from ..timestamps import utcnow
 
 #: The status an item dropped from an entry goes back to (an editor's "undo", kept by triage).
@@ -327,6 +328,23 @@ def update(
                 ]
             )
     return show(db, entry_id)
+
+
+def from_draft(db: sqlite_utils.Database, entry_id: int, *, editor: str) -> dict[str, Any]:
+    """"Start from the draft" from the shell: an entry's empty headline and paragraph take
+    what the draft proposes (templates.render: drafted from its items, links inline), so it
+    is written — the editor accepts the proposal — and no longer `[DRAFT — needs writing]`.
+    Fields already written are kept."""
+    entry = store.get_entry(db, entry_id)
+    view = entry_view(entry)
+    changes: dict[str, Any] = {}
+    if not (entry.get("blurb") or "").strip() and view.needs_writing:
+        changes["blurb"] = to_blurb(drafted_nodes(view))
+    if not (entry.get("headline") or "").strip():
+        changes["headline"] = view.headline
+    if not changes:
+        return show(db, entry_id)
+    return update(db, entry_id, changes, editor=editor)
 
 
 def _norm(value: Any) -> str | None:

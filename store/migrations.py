@@ -480,9 +480,27 @@ def _review_and_approval(db: sqlite_utils.Database) -> None:
     db["issue_comments"].create_index(["issue_id"])
 
 
+def _deliveries(db: sqlite_utils.Database) -> None:
+    """Email deliveries: one row per issue and recipient, so a re-run never sends twice.
+
+    `status` is `sent` or `failed`; `reply` is the SMTP server's answer (or why no answer
+    came). The unique (issue, recipient) pair is what makes a re-run resume, not repeat.
+    """
+    db["deliveries"].create(
+        {"id": int, "issue_id": int, "recipient": str, "status": str, "reply": str,
+         "attempts": int, "at": str},
+        pk="id",
+        foreign_keys=[("issue_id", "issues", "id")],
+        not_null={"issue_id", "recipient", "status", "at"},
+        defaults={"attempts": 1},
+        if_not_exists=True,
+    )
+    db["deliveries"].create_index(["issue_id", "recipient"], unique=True, if_not_exists=True)
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _initial, _triage, _search_and_story_tokens, _editor_desk, _issues, _collect_fast_path,
-    _story_pins, _issue_entries, _review_and_approval,
+    _story_pins, _issue_entries, _review_and_approval, _deliveries,
 ]
 
 

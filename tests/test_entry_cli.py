@@ -84,3 +84,26 @@ def test_entry_mistakes_are_one_line(folder):
         assert done.returncode == 1, args
         assert done.stderr.strip().startswith("error:") and message in done.stderr, done.stderr
         assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_edit_writes_fields_and_accepts_the_draft(folder):
+    cwd, (lead, jt, yonhap), nhk = folder
+    made = json.loads(digest("entry", "include", str(jt), "--json", cwd=cwd).stdout)
+    other = json.loads(digest("entry", "include", str(nhk), "--json", cwd=cwd).stdout)
+    edited = json.loads(digest("entry", "edit", str(other["id"]), "--headline", "Drill",
+                               "--blurb", "GSDF and US Army **trained**.", "--json",
+                               cwd=cwd).stdout)
+    assert edited[0]["headline"] == "Drill" and edited[0]["blurb"].endswith("**trained**.")
+    accepted = json.loads(digest("entry", "edit", "--all", "--from-draft", "--json",
+                                 cwd=cwd).stdout)
+    by_id = {e["id"]: e for e in accepted}
+    # The written entry keeps its words; the other takes the drafted paragraph and headline,
+    # its links inline and without the draft marker.
+    assert by_id[other["id"]]["blurb"] == "GSDF and US Army **trained**."
+    drafted = by_id[made["id"]]
+    assert "[met](https://news.test/10)" in drafted["blurb"]
+    assert "DRAFT" not in drafted["blurb"] and drafted["headline"]
+    shown = digest("entry", "show", str(made["id"]), cwd=cwd).stdout
+    assert "needs writing" not in shown
+    refused = digest("entry", "edit", str(made["id"]), cwd=cwd, check=False)
+    assert refused.returncode == 1 and "nothing to write" in refused.stderr

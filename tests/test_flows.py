@@ -149,12 +149,18 @@ def test_draft_flow_writes_the_issue_and_publishes_it(tmp_path, prefect_api):
     ids = [r["id"] for r in db.query("SELECT id FROM items ORDER BY id LIMIT 2")]
     update_items(db, ids, {"status": "included", "section": "Diplomacy"}, editor="ann")
     db.close()
+    with config.open("a", encoding="utf-8") as f:
+        f.write('[publish]\nout_dir = "site"\n')
     result = asyncio.run(draft(date="2026-11-24", out=str(tmp_path / "out"),
                                config=str(config)))
+    # The publish step ran: the archive exists, empty while no issue is sent.
+    assert result["published"]["issues"] == []
+    assert (tmp_path / "site" / "feed.xml").is_file()
     assert result["items"] == 2 and (result["volume"], result["number"]) == (5, 1)
     md = Path(result["paths"]["md"])
     assert md.name == "us-japan-alliance-digest-vol-5-1_2026-11-24.md"
-    assert {p.suffix for p in md.parent.iterdir()} == {".md", ".html", ".txt"}
+    assert {p.suffix for p in md.parent.iterdir()} == {".md", ".html", ".txt", ".pdf", ".docx"}
+    assert Path(result["exports"]["pdf"]).read_bytes().startswith(b"%PDF")
     text = md.read_text(encoding="utf-8")
     assert "Vol: 5.1" in text and "November 24, 2026" in text and "Story 7-0" in text
 
@@ -163,7 +169,11 @@ def test_draft_flow_writes_the_issue_and_publishes_it(tmp_path, prefect_api):
             found = await client.read_latest_artifacts()
             return next(a.data for a in found if a.key == "draft-issue")
 
-    assert "Story 7-0" in asyncio.run(artifact())
+    published = asyncio.run(artifact())
+    assert "Story 7-0" in published
+    # The artifact links the PDF and the Word file.
+    assert f"[PDF]({Path(result['exports']['pdf']).as_uri()})" in published
+    assert f"[Word]({Path(result['exports']['docx']).as_uri()})" in published
 
 
 def _children_named(pid: int, needle: bytes) -> list[int]:
