@@ -46,7 +46,7 @@ from ..errors import (
     TemplateRenderError,
 )
 from ..pipeline import next_issue
-from ..pipeline.add_url import add_by_url
+from ..pipeline.add_url import add_by_url, url_policy
 from ..pipeline.enable_source import set_source_enabled
 from ..settings import Settings
 from ..store import editorial, users
@@ -508,7 +508,8 @@ def item_add(ctx: Ctx) -> Response:
     raw = form.get("url")
     try:
         added = add_by_url(ctx.db, raw.strip() if isinstance(raw, str) else "",
-                           ctx.settings.http, editor=ctx.editor)
+                           ctx.settings.http, editor=ctx.editor,
+                           addresses=url_policy(ctx.settings.editor))
     except DigestError as e:
         return RedirectResponse("/?add_error=" + quote(str(e)[:300]), status_code=303)
     # A flag, not the error's text: the page never shows arbitrary text from its address.

@@ -58,7 +58,9 @@ def build_desk(folder: Path, *, attempts: int = 3) -> Settings:
                 for s in SOURCES), encoding="utf-8")
     (folder / "digest.toml").write_text(
         f'[store]\npath = "data/digest.db"\n[editor]\nlogin_attempts = {attempts}\n'
-        'login_window_minutes = 15\n', encoding="utf-8")
+        # The tests' page server is on loopback: admitted by name, as an intranet host would be.
+        'login_window_minutes = 15\nallowed_url_networks = ["127.0.0.1/32"]\n',
+        encoding="utf-8")
     settings = load_settings(folder / "digest.toml")
     db = open_db(settings.store_path)
     sync_sources(db, SOURCES)
