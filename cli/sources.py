@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..errors import DigestError
+from ..files import write_file
 from ..settings import Settings
 from . import _db, _fail, app, err, out, print_json, state
 
@@ -193,7 +194,10 @@ def sources_export_opml(
 
     text = export_opml(load_registry(state.settings().sources_file))
     if output:
-        output.write_text(text, encoding="utf-8")
+        try:
+            write_file(output, text)  # a temporary file renamed into place, never a symlink
+        except OSError as e:
+            raise DigestError(f"{output}: cannot write: {e.strerror or e}") from None
         err.print(f"wrote {output}")
     else:
         sys.stdout.write(text)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from .. import files
 from ..errors import ConfigError, DigestError, InputError
 from ..settings import Settings
 from ..store.db import open_db
@@ -97,27 +98,26 @@ def out_folder(settings: Settings, out_dir: str | os.PathLike[str] | None) -> Pa
     return folder.resolve()
 
 
-def stage_files(rendered: Rendered, folder: Path, stem: str) -> dict[str, tuple[Path, Path]]:
-    """Write each output to a temporary file beside its final name: {kind: (staged, final)}."""
+def stage_files(rendered: Rendered, folder: Path, stem: str) -> dict[str, files.Staged]:
+    """Write each output to a temporary file beside its final name (files.stage: created
+    exclusively, never through a planted symlink): {kind: staged}."""
     texts = {"md": rendered.markdown, "html": rendered.html, "txt": rendered.text}
-    staged: dict[str, tuple[Path, Path]] = {}
+    staged: dict[str, files.Staged] = {}
     try:
         folder.mkdir(parents=True, exist_ok=True)
         for kind, ext in EXTENSIONS.items():
-            final = folder / f"{stem}{ext}"
-            tmp = folder / f".{stem}{ext}.tmp"
-            tmp.write_text(texts[kind], encoding="utf-8", newline="\n")
-            staged[kind] = (tmp, final)
+            staged[kind] = files.stage(folder / f"{stem}{ext}", texts[kind].encode("utf-8"))
     except OSError as e:
         discard_staged(staged)
-        raise DigestError(f"{folder}: cannot write the issue files: {e.strerror}") from None
+        raise DigestError(f"{folder}: cannot write the issue files: "
+                          f"{e.strerror or e}") from None
     return staged
 
 
-def discard_staged(staged: dict[str, tuple[Path, Path]]) -> None:
+def discard_staged(staged: dict[str, files.Staged]) -> None:
     """Remove staged files that will not be used."""
-    for tmp, _ in staged.values():
-        tmp.unlink(missing_ok=True)
+    for one in staged.values():
+        files.discard(one)
 
 
 def draft_issue(settings: Settings, *, day: dt.date | None = None,
@@ -138,15 +138,15 @@ def draft_issue(settings: Settings, *, day: dt.date | None = None,
         try:
             issue = save_issue(db, plan, title=settings.issue.title,
                                item_ids=[r["id"] for r in rows],
-                               paths={k: str(final) for k, (_, final) in staged.items()})
+                               paths={k: str(one.final) for k, one in staged.items()})
         except BaseException:
             discard_staged(staged)
             raise
-        for tmp, final in staged.values():
-            os.replace(tmp, final)
+        for one in staged.values():
+            files.commit(one)
     finally:
         db.close()
-    paths = {k: final for k, (_, final) in staged.items()}
+    paths = {k: one.final for k, one in staged.items()}
     removed = []
     for old in issue["previous_paths"].values():
         if Path(old) not in paths.values():

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import difflib
 import logging
-import os
 import re
-import tempfile
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
@@ -35,6 +33,7 @@ import tomlkit.items
 from selectolax.lexbor import LexborHTMLParser, SelectolaxError
 
 from ..errors import ConfigError, NotFoundError
+from ..files import write_file
 from .dates import resolve_timezone
 from .types import KINDS, SourceConfig
 
@@ -521,16 +520,7 @@ def _write(path: Path, doc: tomlkit.TOMLDocument) -> None:
     """Validate the edited text as a whole, then replace the file atomically."""
     text = tomlkit.dumps(doc)
     _load_text(text, str(path))
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        if path.exists():
-            os.chmod(tmp, path.stat().st_mode & 0o777)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_file(path, text)
 
 
 def _unique_name(name: str, taken: set[str]) -> str:
