@@ -103,6 +103,7 @@
       if (!row) return;
       row.className = row.className.replace(/\bst-\S+/g, "").trim() + " st-" + item.status;
       row.dataset.status = item.status;
+      row.dataset.version = String(item.version);
       const label = row.querySelector("[data-status-label]");
       if (label) label.textContent = item.status;
       row.classList.remove("flash");
@@ -118,7 +119,12 @@
       else if (cur >= 0) ids = [Number(rows[cur].dataset.id)];
       else return;
       try {
-        const data = await postJSON("/api/items/status", { ids: ids, status: status });
+        // The versions the rows were shown at: a row another editor changed since is refused.
+        const versions = ids.map((id) => {
+          const row = rows.find((r) => r.dataset.id === String(id));
+          return Number(row ? row.dataset.version : 0);
+        });
+        const data = await postJSON("/api/items/status", { ids: ids, versions: versions, status: status });
         data.items.forEach(applyState);
         toast(ids.length === 1 ? "Item " + status : ids.length + " items " + status);
         if (single) setCursor((onlyRow !== undefined ? onlyRow : cur) + 1);
