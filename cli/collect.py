@@ -134,7 +134,7 @@ def items(
         print_json(payload)
         return
     table = Table(show_header=True, header_style="bold")
-    for col in ("id", "published", "status", "source", "title"):
+    for col in ("id", "published (UTC)", "status", "source", "title"):
         table.add_column(col, overflow="fold")
     for r in rows:
         table.add_row(str(r["id"]), r["published_at"][:16].replace("T", " "), r["status"],

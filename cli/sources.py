@@ -63,7 +63,8 @@ def sources_list(
         print_json(rows)
         return
     table = Table(show_header=True, header_style="bold")
-    for col in ("name", "kind", "cc", "on", "last ok", "fails", "newest item", "14d", "health"):
+    for col in ("name", "kind", "cc", "on", "last ok (UTC)", "fails", "newest item", "14d",
+                "health"):
         table.add_column(col, overflow="fold")
     for r in rows:
         health_note = r["last_error"] or r["warning"] or ""
@@ -113,7 +114,7 @@ def sources_check(
         out.print(f"  [yellow]warning:[/yellow] {escape(w)}", markup=True, soft_wrap=True)
     entries = outcome.feed.entries if outcome.feed else ()
     table = Table(show_header=True, header_style="bold")
-    for col in ("published", "title", "url"):
+    for col in ("published (UTC)", "title", "url"):
         table.add_column(col, overflow="fold")
     for e in entries:
         table.add_row((e.published_at or "(no date)")[:16].replace("T", " "), e.title,

@@ -269,14 +269,21 @@ def make_entry(
 
 
 def unique_identities(entries: Iterable[Entry]) -> tuple[Entry, ...]:
-    """Keep every entry, giving later holders of a repeated identity a content-derived suffix.
+    """Drop exact repeats; give later holders of a repeated identity a content-derived suffix.
 
     Feeds do repeat guids for different stories; both must survive, and the suffix must be the
-    same on the next fetch so re-fetching never duplicates.
+    same on the next fetch so re-fetching never duplicates. The same entry repeated within one
+    feed (same identity, link, title, text and date: al-monitor's feed lists stories up to four
+    times) is one item, stored once.
     """
     seen: dict[str, int] = {}
+    copies: set[tuple[str, str | None, str, str, str | None]] = set()
     out: list[Entry] = []
     for entry in entries:
+        same = (entry.identity, entry.url, entry.title, entry.summary_text, entry.published_at)
+        if same in copies:
+            continue
+        copies.add(same)
         identity = entry.identity
         if identity in seen:
             suffix = _digest(entry.url, entry.title, entry.summary_text)[:12]

@@ -190,7 +190,8 @@ def _validate_source(where: str, index: int, raw: Mapping[str, Any]) -> SourceCo
     if kind in _SUBTABLE_KEYS:
         table = raw.get(kind)
         if table is None:
-            needs = "title and link" if kind == "json" else "link_selector or link_pattern"
+            needs = ("title and link" if kind == "json"
+                     else "link_selector, link_pattern or item_selector")
             raise fail(kind, f"table [source.{kind}] is required for kind = '{kind}' "
                              f"(needs at least {needs})")
         if not isinstance(table, dict):
@@ -282,8 +283,10 @@ def _check_json_options(table: Mapping[str, Any], fail: Any) -> dict[str, Any]:
 def _check_page_options(table: Mapping[str, Any], fail: Any) -> dict[str, Any]:
     """Validate `[source.page]`: selectors parse, regexes compile, date settings make sense."""
     _check_unknown(table, PAGE_KEYS, fail)
-    if "link_selector" not in table and "link_pattern" not in table:
-        raise fail("link_selector", "or 'link_pattern' is required for a page source")
+    if not {"link_selector", "link_pattern", "item_selector"} & set(table):
+        # With item_selector alone, each item's first a[href] is its link (as documented).
+        raise fail("link_selector", "or 'link_pattern' or 'item_selector' is required for a "
+                                    "page source")
     options: dict[str, Any] = {}
     for key, value in table.items():
         if key.endswith("_selector"):
