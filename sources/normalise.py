@@ -25,6 +25,7 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import nh3
 
+from ..texts import strip_bidi
 from ..timestamps import utc_timestamp
 from .types import Entry
 
@@ -233,9 +234,12 @@ def make_entry(
 ) -> Entry | None:
     """Normalise one raw entry; None when it has nothing to show (no title, summary or link)."""
     url = canonical_url(link, base_url)
-    summary = sanitize_html(summary_html, url or base_url)
+    # Bidi overrides would make a headline display as something else (texts.py); stripped
+    # after entities are decoded, so "&#x202E;" goes too.
+    summary = strip_bidi(sanitize_html(summary_html, url or base_url))
     summary_text = sanitized_to_text(summary)
-    title_text = html_to_text(title) if title_is_html else collapse_whitespace(title or "")
+    title_text = strip_bidi(html_to_text(title) if title_is_html
+                            else collapse_whitespace(title or ""))
     if not title_text:
         # Untitled entries (microblog-style feeds) read best by their first words.
         title_text = summary_text

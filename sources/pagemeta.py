@@ -29,6 +29,7 @@ from selectolax.lexbor import LexborHTMLParser
 
 from ..errors import NotAFeed
 from ..settings import HttpSettings
+from ..texts import strip_bidi
 from .addresses import AddressPolicy, guard_session
 from .dates import parse_date
 from .http import fetch, make_session
@@ -273,7 +274,7 @@ def _clean(value: str | None) -> str | None:
     second, double-escaped layer (common in og tags) and drops stray tags."""
     if not value:
         return None
-    return html_to_text(value) or None
+    return strip_bidi(html_to_text(value)) or None
 
 
 
