@@ -43,6 +43,7 @@ from markupsafe import Markup, escape
 
 from ..errors import ConfigError, TemplateRenderError
 from ..settings import IssueSettings, Settings
+from ..texts import strip_bidi
 from ..urls import http_url
 
 PACKAGED_TEMPLATES = Path(__file__).resolve().parent
@@ -142,8 +143,9 @@ _URL_UNSAFE_RE = re.compile(r"[\s\"<>\\^`{|}]")
 
 
 def clean_text(value: str | None) -> str:
-    """One paragraph's worth of text: control characters dropped, whitespace runs collapsed."""
-    return _SPACE_RE.sub(" ", _CONTROL_RE.sub("", value or "")).strip()
+    """One paragraph's worth of text: control characters (bidi controls too, for rows stored
+    before they were stripped on the way in) dropped, whitespace runs collapsed."""
+    return _SPACE_RE.sub(" ", _CONTROL_RE.sub("", strip_bidi(value or ""))).strip()
 
 
 def safe_url(value: str | None) -> str | None:

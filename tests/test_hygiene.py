@@ -57,6 +57,10 @@ def test_editors_fields_and_drafts_carry_none(site, tmp_path: Path) -> None:  # 
     manual, _ = editorial.add_manual_item(db, url="https://e.test/m", title=f"T{RLO}itle",
                                           summary=f"S{RLO}um", editor="alice")
     assert manual["title"] == "Title" and manual["summary_text"] == "Sum"
+    # A row stored before the stripping existed: the renderer drops them too.
+    other = db.execute("SELECT id FROM items WHERE status = 'included' AND id != ? "
+                       "ORDER BY id LIMIT 1", [item_id]).fetchone()[0]
+    db["items"].update(other, {"headline": f"Old {RLO}row", "blurb": f"Old{RLO} blurb."})
     db.close()
 
     result = draft_issue(site, day=SEED_DATE, out_dir=tmp_path / "out")
@@ -65,6 +69,7 @@ def test_editors_fields_and_drafts_carry_none(site, tmp_path: Path) -> None:  # 
         assert clean(text), kind
     md = texts["md"]
     assert "Allies gnirts agree" in md
+    assert "Old row" in md and "Old blurb." in md
     assert "\\![the chart](https://e.test/chart.png)" in md
     assert "![the chart]" not in md.replace("\\![the chart]", "")
     assert "bold\\![x](https://e.test/x)" in md
