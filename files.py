@@ -51,8 +51,9 @@ def stage(final: Path, data: bytes, mode: int | None = None) -> Staged:
         for _ in range(_ATTEMPTS):
             name = f".{final.name}.{secrets.token_hex(6)}.tmp"
             try:
-                fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o666,
-                             dir_fd=dir_fd)
+                fd = os.open(
+                    name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o666, dir_fd=dir_fd
+                )
             except FileExistsError:
                 continue  # something already has this name: never reuse it
             try:

@@ -13,8 +13,13 @@ from __future__ import annotations
 __all__ = ["BIDI_CONTROLS", "strip_bidi"]
 
 BIDI_CONTROLS = frozenset(
-    [*map(chr, range(0x202A, 0x202F)), *map(chr, range(0x2066, 0x206A)), "\u200e", "\u200f",
-     "\u061c"]
+    [
+        *map(chr, range(0x202A, 0x202F)),
+        *map(chr, range(0x2066, 0x206A)),
+        "\u200e",
+        "\u200f",
+        "\u061c",
+    ]
 )
 _DROP = {ord(c): None for c in BIDI_CONTROLS}
 

@@ -1,19 +1,19 @@
 """The desk's edges: body caps, the server key, signed login tokens, login limits, proxies.
 
-    every request     BodyLimit: a Content-Length over the route's cap → 413 before anything
-                      is read; a streamed body is counted as it arrives and cut off at the cap
-                      (before the session is looked up, on every route)
-    the server key    `desk.key` in the data folder (created once, exclusively, mode 0600): signs
-                      the login form's CSRF token and the device cookie, so a client cannot
-                      choose their values (a read-only folder gets a key for this process only)
-    login limits      failures counted per (user, address), per address and per user. A browser
-                      that logged in as the user before holds a signed device cookie: it is
-                      limited on its own count only, so neither an attacker guessing from
-                      elsewhere nor one on the same address locks out a user who knows their
-                      password (OWASP's "device cookies")
-    proxies           X-Forwarded-For/-Proto are believed only from `[editor] trusted_proxies`
-                      (uvicorn's forwarded_allow_ips; none by default)
-    alerts            texts chosen by a code from ALERTS, never taken from the URL
+every request     BodyLimit: a Content-Length over the route's cap → 413 before anything
+                  is read; a streamed body is counted as it arrives and cut off at the cap
+                  (before the session is looked up, on every route)
+the server key    `desk.key` in the data folder (created once, exclusively, mode 0600): signs
+                  the login form's CSRF token and the device cookie, so a client cannot
+                  choose their values (a read-only folder gets a key for this process only)
+login limits      failures counted per (user, address), per address and per user. A browser
+                  that logged in as the user before holds a signed device cookie: it is
+                  limited on its own count only, so neither an attacker guessing from
+                  elsewhere nor one on the same address locks out a user who knows their
+                  password (OWASP's "device cookies")
+proxies           X-Forwarded-For/-Proto are believed only from `[editor] trusted_proxies`
+                  (uvicorn's forwarded_allow_ips; none by default)
+alerts            texts chosen by a code from ALERTS, never taken from the URL
 """
 
 from __future__ import annotations
@@ -114,9 +114,17 @@ async def _too_large(scope: Scope, send: Send, cap: int) -> None:
     api = scope.get("path", "").startswith("/api/")
     text = f"request body larger than {cap // 1024} KiB"
     body = (b'{"error": "' + text.encode() + b'"}') if api else text.encode()
-    await send({"type": "http.response.start", "status": 413, "headers": [
-        (b"content-type", b"application/json" if api else b"text/plain; charset=utf-8"),
-        (b"content-length", str(len(body)).encode()), (b"connection", b"close")]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"application/json" if api else b"text/plain; charset=utf-8"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -134,8 +142,9 @@ def server_key(data_dir: Path) -> bytes:
     with contextlib.suppress(OSError):
         data_dir.mkdir(parents=True, exist_ok=True)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0),
-                         0o600)
+            fd = os.open(
+                path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600
+            )
         except FileExistsError:
             pass
         else:
@@ -167,8 +176,15 @@ class Signer:
         issued = str(int(time.time() if now is None else now))
         return f"{nonce}.{issued}.{self._mac(purpose, subject, nonce, issued)}"
 
-    def valid(self, token: str | None, purpose: str, subject: str = "", *, max_age: float,
-              now: float | None = None) -> bool:
+    def valid(
+        self,
+        token: str | None,
+        purpose: str,
+        subject: str = "",
+        *,
+        max_age: float,
+        now: float | None = None,
+    ) -> bool:
         """True when `token` was issued by this key for `purpose`/`subject` within `max_age`."""
         if not token or len(token) > 200:
             return False
@@ -211,9 +227,11 @@ class LoginLimits:
         if device:
             return {f"device:{device}": self.attempts}
         user = user.casefold()
-        return {f"pair:{user}|{address}": self.attempts,
-                f"ip:{address}": self.attempts * self.SPREAD,
-                f"user:{user}": self.attempts * self.SPREAD}
+        return {
+            f"pair:{user}|{address}": self.attempts,
+            f"ip:{address}": self.attempts * self.SPREAD,
+            f"user:{user}": self.attempts * self.SPREAD,
+        }
 
     def _recent(self, key: str, now: float) -> deque[float]:
         q = self._failures[key]
@@ -224,16 +242,20 @@ class LoginLimits:
             return deque()
         return q
 
-    def blocked(self, user: str, address: str, device: str | None = None,
-                now: float | None = None) -> bool:
+    def blocked(
+        self, user: str, address: str, device: str | None = None, now: float | None = None
+    ) -> bool:
         """True when this attempt is over a limit (see the class doc)."""
         now = time.monotonic() if now is None else now
         with self._lock:
-            return any(len(self._recent(k, now)) >= limit
-                       for k, limit in self._keys(user, address, device).items())
+            return any(
+                len(self._recent(k, now)) >= limit
+                for k, limit in self._keys(user, address, device).items()
+            )
 
-    def failed(self, user: str, address: str, device: str | None = None,
-               now: float | None = None) -> None:
+    def failed(
+        self, user: str, address: str, device: str | None = None, now: float | None = None
+    ) -> None:
         """Count one failed attempt."""
         now = time.monotonic() if now is None else now
         with self._lock:
@@ -268,8 +290,10 @@ def uvicorn_proxy_options(editor: EditorSettings) -> dict[str, Any]:
 #: What the queue page may say after a refused add-by-URL, by code.
 ALERTS = {
     "not_http": "that is not an http(s) address.",
-    "private": ("the address is not public (loopback, private, link-local or reserved); "
-                "an intranet desk sets [editor] allow_private_urls = true."),
+    "private": (
+        "the address is not public (loopback, private, link-local or reserved); "
+        "an intranet desk sets [editor] allow_private_urls = true."
+    ),
     "input": "the address was not accepted.",
     "failed": "something went wrong; try again or use `digest add-url`.",
 }
@@ -300,9 +324,12 @@ def based_on_versions(ids: list[int], versions: Any) -> dict[int, int]:
     Required: a decision made on a row another editor has changed since must be refused like a
     stale item form, and only the version the row was shown at can tell.
     """
-    if (not isinstance(versions, list) or len(versions) != len(ids)
-            or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
-                       for v in versions)):
-        raise InputError("versions must list the version of each item, in the order of ids",
-                         field="versions")
+    if (
+        not isinstance(versions, list)
+        or len(versions) != len(ids)
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in versions)
+    ):
+        raise InputError(
+            "versions must list the version of each item, in the order of ids", field="versions"
+        )
     return dict(zip(ids, versions, strict=True))

@@ -65,8 +65,9 @@ def check_scheduler(scale: ScaleSettings, timeout: float = CONNECT_TIMEOUT) -> N
         cause = e.strerror or type(e).__name__
     else:
         return
-    raise DigestError(f"[scale] dask_address: cannot reach the Dask scheduler at {address}: "
-                      f"{cause}")
+    raise DigestError(
+        f"[scale] dask_address: cannot reach the Dask scheduler at {address}: {cause}"
+    )
 
 
 def remote_workers_warning(scale: ScaleSettings, api_url: str) -> str | None:
@@ -77,9 +78,11 @@ def remote_workers_warning(scale: ScaleSettings, api_url: str) -> str | None:
     api_host = urlsplit(api_url).hostname or ""
     if not _loopback(api_host):
         return None
-    return (f"Dask workers on other machines cannot reach the Prefect API at {api_url} (their "
-            "task logs and states are lost): set PREFECT_API_URL to a server every machine "
-            "reaches")
+    return (
+        f"Dask workers on other machines cannot reach the Prefect API at {api_url} (their "
+        "task logs and states are lost): set PREFECT_API_URL to a server every machine "
+        "reaches"
+    )
 
 
 def _loopback(host: str) -> bool:

@@ -58,8 +58,9 @@ class Coverage:
                 lines.append(f"{label} found in {found} of {self.total} items")
             elif self.unread[key]:
                 read = found - self.unread[key]
-                lines.append(f"{label} read as a date in {read} of {self.total} items"
-                             f"{self.date_hint}")
+                lines.append(
+                    f"{label} read as a date in {read} of {self.total} items{self.date_hint}"
+                )
         return lines
 
     def fatal(self) -> str | None:

@@ -38,8 +38,11 @@ def client(settings: Settings) -> Iterator[TestClient]:
 
 
 def post_login(client: TestClient, user: str, password: str, token: str) -> int:
-    return client.post("/login", data={"username": user, "password": password,
-                                       "csrf_token": token}, follow_redirects=False).status_code
+    return client.post(
+        "/login",
+        data={"username": user, "password": password, "csrf_token": token},
+        follow_redirects=False,
+    ).status_code
 
 
 # --- the login form's token is the server's ----------------------------------------------------
@@ -101,8 +104,9 @@ def test_the_device_cookie_has_its_own_limit(settings: Settings) -> None:
 # --- alerts, bulk versions ---------------------------------------------------------------------
 
 
-def test_alert_texts_come_from_codes_never_from_the_url(client: TestClient,
-                                                        settings: Settings) -> None:
+def test_alert_texts_come_from_codes_never_from_the_url(
+    client: TestClient, settings: Settings
+) -> None:
     login(client)
     page = client.get("/?add_error=Your+session+expired,+log+in+at+evil.example").text
     assert "evil.example" not in page and "Could not add that item" not in page
@@ -110,9 +114,11 @@ def test_alert_texts_come_from_codes_never_from_the_url(client: TestClient,
     with FeedServer(host="127.0.0.2") as inside:
         inside.route("/secret.html", body=b"<title>Internal</title>", content_type="text/html")
         # Not admitted (the desk admits 127.0.0.1/32 only, for the other tests' page server).
-        r = client.post("/items/add", data={"csrf_token": csrf_from(html),
-                                            "url": inside.url("/secret.html")},
-                        follow_redirects=False)
+        r = client.post(
+            "/items/add",
+            data={"csrf_token": csrf_from(html), "url": inside.url("/secret.html")},
+            follow_redirects=False,
+        )
         assert r.headers["location"] == "/?add_error=private"
         assert inside.hits("/secret.html") == 0
     page = client.get(r.headers["location"]).text
@@ -126,13 +132,17 @@ def test_a_bulk_decision_on_a_changed_row_is_refused(settings: Settings) -> None
         one, two = item_id(settings, "5"), item_id(settings, "6")
         assert f'data-id="{one}" data-version="0"' in alice.get("/").text
         # bob shortlists item one after alice's queue was loaded.
-        r = bob.post("/api/items/status", json={"ids": [one], "versions": [0],
-                                                "status": "shortlisted"},
-                     headers={"X-CSRF-Token": b_csrf})
+        r = bob.post(
+            "/api/items/status",
+            json={"ids": [one], "versions": [0], "status": "shortlisted"},
+            headers={"X-CSRF-Token": b_csrf},
+        )
         assert r.status_code == 200 and r.json()["items"][0]["version"] == 1
-        r = alice.post("/api/items/status", json={"ids": [one, two], "versions": [0, 0],
-                                                  "status": "excluded"},
-                       headers={"X-CSRF-Token": a_csrf})
+        r = alice.post(
+            "/api/items/status",
+            json={"ids": [one, two], "versions": [0, 0], "status": "excluded"},
+            headers={"X-CSRF-Token": a_csrf},
+        )
         assert r.status_code == 409 and "bob" in r.json()["error"]
     db = open_db(settings.store_path)
     assert editorial.get_item(db, one)["status"] == "shortlisted"
@@ -142,15 +152,18 @@ def test_a_bulk_decision_on_a_changed_row_is_refused(settings: Settings) -> None
 
 def test_an_oversized_body_is_413_before_the_session_check(client: TestClient) -> None:
     big = b"x" * (2 * 1024 * 1024)
-    r = client.post("/api/items/status", content=big,
-                    headers={"content-type": "application/json"})
+    r = client.post("/api/items/status", content=big, headers={"content-type": "application/json"})
     assert r.status_code == 413 and "larger than" in r.json()["error"]
     assert "content-security-policy" in r.headers
-    r = client.post("/items/1", content=big,
-                    headers={"content-type": "application/x-www-form-urlencoded"})
+    r = client.post(
+        "/items/1", content=big, headers={"content-type": "application/x-www-form-urlencoded"}
+    )
     assert r.status_code == 413
-    r = client.post("/login", content=b"a" * (64 * 1024),
-                    headers={"content-type": "application/x-www-form-urlencoded"})
+    r = client.post(
+        "/login",
+        content=b"a" * (64 * 1024),
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
     assert r.status_code == 413
 
 
@@ -173,9 +186,21 @@ def serve(tmp_path: Path) -> Iterator[object]:
             config.write_text(config.read_text() + extra)
         port = free_port()
         env = {k: v for k, v in os.environ.items() if k != "DIGEST_CONFIG"}
-        proc = subprocess.Popen([sys.executable, "-m", "alliance_digest.cli", "--config",
-                                 str(folder / "digest.toml"), "editor", "--port", str(port)],
-                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "alliance_digest.cli",
+                "--config",
+                str(folder / "digest.toml"),
+                "editor",
+                "--port",
+                str(port),
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         procs.append(proc)
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
@@ -201,9 +226,11 @@ def guesses_then_password(url: str) -> list[int]:
         token = csrf_from(c.get("/login").text)
         codes = []
         for n, password in enumerate(["a", "b", "c", PASSWORD]):
-            r = c.post("/login", data={"username": "alice", "password": password,
-                                       "csrf_token": token},
-                       headers={"X-Forwarded-For": f"203.0.113.{n + 1}"})
+            r = c.post(
+                "/login",
+                data={"username": "alice", "password": password, "csrf_token": token},
+                headers={"X-Forwarded-For": f"203.0.113.{n + 1}"},
+            )
             codes.append(r.status_code)
         return codes
 
@@ -237,12 +264,16 @@ def raw_post(url: str, head: bytes, parts: list[bytes]) -> bytes:
 def test_bodies_are_capped_while_streaming(tmp_path: Path, serve) -> None:
     url = serve(build_desk(tmp_path, attempts=3).config_path.parent)
     # Announced as 300 MB: refused on the headers, nothing read.
-    head = (b"POST /api/items/status HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            b"Content-Length: 314572800\r\n\r\n")
+    head = (
+        b"POST /api/items/status HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 314572800\r\n\r\n"
+    )
     assert raw_post(url, head, [b"{"]).startswith(b"HTTP/1.1 413")
     # Chunked, no length: counted as it arrives, cut off at the cap (256 KiB), no session.
-    head = (b"POST /api/items/status HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            b"Transfer-Encoding: chunked\r\n\r\n")
+    head = (
+        b"POST /api/items/status HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n"
+    )
     chunk = b"x" * 65536
     parts = [b"%x\r\n%s\r\n" % (len(chunk), chunk)] * 8 + [b"0\r\n\r\n"]
     assert raw_post(url, head, parts).startswith(b"HTTP/1.1 413")

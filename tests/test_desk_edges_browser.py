@@ -20,7 +20,9 @@ from test_editor_browser import (  # noqa: F401 - fixtures
 
 
 def test_a_keyboard_decision_on_a_row_changed_meanwhile_is_refused(
-        page: Any, desk: tuple[DeskServer, Settings]) -> None:  # noqa: F811
+    page: Any,  # noqa: F811 - the fixture
+    desk: tuple[DeskServer, Settings],  # noqa: F811 - the fixture
+) -> None:
     _, settings = desk
     pg = page
     expect = sync_api.expect

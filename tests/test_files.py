@@ -74,7 +74,8 @@ def test_write_file_replaces_a_symlink_and_keeps_a_files_mode(tmp_path: Path) ->
 def test_export_opml_through_a_planted_symlink(tmp_path: Path) -> None:
     (tmp_path / "digest.toml").write_text('[store]\npath = "data/digest.db"\n')
     (tmp_path / "sources.toml").write_text(
-        '[[source]]\nname = "Wire"\nurl = "https://news.test/feed"\n')
+        '[[source]]\nname = "Wire"\nurl = "https://news.test/feed"\n'
+    )
     victim = tmp_path / "victim.txt"
     victim.write_text(VICTIM)
     plant(tmp_path / "feeds.opml", victim)

@@ -28,38 +28,51 @@ def test_every_bidi_control_is_stripped(char: str) -> None:
 
 
 def test_feed_titles_and_summaries_lose_bidi_controls_raw_or_as_entities() -> None:
-    feed = (f'<?xml version="1.0"?><rss version="2.0"><channel><title>F</title><item>'
-            f"<title>Minister {RLO}txt.exe&#x2066; visits</title><link>https://e.test/1</link>"
-            f"<description>&lt;p&gt;Talks{RLO} &amp;#8238;went on&lt;/p&gt;</description>"
-            f"</item></channel></rss>").encode()
+    feed = (
+        f'<?xml version="1.0"?><rss version="2.0"><channel><title>F</title><item>'
+        f"<title>Minister {RLO}txt.exe&#x2066; visits</title><link>https://e.test/1</link>"
+        f"<description>&lt;p&gt;Talks{RLO} &amp;#8238;went on&lt;/p&gt;</description>"
+        f"</item></channel></rss>"
+    ).encode()
     (entry,) = parse_feed(feed, {}, "https://e.test/feed").entries
     assert entry.title == "Minister txt.exe visits"
     assert clean(entry.summary) and clean(entry.summary_text)
     assert entry.summary_text == "Talks went on"
     page = f'<html><head><meta property="og:title" content="Talks &#x202E;open{RLO}"></head>'
     assert parse_page_metadata(page.encode(), {}, "https://e.test/a")["title"] == "Talks open"
-    direct = make_entry(guid=None, link="https://e.test/2", title="A\u200fB\u2069C",
-                        summary_html=None)
+    direct = make_entry(
+        guid=None, link="https://e.test/2", title="A\u200fB\u2069C", summary_html=None
+    )
     assert direct is not None and direct.title == "ABC"
 
 
 def test_editors_fields_and_drafts_carry_none(site, tmp_path: Path) -> None:  # noqa: F811
     db = open_db(site.store_path)
-    item_id = db.execute("SELECT id FROM items WHERE status = 'included' AND blurb IS NOT NULL "
-                         "ORDER BY id LIMIT 1").fetchone()[0]
-    item = editorial.update_item(db, item_id, {
-        "headline": f"Allies {RLO}gnirts agree",
-        "key_phrase": "agree\u2067",
-        "blurb": (f"Officials {RLO}met. See ![the chart](https://e.test/chart.png) and "
-                  "**bold![x](https://e.test/x)** here."),
-    }, editor="alice")
+    item_id = db.execute(
+        "SELECT id FROM items WHERE status = 'included' AND blurb IS NOT NULL ORDER BY id LIMIT 1"
+    ).fetchone()[0]
+    item = editorial.update_item(
+        db,
+        item_id,
+        {
+            "headline": f"Allies {RLO}gnirts agree",
+            "key_phrase": "agree\u2067",
+            "blurb": (
+                f"Officials {RLO}met. See ![the chart](https://e.test/chart.png) and "
+                "**bold![x](https://e.test/x)** here."
+            ),
+        },
+        editor="alice",
+    )
     assert clean(item["headline"]) and clean(item["key_phrase"]) and clean(item["blurb"])
-    manual, _ = editorial.add_manual_item(db, url="https://e.test/m", title=f"T{RLO}itle",
-                                          summary=f"S{RLO}um", editor="alice")
+    manual, _ = editorial.add_manual_item(
+        db, url="https://e.test/m", title=f"T{RLO}itle", summary=f"S{RLO}um", editor="alice"
+    )
     assert manual["title"] == "Title" and manual["summary_text"] == "Sum"
     # A row stored before the stripping existed: the renderer drops them too.
-    other = db.execute("SELECT id FROM items WHERE status = 'included' AND id != ? "
-                       "ORDER BY id LIMIT 1", [item_id]).fetchone()[0]
+    other = db.execute(
+        "SELECT id FROM items WHERE status = 'included' AND id != ? ORDER BY id LIMIT 1", [item_id]
+    ).fetchone()[0]
     db["items"].update(other, {"headline": f"Old {RLO}row", "blurb": f"Old{RLO} blurb."})
     db.close()
 

@@ -24,28 +24,44 @@ from alliance_digest.store.db import open_db
 from support import SHARED, digest
 
 REAL = SHARED / "corpus" / "real"
-ITEMS = [{"title": {"rendered": f"Alliance story {n}"}, "link": f"https://e.test/{n}",
-          "published": f"2026-11-2{n}T10:00:00Z"} for n in range(1, 4)]
+ITEMS = [
+    {
+        "title": {"rendered": f"Alliance story {n}"},
+        "link": f"https://e.test/{n}",
+        "published": f"2026-11-2{n}T10:00:00Z",
+    }
+    for n in range(1, 4)
+]
 
 
-def collect(folder: Path, body: bytes, table: str, *, kind: str = "json",
-            content_type: str = "application/json") -> dict[str, Any]:
+def collect(
+    folder: Path,
+    body: bytes,
+    table: str,
+    *,
+    kind: str = "json",
+    content_type: str = "application/json",
+) -> dict[str, Any]:
     """Serve `body` as the one source (its `[source.KIND]` table given), collect, return the
     fetch row."""
     with FeedServer() as server:
         server.route("/src", body=body, content_type=content_type)
         (folder / "sources.toml").write_text(
             f'[[source]]\nname = "Wire"\nurl = "{server.url("/src")}"\nkind = "{kind}"\n'
-            + (f"[source.{kind}]\n{table}" if table else ""), encoding="utf-8")
+            + (f"[source.{kind}]\n{table}" if table else ""),
+            encoding="utf-8",
+        )
         config = folder / "digest.toml"
         config.write_text('[store]\npath = "data/digest.db"\n')
         with ThreadPoolExecutor(1) as threads:
             from alliance_digest.sources.batch import fetch_batch
 
-            collect_once(load_settings(config), force=True,
-                         submit_batch=lambda job: threads.submit(fetch_batch, job.requests,
-                                                                 job.http),
-                         triage=lambda *_: {})
+            collect_once(
+                load_settings(config),
+                force=True,
+                submit_batch=lambda job: threads.submit(fetch_batch, job.requests, job.http),
+                triage=lambda *_: {},
+            )
     db = open_db(folder / "data" / "digest.db")
     try:
         row = dict(next(iter(db.query("SELECT * FROM fetches ORDER BY id DESC LIMIT 1"))))
@@ -56,8 +72,7 @@ def collect(folder: Path, body: bytes, table: str, *, kind: str = "json",
 
 
 def test_a_title_path_matching_nothing_fails_the_fetch_and_stores_nothing(tmp_path: Path):
-    row = collect(tmp_path, json.dumps(ITEMS).encode(),
-                  'title = "title.rendred"\nlink = "link"\n')
+    row = collect(tmp_path, json.dumps(ITEMS).encode(), 'title = "title.rendred"\nlink = "link"\n')
     assert row["outcome"] == "failed" and row["stored"] == 0
     assert "title path 'title.rendred' found in 0 of 3 items" in row["error"]
     (listed,) = json.loads(digest("sources", "list", "--json", cwd=tmp_path).stdout)
@@ -66,13 +81,21 @@ def test_a_title_path_matching_nothing_fails_the_fetch_and_stores_nothing(tmp_pa
 
 def test_a_link_path_matching_nothing_fails_too() -> None:
     with pytest.raises(InvalidFeed, match="link path 'permalink' found in 0 of 3 items"):
-        parse_json(json.dumps(ITEMS).encode(), {}, "https://e.test/api", "en",
-                   {"title": "title.rendered", "link": "permalink"})
+        parse_json(
+            json.dumps(ITEMS).encode(),
+            {},
+            "https://e.test/api",
+            "en",
+            {"title": "title.rendered", "link": "permalink"},
+        )
 
 
 def test_a_wrong_date_path_is_a_warning_on_the_fetch_and_the_source(tmp_path: Path):
-    row = collect(tmp_path, json.dumps(ITEMS).encode(),
-                  'title = "title.rendered"\nlink = "link"\ndate = "date_gmt"\n')
+    row = collect(
+        tmp_path,
+        json.dumps(ITEMS).encode(),
+        'title = "title.rendered"\nlink = "link"\ndate = "date_gmt"\n',
+    )
     assert row["outcome"] == "ok" and row["stored"] == 3
     assert row["warning"] == "date path 'date_gmt' found in 0 of 3 items"
     (listed,) = json.loads(digest("sources", "list", "--json", cwd=tmp_path).stdout)
@@ -82,13 +105,23 @@ def test_a_wrong_date_path_is_a_warning_on_the_fetch_and_the_source(tmp_path: Pa
 
 
 def test_a_mismatched_date_format_is_a_warning() -> None:
-    feed = parse_json(json.dumps(ITEMS).encode(), {}, "https://e.test/api", "en",
-                      {"title": "title.rendered", "link": "link", "date": "published",
-                       "date_format": "%d/%m/%Y"})
+    feed = parse_json(
+        json.dumps(ITEMS).encode(),
+        {},
+        "https://e.test/api",
+        "en",
+        {"title": "title.rendered", "link": "link", "date": "published", "date_format": "%d/%m/%Y"},
+    )
     assert feed.warnings == (
-        "date path 'published' read as a date in 0 of 3 items (date_format '%d/%m/%Y')",)
-    good = parse_json(json.dumps(ITEMS).encode(), {}, "https://e.test/api", "en",
-                      {"title": "title.rendered", "link": "link", "date": "published"})
+        "date path 'published' read as a date in 0 of 3 items (date_format '%d/%m/%Y')",
+    )
+    good = parse_json(
+        json.dumps(ITEMS).encode(),
+        {},
+        "https://e.test/api",
+        "en",
+        {"title": "title.rendered", "link": "link", "date": "published"},
+    )
     assert good.warnings == () and all(e.published_at for e in good.entries)
 
 
@@ -99,37 +132,52 @@ PAGE = b"""<html><body><ul>
 
 
 def test_a_date_selector_matching_nothing_is_a_warning() -> None:
-    feed = parse_page(PAGE, {}, "https://p.test/list", "en",
-                      {"item_selector": "li.news", "date_selector": "time"})
+    feed = parse_page(
+        PAGE, {}, "https://p.test/list", "en", {"item_selector": "li.news", "date_selector": "time"}
+    )
     assert len(feed.entries) == 2
     assert feed.warnings == ("date_selector 'time' found in 0 of 2 items",)
-    feed = parse_page(PAGE, {}, "https://p.test/list", "en",
-                      {"item_selector": "li.news", "date_selector": "span.when"})
+    feed = parse_page(
+        PAGE,
+        {},
+        "https://p.test/list",
+        "en",
+        {"item_selector": "li.news", "date_selector": "span.when"},
+    )
     assert feed.warnings == () and all(e.published_at for e in feed.entries)
-    feed = parse_page(PAGE, {}, "https://p.test/list", "en",
-                      {"item_selector": "li.news", "title_selector": "h3"})
+    feed = parse_page(
+        PAGE, {}, "https://p.test/list", "en", {"item_selector": "li.news", "title_selector": "h3"}
+    )
     assert feed.warnings == ("title_selector 'h3' found in 0 of 2 items",)
     assert [e.title for e in feed.entries] == ["First story", "Second story"]  # link text
 
 
 def test_a_page_source_with_only_item_selector(tmp_path: Path) -> None:
     registry = tmp_path / "sources.toml"
-    registry.write_text('[[source]]\nname = "P"\nurl = "https://p.test/list"\nkind = "page"\n'
-                        '[source.page]\nitem_selector = "li.news"\n')
+    registry.write_text(
+        '[[source]]\nname = "P"\nurl = "https://p.test/list"\nkind = "page"\n'
+        '[source.page]\nitem_selector = "li.news"\n'
+    )
     (source,) = load_registry(registry)
     assert source.options == {"item_selector": "li.news"}
-    row = collect(tmp_path, PAGE, 'item_selector = "li.news"\n', kind="page",
-                  content_type="text/html")
+    row = collect(
+        tmp_path, PAGE, 'item_selector = "li.news"\n', kind="page", content_type="text/html"
+    )
     assert row["outcome"] == "ok" and row["stored"] == 2
 
 
-FEED = (b'<?xml version="1.0"?><rss version="2.0"><channel><title>F</title>'
-        + b"".join(b"<item><title>Japan, US hold 2+2</title><link>https://e.test/1</link>"
-                   b"<guid>g1</guid><description>Talks.</description>"
-                   b"<pubDate>Mon, 23 Nov 2026 10:00:00 GMT</pubDate></item>" for _ in range(4))
-        + b"<item><title>Japan, US hold 2+2</title><link>https://e.test/1</link><guid>g1</guid>"
-        b"<description>Talks, updated.</description>"
-        b"<pubDate>Mon, 23 Nov 2026 10:00:00 GMT</pubDate></item></channel></rss>")
+FEED = (
+    b'<?xml version="1.0"?><rss version="2.0"><channel><title>F</title>'
+    + b"".join(
+        b"<item><title>Japan, US hold 2+2</title><link>https://e.test/1</link>"
+        b"<guid>g1</guid><description>Talks.</description>"
+        b"<pubDate>Mon, 23 Nov 2026 10:00:00 GMT</pubDate></item>"
+        for _ in range(4)
+    )
+    + b"<item><title>Japan, US hold 2+2</title><link>https://e.test/1</link><guid>g1</guid>"
+    b"<description>Talks, updated.</description>"
+    b"<pubDate>Mon, 23 Nov 2026 10:00:00 GMT</pubDate></item></channel></rss>"
+)
 
 
 def test_an_entry_repeated_within_a_feed_is_stored_once(tmp_path: Path) -> None:

@@ -48,8 +48,7 @@ def test_a_live_scheduler_port_passes_and_a_dead_one_is_one_line() -> None:
 
 def test_workers_elsewhere_are_warned_about_a_loopback_prefect_api() -> None:
     remote = ScaleSettings(dask_address="tcp://10.0.0.5:8786")
-    assert "PREFECT_API_URL" in (remote_workers_warning(remote, "http://127.0.0.1:4242/api")
-                                 or "")
+    assert "PREFECT_API_URL" in (remote_workers_warning(remote, "http://127.0.0.1:4242/api") or "")
     assert remote_workers_warning(remote, "http://prefect.internal:4200/api") is None
     local = ScaleSettings(dask_address="tcp://127.0.0.1:8786")
     assert remote_workers_warning(local, "http://127.0.0.1:4242/api") is None
@@ -58,9 +57,11 @@ def test_workers_elsewhere_are_warned_about_a_loopback_prefect_api() -> None:
 def test_digest_collect_with_a_dead_scheduler(tmp_path: Path) -> None:
     (tmp_path / "digest.toml").write_text(
         f'[store]\npath = "data/digest.db"\n[scale]\ndask_address = '
-        f'"tcp://127.0.0.1:{dead_port()}"\n')
+        f'"tcp://127.0.0.1:{dead_port()}"\n'
+    )
     (tmp_path / "sources.toml").write_text(
-        '[[source]]\nname = "Wire"\nurl = "http://127.0.0.1:9/feed"\n')
+        '[[source]]\nname = "Wire"\nurl = "http://127.0.0.1:9/feed"\n'
+    )
     done = digest("collect", "--force", cwd=tmp_path, check=False)
     assert done.returncode == 1
     assert "Traceback" not in done.stderr and "ERROR" not in done.stderr
