@@ -170,3 +170,10 @@ def test_cli_add_url_refuses_loopback_in_one_line(
     )
     done = digest("add-url", url, cwd=tmp_path)
     assert "Internal admin" in done.stderr
+
+
+def test_https_connections_are_guarded_too(new_db, fast_http: HttpSettings) -> None:
+    db = new_db()
+    with pytest.raises(PrivateAddress, match="loopback"):
+        add_by_url(db, "https://localhost:8443/admin", fast_http, editor="alice")
+    assert db["items"].count == 0
