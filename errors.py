@@ -28,6 +28,7 @@
     └── SourceError                     one source could not be fetched or parsed this time
         ├── FetchError                  the HTTP exchange failed
         │   ├── FetchTimeout, ConnectionFailed, TooManyRedirects, BodyTooLarge
+        │   ├── PrivateAddress          add-by-URL refused a non-public address (SSRF guard)
         │   └── HTTPStatusError         Refused, HTTPNotFound, Gone, RateLimited, ServerError
         └── ParseError                  the body holds no usable items
             └── EmptyBody, NotAFeed, BinaryBody, InvalidFeed
@@ -231,6 +232,7 @@ class SourceErrorKind(StrEnum):
     SERVER = "ServerError"
     REDIRECTS = "TooManyRedirects"
     TOO_LARGE = "BodyTooLarge"
+    PRIVATE_ADDRESS = "PrivateAddress"
     PARSE = "ParseError"
     EMPTY = "EmptyBody"
     NOT_A_FEED = "NotAFeed"
@@ -341,6 +343,13 @@ class BodyTooLarge(FetchError):
     kind = SourceErrorKind.TOO_LARGE
 
 
+class PrivateAddress(FetchError):
+    """The host is (or resolved to, or redirected to) a loopback, private, link-local,
+    multicast or reserved address, which an address-guarded fetch refuses to connect to."""
+
+    kind = SourceErrorKind.PRIVATE_ADDRESS
+
+
 class ParseError(SourceError):
     """The body arrived but holds no usable items."""
 
@@ -374,8 +383,8 @@ class InvalidFeed(ParseError):
 _SOURCE_ERRORS: dict[SourceErrorKind, type[SourceError]] = {
     cls.kind: cls for cls in (
         FetchError, FetchTimeout, ConnectionFailed, HTTPStatusError, Refused, HTTPNotFound,
-        Gone, RateLimited, ServerError, TooManyRedirects, BodyTooLarge, ParseError, EmptyBody,
-        NotAFeed, BinaryBody, InvalidFeed,
+        Gone, RateLimited, ServerError, TooManyRedirects, BodyTooLarge, PrivateAddress,
+        ParseError, EmptyBody, NotAFeed, BinaryBody, InvalidFeed,
     )
 }
 

@@ -180,6 +180,8 @@ class _Server(ThreadingHTTPServer):
         self.conn_lock = threading.Lock()
         self.open_conns: dict[socket.socket, threading.Thread] = {}
         self.accepted = 0
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6  # an IPv6 literal such as "::1"
         super().__init__(address, _Handler)
 
     def process_request(self, request: Any, client_address: Any) -> None:
@@ -206,7 +208,8 @@ class _Server(ThreadingHTTPServer):
 
 
 class FeedServer:
-    """A threaded HTTP/1.1 server on 127.0.0.1 (port 0: the OS picks a free one).
+    """A threaded HTTP/1.1 server on 127.0.0.1 (port 0: the OS picks a free one; `host` may be
+    another loopback address, "::1" included).
 
     `directory` turns on static mode (routes take precedence over files); `xml_type` is the
     Content-Type for `.xml` files. `record=False` skips request recording for benchmarks.
@@ -290,7 +293,8 @@ class FeedServer:
 
     @property
     def base_url(self) -> str:
-        return f"http://{self.host}:{self._port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self._port}"
 
     def url(self, path: str = "/") -> str:
         """Absolute URL of `path` on this server."""

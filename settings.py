@@ -11,6 +11,7 @@ are kept whole in `Settings.sections` for their own modules to validate.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -95,6 +96,12 @@ class EditorSettings:
     #: Failed logins allowed per user name and per client address in `login_window_minutes`.
     login_attempts: int = 5
     login_window_minutes: int = 15
+    #: Add-by-URL may fetch loopback, private and link-local addresses (an intranet desk).
+    allow_private_urls: bool = False
+    #: Non-public networks add-by-URL may fetch all the same ("10.1.2.3/32", "127.0.0.1").
+    allowed_url_networks: list[str] = field(default_factory=list)
+    #: Addresses of reverse proxies whose X-Forwarded-For/-Proto the desk believes (none).
+    trusted_proxies: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -354,6 +361,8 @@ def load_settings(explicit: str | os.PathLike[str] | None = None) -> Settings:
         raise ConfigError(f"{where}: [issue]: 'sections' must be a list of section names")
     editor = _section(f"{where}: [editor]", _table(where, data.pop("editor", {}), "editor"),
                       EditorSettings)
+    for key in ("allowed_url_networks", "trusted_proxies"):
+        _networks(f"{where}: [editor]", key, getattr(editor, key))
     schedule = _section(f"{where}: [schedule]",
                         _table(where, data.pop("schedule", {}), "schedule"), ScheduleSettings)
     scale = _section(f"{where}: [scale]", _table(where, data.pop("scale", {}), "scale"),
@@ -379,6 +388,18 @@ def load_settings(explicit: str | os.PathLike[str] | None = None) -> Settings:
         publish=publish,
         sections=data,
     )
+
+
+def _networks(where: str, key: str, values: list[Any]) -> None:
+    """Every entry an IP address or network ("10.0.0.0/8", "::1")."""
+    for value in values:
+        try:
+            if not isinstance(value, str):
+                raise TypeError(value)
+            ipaddress.ip_network(value.strip(), strict=False)
+        except (ValueError, TypeError):
+            raise ConfigError(f"{where}: '{key}' holds {value!r}, not an IP address or "
+                              "network") from None
 
 
 def _table(where: str, value: Any, name: str) -> dict[str, Any]:

@@ -27,6 +27,7 @@ def run_collect(settings: Settings, *, force: bool, names: list[str] | None,
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ..flows.serve import use_server
+    from ..pipeline.scale_check import check_scheduler, remote_workers_warning
     from ..sources.registry import load_registry
     from ..store.db import open_db
     from ..triage.rules import load_rules
@@ -37,7 +38,10 @@ def run_collect(settings: Settings, *, force: bool, names: list[str] | None,
         raise DigestError(f"{settings.sources_file}: no source named {unknown[0]!r}")
     load_rules(settings)  # a broken relevance.toml is one clear line, before Prefect starts
     open_db(settings.store_path).close()
+    check_scheduler(settings.scale)  # a dead Dask scheduler: one line, at once
     api = use_server(settings)  # a temporary server starts while Prefect is imported
+    if warning := remote_workers_warning(settings.scale, api.url):
+        err.print(f"[yellow]warning:[/yellow] {escape(warning)}", markup=True, soft_wrap=True)
     from ..flows import collect as collect_flow
 
     bar = Progress(TextColumn("collecting"), BarColumn(), MofNCompleteColumn(),
@@ -134,7 +138,7 @@ def items(
         print_json(payload)
         return
     table = Table(show_header=True, header_style="bold")
-    for col in ("id", "published", "status", "source", "title"):
+    for col in ("id", "published (UTC)", "status", "source", "title"):
         table.add_column(col, overflow="fold")
     for r in rows:
         table.add_row(str(r["id"]), r["published_at"][:16].replace("T", " "), r["status"],

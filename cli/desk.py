@@ -41,6 +41,7 @@ def editor(
     import uvicorn
 
     from ..editor.app import create_app
+    from ..editor.guard import uvicorn_proxy_options
     from ..store.users import user_count
 
     settings = state.settings()
@@ -56,5 +57,6 @@ def editor(
             "(create one with 'digest users add NAME', or listen on 127.0.0.1)"
         )
     out.print(f"editor desk on http://{host}:{port}/  (Ctrl+C stops it)")
+    # X-Forwarded-For/-Proto only from [editor] trusted_proxies (uvicorn trusts 127.0.0.1).
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning",
-                proxy_headers=True, server_header=False)
+                server_header=False, **uvicorn_proxy_options(settings.editor))

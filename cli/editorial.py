@@ -180,14 +180,14 @@ def add_url(
     A page that cannot be fetched is still added, titled by its URL, with a warning (as the
     desk does): rename it with `digest tag ID --headline …`.
     """
-    from ..pipeline.add_url import add_by_url
+    from ..pipeline.add_url import add_by_url, url_policy
 
     if no_fetch and not title:
         raise DigestError("--no-fetch needs --title")
     settings = state.settings()
     with _db(settings) as db:
         added = add_by_url(db, url, settings.http, editor=editor_name(), title=title,
-                           fetch=not no_fetch)
+                           fetch=not no_fetch, addresses=url_policy(settings.editor))
     item = added.item
     if added.fetch_error:
         err.print(f"[yellow]warning:[/yellow] could not fetch the page, added it titled by "

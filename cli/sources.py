@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..errors import DigestError
+from ..files import write_file
 from ..settings import Settings
 from . import _db, _fail, app, err, out, print_json, state
 
@@ -62,7 +63,8 @@ def sources_list(
         print_json(rows)
         return
     table = Table(show_header=True, header_style="bold")
-    for col in ("name", "kind", "cc", "on", "last ok", "fails", "newest item", "14d", "health"):
+    for col in ("name", "kind", "cc", "on", "last ok (UTC)", "fails", "newest item", "14d",
+                "health"):
         table.add_column(col, overflow="fold")
     for r in rows:
         health_note = r["last_error"] or r["warning"] or ""
@@ -112,7 +114,7 @@ def sources_check(
         out.print(f"  [yellow]warning:[/yellow] {escape(w)}", markup=True, soft_wrap=True)
     entries = outcome.feed.entries if outcome.feed else ()
     table = Table(show_header=True, header_style="bold")
-    for col in ("published", "title", "url"):
+    for col in ("published (UTC)", "title", "url"):
         table.add_column(col, overflow="fold")
     for e in entries:
         table.add_row((e.published_at or "(no date)")[:16].replace("T", " "), e.title,
@@ -193,7 +195,10 @@ def sources_export_opml(
 
     text = export_opml(load_registry(state.settings().sources_file))
     if output:
-        output.write_text(text, encoding="utf-8")
+        try:
+            write_file(output, text)  # a temporary file renamed into place, never a symlink
+        except OSError as e:
+            raise DigestError(f"{output}: cannot write: {e.strerror or e}") from None
         err.print(f"wrote {output}")
     else:
         sys.stdout.write(text)

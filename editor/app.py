@@ -52,7 +52,7 @@ from ..errors import (
     TemplateRenderError,
 )
 from ..pipeline import next_issue, review
-from ..pipeline.add_url import add_by_url
+from ..pipeline.add_url import add_by_url, url_policy
 from ..pipeline.enable_source import set_source_enabled
 from ..pipeline.save_item import save_fields
 from ..settings import Settings
@@ -66,14 +66,25 @@ from ..store.sources import get_source_by_id, source_health, sources_by_id
 from ..templates.render import parse_links, safe_url
 from ..triage.clusters import cluster_members
 from . import delivery, entry_pages
+from .guard import (
+    DEVICE_COOKIE,
+    DEVICE_DAYS,
+    LOGIN_TOKEN_SECONDS,
+    BodyLimit,
+    LoginLimits,
+    Signer,
+    add_error_code,
+    alert_text,
+    based_on_versions,
+    device_id,
+    server_key,
+)
 from .markup import blurb_preview_html, summary_html
 from .queue import PAGE_SIZE, QueueFilters, load_page
 from .security import (
     LOGIN_COOKIE,
     SESSION_COOKIE,
-    LoginLimiter,
     SecurityHeaders,
-    new_token,
     safe_next,
     tokens_match,
 )
@@ -107,8 +118,8 @@ class Desk:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.limiter = LoginLimiter(settings.editor.login_attempts,
-                                    settings.editor.login_window_minutes * 60)
+        self.limiter = LoginLimits(settings.editor.login_attempts,
+                                   settings.editor.login_window_minutes * 60)
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         #: The desk shows times, and reads dates, in [schedule] timezone.
         self.zone: tzinfo = desk_zone(settings)
@@ -123,6 +134,7 @@ class Desk:
         self._connections: list[sqlite_utils.Database] = []
         # Open once up front: migrations run here, not inside the first request.
         open_db(settings.store_path).close()
+        self.signer = Signer(server_key(settings.data_dir))
 
     def db(self) -> sqlite_utils.Database:
         """This thread's connection to the store."""
@@ -360,7 +372,7 @@ def queue_page(ctx: Ctx) -> Response:
         "filters": filters, "page": page, "options": options,
         "statuses": ("candidate", "shortlisted", "included", "excluded", "filtered", "all"),
         "sections": ctx.settings.issue.sections,
-        "add_error": ctx.request.query_params.get("add_error", ""),
+        "add_error": alert_text(ctx.request.query_params.get("add_error")),
         "window": window, "timezone": ctx.settings.schedule.timezone,
     }, status=400 if page.error else 200)
 
@@ -379,16 +391,19 @@ def _coming_window(ctx: Ctx) -> dict[str, Any]:
 
 
 def set_status(ctx: Ctx) -> Response:
-    """POST /api/items/status {ids, status}: one decision for one or many items, atomically."""
+    """POST /api/items/status {ids, versions, status}: one decision for one or many items,
+    atomically; `versions` (one per id) are those the decision was based on, and any item
+    saved since refuses the whole change (409, like a stale item form)."""
     data = ctx.data if isinstance(ctx.data, dict) else {}
     ids = data.get("ids")
     status = data.get("status")
     if (not isinstance(ids, list) or not ids or len(ids) > 500
             or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids)):
         raise InputError("ids must be a list of 1 to 500 item ids", field="ids")
+    versions = based_on_versions(ids, data.get("versions"))
     # The store checks the status (EditError, a 400) along with everything else.
     editorial.update_items(ctx.db, ids, {"status": status}, editor=ctx.editor,
-                           sections=ctx.settings.issue.sections)
+                           sections=ctx.settings.issue.sections, expected_versions=versions)
     items = [_item_state(editorial.get_item(ctx.db, i)) for i in ids]
     return JSONResponse({"items": items})
 
@@ -632,9 +647,11 @@ def item_add(ctx: Ctx) -> Response:
     raw = form.get("url")
     try:
         added = add_by_url(ctx.db, raw.strip() if isinstance(raw, str) else "",
-                           ctx.settings.http, editor=ctx.editor)
+                           ctx.settings.http, editor=ctx.editor,
+                           addresses=url_policy(ctx.settings.editor))
     except DigestError as e:
-        return RedirectResponse("/?add_error=" + quote(str(e)[:300]), status_code=303)
+        # A code, never the text: the queue page says only what ALERTS holds.
+        return RedirectResponse("/?add_error=" + add_error_code(e), status_code=303)
     # A flag, not the error's text: the page never shows arbitrary text from its address.
     flag = "?fetched=0" if added.fetch_error else ""
     return RedirectResponse(f"/items/{added.item['id']}{flag}", status_code=303)
@@ -842,8 +859,8 @@ def _secure(request: Request) -> bool:
 def _login_form(desk: Desk, request: Request, *, error: str = "", status: int = 200,
                 username: str = "") -> Response:
     token = request.cookies.get(LOGIN_COOKIE)
-    if not token or len(token) < 32 or len(token) > 64:
-        token = new_token()
+    if not desk.signer.valid(token, "login", max_age=LOGIN_TOKEN_SECONDS / 2):
+        token = desk.signer.issue("login")
     db = desk.db()
     context = {"csrf_token": token, "error": error, "username": username,
                "next": safe_next(request.query_params.get("next")),
@@ -878,22 +895,28 @@ def _login(desk: Desk, request: Request, form: FormData) -> Response:
         value = form.get(name)
         return value if isinstance(value, str) else ""
 
-    if not tokens_match(request.cookies.get(LOGIN_COOKIE), field_("csrf_token")):
+    cookie = request.cookies.get(LOGIN_COOKIE)
+    # Double submit, and signed by this server: a value the client made up is refused.
+    if (not tokens_match(cookie, field_("csrf_token"))
+            or not desk.signer.valid(cookie, "login", max_age=LOGIN_TOKEN_SECONDS)):
         return HTMLResponse("<p>missing or wrong CSRF token: reload the login page</p>",
                             status_code=403)
     username = field_("username").strip()[:200]
-    user_key, ip_key = f"user:{username.casefold()}", f"ip:{_client(request)}"
-    if desk.limiter.blocked(user_key, ip_key):
+    address = _client(request)
+    device_cookie = request.cookies.get(DEVICE_COOKIE)
+    device = (device_id(device_cookie) if device_cookie and desk.signer.valid(
+        device_cookie, "device", username.casefold(), max_age=DEVICE_DAYS * 86400) else None)
+    if desk.limiter.blocked(username, address, device):
         minutes = desk.settings.editor.login_window_minutes
         return _login_form(desk, request, username=username, status=429,
                            error=f"Too many failed logins: wait up to {minutes} minutes.")
     db = desk.db()
     account = users.authenticate(db, username, field_("password")) if username else None
     if account is None:
-        desk.limiter.failed(user_key, ip_key)
+        desk.limiter.failed(username, address, device)
         return _login_form(desk, request, username=username, status=401,
                            error="Wrong user name or password.")
-    desk.limiter.succeeded(user_key)
+    desk.limiter.succeeded(username, address, device)
     token, _csrf = users.create_session(db, account["name"], desk.settings.editor.session_hours)
     target = safe_next(field_("next") or request.query_params.get("next"))
     response = RedirectResponse(target, status_code=303)
@@ -901,6 +924,9 @@ def _login(desk: Desk, request: Request, form: FormData) -> Response:
                         secure=_secure(request), path="/",
                         max_age=desk.settings.editor.session_hours * 3600)
     response.delete_cookie(LOGIN_COOKIE, path="/login")
+    response.set_cookie(DEVICE_COOKIE, desk.signer.issue("device", account["name"].casefold()),
+                        httponly=True, samesite="strict", secure=_secure(request),
+                        path="/login", max_age=DEVICE_DAYS * 86400)
     return response
 
 
@@ -960,6 +986,7 @@ def create_app(settings: Settings) -> Starlette:
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={DigestError: digest_error})
     app.state.desk = desk
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(BodyLimit)
+    app.add_middleware(SecurityHeaders)  # outermost: a 413 carries the headers too
     return app
 

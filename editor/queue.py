@@ -152,6 +152,7 @@ def stories_of(db: sqlite_utils.Database, rows: list[dict[str, Any]]) -> list[di
         members = items[key] or [{"id": row["id"], "title": row["title"], "url": row["url"],
                                   "status": row["status"], "score": row.get("score"),
                                   "published_at": row["published_at"],
+                                  "version": row.get("version") or 0,
                                   "source": row.get("source"),
                                   "language": row.get("language") or ""}]
         for m in members:
@@ -169,6 +170,10 @@ def stories_of(db: sqlite_utils.Database, rows: list[dict[str, Any]]) -> list[di
             story_more=max(0, len(members) - STORY_ITEMS_SHOWN),
             story_ids=[m["id"] for m in members if m["status"] != "excluded" or
                        m["id"] == row["id"]],
+            # The version each was shown at, in story_ids' order: a bulk decision carries them
+            # and is refused for an item another editor changed since (a stale save).
+            story_versions=[m.get("version") or 0 for m in members
+                            if m["status"] != "excluded" or m["id"] == row["id"]],
             entry=marks.get(row["id"]) or next((m["entry"] for m in members if m["entry"]),
                                                None),
         )

@@ -2,18 +2,15 @@
 
     every response      CSP (no inline script, no framing), nosniff, no referrer
     every POST          a CSRF token: the session's (form field or X-CSRF-Token header), or for
-                        the login form the pre-session cookie's (double submit)
-    failed logins       counted per user name and per client address in a sliding window;
-                        once either reaches the limit, further attempts get 429 unchecked
+                        the login form the pre-session cookie's (double submit, and signed
+                        by the server: editor/guard.py)
+    failed logins       editor/guard.py (LoginLimits: per user, address and device)
 """
 
 from __future__ import annotations
 
 import hmac
 import secrets
-import threading
-import time
-from collections import defaultdict, deque
 from urllib.parse import urlsplit
 
 from starlette.datastructures import MutableHeaders
@@ -87,41 +84,3 @@ def safe_next(target: str | None) -> str:
     if parts.scheme or parts.netloc:
         return "/"
     return target
-
-
-class LoginLimiter:
-    """Failed logins per key (user name, client address) within a sliding window.
-
-    In memory: the desk is one process, and a restart forgetting the counts costs an attacker
-    a restart each time, which they cannot trigger.
-    """
-
-    def __init__(self, attempts: int, window_seconds: float) -> None:
-        self.attempts = attempts
-        self.window = window_seconds
-        self._failures: dict[str, deque[float]] = defaultdict(deque)
-        self._lock = threading.Lock()
-
-    def _recent(self, key: str, now: float) -> deque[float]:
-        q = self._failures[key]
-        while q and q[0] <= now - self.window:
-            q.popleft()
-        return q
-
-    def blocked(self, *keys: str, now: float | None = None) -> bool:
-        """True when any key has used up its failed attempts in the window."""
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            return any(len(self._recent(k, now)) >= self.attempts for k in keys)
-
-    def failed(self, *keys: str, now: float | None = None) -> None:
-        """Record one failed attempt against every key."""
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            for k in keys:
-                self._recent(k, now).append(now)
-
-    def succeeded(self, key: str) -> None:
-        """Forget a user name's failures once its owner got in (the address keeps its count)."""
-        with self._lock:
-            self._failures.pop(key, None)

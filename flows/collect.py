@@ -42,6 +42,7 @@ from ..pipeline.collect import (
     run_batch,
     triage_collected,
 )
+from ..pipeline.scale_check import CONNECT_TIMEOUT
 from ..settings import ScaleSettings, load_settings
 
 #: One batch fetched and parsed in the flow's process, each outcome handed to the run's
@@ -129,7 +130,9 @@ def dask_task_runner(address: str) -> TaskRunner[Any]:
         raise ConfigError(
             f"[scale] dask_address is set ({address}) but prefect-dask is not installed: "
             "pip install 'alliance-digest[scale]'") from None
-    runner = DaskTaskRunner(address=address).__enter__()
+    # A short connect timeout (distributed's default is 30 s); the CLI checked it already.
+    runner = DaskTaskRunner(address=address,
+                            client_kwargs={"timeout": f"{CONNECT_TIMEOUT:g}s"}).__enter__()
     try:
         runner.client  # noqa: B018 (connects)
     except Exception as e:

@@ -36,6 +36,7 @@ from types import FrameType
 from typing import IO, Any
 
 from ..errors import DigestError
+from ..files import write_file
 from ..settings import Settings
 from .prefect_schedules import (
     DEPLOYMENT_NAME,
@@ -330,12 +331,10 @@ class EmbeddedServer:
 
 
 def write_state(path: Path, url: str, server_pid: int | None) -> None:
-    """Record the server for other commands (written whole, then renamed into place)."""
+    """Record the server for other commands (files.write_file: an exclusive temporary file
+    renamed into place, never through a planted symlink)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps({"url": url, "pid": os.getpid(), "server_pid": server_pid}),
-                   encoding="utf-8")
-    os.replace(tmp, path)
+    write_file(path, json.dumps({"url": url, "pid": os.getpid(), "server_pid": server_pid}))
 
 
 def remove_state(path: Path) -> None:

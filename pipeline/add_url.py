@@ -2,7 +2,8 @@
 
     wanted   = canonical_url(url)                  else EditError (not http(s))
     stored?  = find_item_by_url(wanted)            → that item, nothing fetched
-    meta     = fetch_page_metadata(wanted)         a failure is kept as `fetch_error`
+    meta     = fetch_page_metadata(wanted)         a failure is kept as `fetch_error`;
+                                                   a non-public address refuses the add
     final    = the page's canonical URL (canonicalised), else the address after redirects,
                else `wanted`; stored under `final`? → that item
     item     = add_manual_item(final, title = given, else the page's, else the URL)
@@ -20,8 +21,9 @@ from typing import Any
 
 import sqlite_utils
 
-from ..errors import EditError, SourceError
-from ..settings import HttpSettings
+from ..errors import EditError, PrivateAddress, SourceError
+from ..settings import EditorSettings, HttpSettings
+from ..sources.addresses import AddressPolicy
 from ..sources.normalise import canonical_url
 from ..sources.pagemeta import fetch_page_metadata
 from ..store.editorial import add_manual_item, find_item_by_url
@@ -39,12 +41,20 @@ class AddResult:
     fetch_error: str | None = None
 
 
+def url_policy(editor: EditorSettings) -> AddressPolicy:
+    """Which addresses add-by-URL may fetch: public ones, plus what `[editor]` allows."""
+    return AddressPolicy.from_settings(editor.allow_private_urls, editor.allowed_url_networks)
+
+
 def add_by_url(db: sqlite_utils.Database, url: str, http: HttpSettings, *, editor: str,
-               title: str | None = None, fetch: bool = True) -> AddResult:
+               title: str | None = None, fetch: bool = True,
+               addresses: AddressPolicy | None = None) -> AddResult:
     """Store the page at `url` as a manual item, unless it is stored already (see module doc).
 
-    Raises EditError for an address that is not http(s). `title` wins over the page's;
-    `fetch=False` stores the URL without looking at the page.
+    Raises EditError for an address that is not http(s), PrivateAddress when the page (or a
+    redirect on the way) is on an address `addresses` refuses (public only when None) —
+    nothing is stored then. `title` wins over the page's; `fetch=False` stores the URL
+    without looking at the page.
     """
     wanted = canonical_url(url)
     if wanted is None:
@@ -58,7 +68,9 @@ def add_by_url(db: sqlite_utils.Database, url: str, http: HttpSettings, *, edito
     if fetch:
         # Fetched outside any transaction: the page may take up to the HTTP deadline.
         try:
-            meta = dict(fetch_page_metadata(wanted, http))
+            meta = dict(fetch_page_metadata(wanted, http, addresses))
+        except PrivateAddress:
+            raise
         except SourceError as e:
             fetch_error = str(e)
         else:

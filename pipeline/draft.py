@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlite_utils
 
+from .. import files
 from ..errors import ConfigError, DigestError, InputError
 from ..settings import Settings
 from ..store.db import open_db
@@ -114,27 +115,26 @@ def path_to_store(settings: Settings, path: Path) -> str:
     return os.path.relpath(path, settings.data_dir.resolve())
 
 
-def stage_files(rendered: Rendered, folder: Path, stem: str) -> dict[str, tuple[Path, Path]]:
-    """Write each output to a temporary file beside its final name: {kind: (staged, final)}."""
+def stage_files(rendered: Rendered, folder: Path, stem: str) -> dict[str, files.Staged]:
+    """Write each output to a temporary file beside its final name (files.stage: created
+    exclusively, never through a planted symlink): {kind: staged}."""
     texts = {"md": rendered.markdown, "html": rendered.html, "txt": rendered.text}
-    staged: dict[str, tuple[Path, Path]] = {}
+    staged: dict[str, files.Staged] = {}
     try:
         folder.mkdir(parents=True, exist_ok=True)
         for kind, ext in EXTENSIONS.items():
-            final = folder / f"{stem}{ext}"
-            tmp = folder / f".{stem}{ext}.tmp"
-            tmp.write_text(texts[kind], encoding="utf-8", newline="\n")
-            staged[kind] = (tmp, final)
+            staged[kind] = files.stage(folder / f"{stem}{ext}", texts[kind].encode("utf-8"))
     except OSError as e:
         discard_staged(staged)
-        raise DigestError(f"{folder}: cannot write the issue files: {e.strerror}") from None
+        raise DigestError(f"{folder}: cannot write the issue files: "
+                          f"{e.strerror or e}") from None
     return staged
 
 
-def discard_staged(staged: dict[str, tuple[Path, Path]]) -> None:
+def discard_staged(staged: dict[str, files.Staged]) -> None:
     """Remove staged files that will not be used."""
-    for tmp, _ in staged.values():
-        tmp.unlink(missing_ok=True)
+    for one in staged.values():
+        files.discard(one)
 
 
 def draft_issue(settings: Settings, *, day: dt.date | None = None,
@@ -157,16 +157,16 @@ def draft_issue(settings: Settings, *, day: dt.date | None = None,
             issue = save_issue(db, plan, title=settings.issue.title,
                                item_ids=[r["id"] for r in rows],
                                entry_ids=[e["id"] for e in preview.entries],
-                               paths={k: path_to_store(settings, final)
-                                      for k, (_, final) in staged.items()})
+                               paths={k: path_to_store(settings, one.final)
+                                      for k, one in staged.items()})
         except BaseException:
             discard_staged(staged)
             raise
-        for tmp, final in staged.values():
-            os.replace(tmp, final)
+        for one in staged.values():
+            files.commit(one)
     finally:
         db.close()
-    paths = {k: final for k, (_, final) in staged.items()}
+    paths = {k: one.final for k, one in staged.items()}
     removed = []
     for stored in issue["previous_paths"].values():
         old = stored_path(settings, stored).resolve()

@@ -19,6 +19,7 @@ from typing import Any
 
 import sqlite_utils
 
+from .. import files
 from ..errors import ExportError, InputError
 from ..settings import Settings
 from ..store.db import open_db
@@ -134,14 +135,13 @@ def remove_stale_exports(removed: Sequence[Path]) -> list[Path]:
 
 
 def write_file(path: Path, data: bytes) -> bool:
-    """Write `path` through a temporary file; False (untouched) when it already holds `data`."""
+    """Write `path` safely (files.write_file: an exclusive temporary file renamed into place,
+    never through a planted symlink); False (untouched) when it already holds `data`."""
     try:
-        if path.is_file() and path.read_bytes() == data:
+        if path.is_file() and not path.is_symlink() and path.read_bytes() == data:
             return False
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        files.write_file(path, data, keep_mode=False)
     except OSError as e:
         raise ExportError(f"{path.parent}: cannot write {path.name}: "
                           f"{e.strerror or e}") from None

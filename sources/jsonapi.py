@@ -5,7 +5,10 @@
     for each item (an object):
         title, link, date, summary, guid, image = item at their dotted paths
         entry = make_entry(...)                    # the same normalising as feeds and pages
-    ParsedFeed(entries made unique), with a "no items" warning when the list is empty
+        coverage: which mapped paths were found (dates: and read) in this item
+    no item has a title, or none a link         → InvalidFeed naming the path; nothing stored
+    ParsedFeed(entries made unique), with a "no items" warning when the list is empty and a
+    warning per mapped path that items lack ("date path 'published' found in 0 of 3 items")
 
 A mapping for WordPress, in sources.toml:
 
@@ -25,6 +28,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import BinaryBody, EmptyBody, InvalidFeed, NotAFeed
+from .coverage import Coverage
 from .dates import parse_date, resolve_timezone
 from .normalise import make_entry, unique_identities
 from .types import Entry, ParsedFeed
@@ -94,18 +98,28 @@ def parse_json(
     date_format = opts.get("date_format") or None
     entries: list[Entry] = []
     skipped = 0
+    coverage = _coverage(opts, date_format)
     for item in items:
         if not isinstance(item, Mapping):
             skipped += 1
             continue
+        coverage.total += 1
+        values = {key: _text(get_path(item, opts[key])) if opts.get(key) else None
+                  for key in ("guid", "link", "title", "summary", "image")}
+        for key, value in values.items():
+            coverage.count(key, bool(value and value.strip()))
+        published = _date(item, opts.get("date"), date_format, zone)
+        if opts.get("date"):
+            raw = get_path(item, opts["date"])
+            coverage.count("date", raw not in (None, ""), published is not None)
         entry = make_entry(
-            guid=_text(get_path(item, opts["guid"])) if opts.get("guid") else None,
-            link=_text(get_path(item, opts["link"])),
-            title=_text(get_path(item, opts["title"])),
-            summary_html=_text(get_path(item, opts["summary"])) if opts.get("summary") else None,
-            published=_date(item, opts.get("date"), date_format, zone),
+            guid=values["guid"],
+            link=values["link"],
+            title=values["title"],
+            summary_html=values["summary"],
+            published=published,
             language=language,
-            image=_text(get_path(item, opts["image"])) if opts.get("image") else None,
+            image=values["image"],
             base_url=base_url,
         )
         if entry is None:
@@ -113,17 +127,29 @@ def parse_json(
         else:
             entries.append(entry)
 
+    if (fatal := coverage.fatal()) is not None:
+        # URLs stored as titles, or items without links: garbage that looks like news.
+        raise InvalidFeed(f"{fatal}: check [source.json] in sources.toml")
     warnings: list[str] = []
     if not items:
         warnings.append("no items")
     elif skipped:
         warnings.append(f"{skipped} of {len(items)} items skipped (not an object, or no title "
                         "and no link)")
+    warnings.extend(coverage.warnings())
     return ParsedFeed(title=None, link=base_url, entries=unique_identities(entries),
                       warnings=tuple(warnings))
 
 
 # ---------------------------------------------------------------------------------------------
+
+
+def _coverage(opts: Mapping[str, Any], date_format: str | None) -> Coverage:
+    mapped = ("title", "link", "date", "summary", "guid", "image")
+    labels = {key: f"{key} path '{opts[key]}'" for key in mapped if opts.get(key)}
+    hint = f" (date_format '{date_format}')" if date_format else ""
+    return Coverage(labels, required=frozenset({"title", "link"}), expected=frozenset({"date"}),
+                    date_hint=hint)
 
 
 def _load(body: bytes) -> Any:

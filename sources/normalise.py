@@ -25,6 +25,7 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import nh3
 
+from ..texts import strip_bidi
 from ..timestamps import utc_timestamp
 from .types import Entry
 
@@ -115,6 +116,8 @@ def _general_canonical_url(url: str, base: str | None) -> str | None:
     if scheme not in ("http", "https") or not parts.hostname:
         return None
     host = parts.hostname.lower()
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 literal keeps its brackets, or the port would merge in
     if port and not ((scheme == "http" and port == 80) or (scheme == "https" and port == 443)):
         host = f"{host}:{port}"
     if parts.username:
@@ -231,9 +234,12 @@ def make_entry(
 ) -> Entry | None:
     """Normalise one raw entry; None when it has nothing to show (no title, summary or link)."""
     url = canonical_url(link, base_url)
-    summary = sanitize_html(summary_html, url or base_url)
+    # Bidi overrides would make a headline display as something else (texts.py); stripped
+    # after entities are decoded, so "&#x202E;" goes too.
+    summary = strip_bidi(sanitize_html(summary_html, url or base_url))
     summary_text = sanitized_to_text(summary)
-    title_text = html_to_text(title) if title_is_html else collapse_whitespace(title or "")
+    title_text = strip_bidi(html_to_text(title) if title_is_html
+                            else collapse_whitespace(title or ""))
     if not title_text:
         # Untitled entries (microblog-style feeds) read best by their first words.
         title_text = summary_text
@@ -267,14 +273,21 @@ def make_entry(
 
 
 def unique_identities(entries: Iterable[Entry]) -> tuple[Entry, ...]:
-    """Keep every entry, giving later holders of a repeated identity a content-derived suffix.
+    """Drop exact repeats; give later holders of a repeated identity a content-derived suffix.
 
     Feeds do repeat guids for different stories; both must survive, and the suffix must be the
-    same on the next fetch so re-fetching never duplicates.
+    same on the next fetch so re-fetching never duplicates. The same entry repeated within one
+    feed (same identity, link, title, text and date: al-monitor's feed lists stories up to four
+    times) is one item, stored once.
     """
     seen: dict[str, int] = {}
+    copies: set[tuple[str, str | None, str, str, str | None]] = set()
     out: list[Entry] = []
     for entry in entries:
+        same = (entry.identity, entry.url, entry.title, entry.summary_text, entry.published_at)
+        if same in copies:
+            continue
+        copies.add(same)
         identity = entry.identity
         if identity in seen:
             suffix = _digest(entry.url, entry.title, entry.summary_text)[:12]

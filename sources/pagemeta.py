@@ -29,6 +29,8 @@ from selectolax.lexbor import LexborHTMLParser
 
 from ..errors import NotAFeed
 from ..settings import HttpSettings
+from ..texts import strip_bidi
+from .addresses import AddressPolicy, guard_session
 from .dates import parse_date
 from .http import fetch, make_session
 from .normalise import canonical_url, html_to_text, to_utc_iso
@@ -100,14 +102,18 @@ def parse_page_metadata(body: bytes, headers: Mapping[str, str] | None,
     }
 
 
-def fetch_page_metadata(url: str, http: HttpSettings) -> dict[str, str | None]:
+def fetch_page_metadata(url: str, http: HttpSettings,
+                        addresses: AddressPolicy | None = None) -> dict[str, str | None]:
     """Fetch a page politely (our User-Agent, byte cap, deadline) and read its metadata.
+
+    Only addresses `addresses` allows are connected to, on every redirect hop (public ones
+    only when None); a refused one raises PrivateAddress.
 
     Returns parse_page_metadata's keys plus `url`, the address after redirects. Raises a
     FetchError subclass when the page cannot be fetched, NotAFeed when it is not HTML, and
     EmptyBody/BinaryBody for nothing or bytes.
     """
-    session = make_session(http)
+    session = guard_session(make_session(http), addresses or AddressPolicy())
     try:
         response = fetch(session, FetchRequest(name=url, url=url, kind="page"), http)
     finally:
@@ -268,7 +274,7 @@ def _clean(value: str | None) -> str | None:
     second, double-escaped layer (common in og tags) and drops stray tags."""
     if not value:
         return None
-    return html_to_text(value) or None
+    return strip_bidi(html_to_text(value)) or None
 
 
 

@@ -10,6 +10,8 @@
             link in document order: MOFA's <dt>令和7年4月30日</dt><dd><ul><li><a>…
             read as text or `date_attribute`, with `date_format`; else `date_from_url`
     entries deduplicated by canonical URL in page order, at most `max_items`
+    coverage: a title_selector or date_selector that items lack is a warning naming it
+              ("date_selector 'time' found in 0 of 12 items")
 
 A page with no matching link is a warning, not an error: the site may have changed its markup.
 """
@@ -28,6 +30,7 @@ from urllib.parse import urlsplit
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from ..errors import BinaryBody, EmptyBody
+from .coverage import Coverage
 from .dates import date_from_url, parse_date, resolve_timezone
 from .normalise import canonical_url, collapse_whitespace, make_entry, unique_identities
 from .types import ParsedFeed
@@ -141,8 +144,14 @@ def parse_page(
                 return None
         return link
 
+    labels = {key: f"{key} '{opts[key]}'" for key in ("title_selector", "date_selector")
+              if opts.get(key)}
+    hint = f" (date_format '{opts['date_format']}')" if opts.get("date_format") else ""
+    coverage = Coverage(labels, expected=frozenset(labels), date_hint=hint)
+
     def read_date(node: LexborNode | None, link: str) -> datetime | None:
         value = _node_date(node, opts, today, zone) if node is not None else None
+        coverage.count("date_selector", node is not None, value is not None)
         if value is None and url_date is not None:
             value = date_from_url(link, url_date, tz=zone)
         return value
@@ -160,6 +169,8 @@ def parse_page(
                 title_node = (item.css_first(opts["title_selector"])
                               if opts.get("title_selector") else None)
                 title = _text(title_node)
+                coverage.total += 1
+                coverage.count("title_selector", bool(title))
                 weak = False
                 if not title:
                     title, weak = _link_title(link_node)
@@ -177,6 +188,7 @@ def parse_page(
             if link is None:
                 continue
             title, weak = _link_title(link_node)
+            coverage.total += 1
             found.append(_Found(link, title, read_date(nearest(link_node), link), None, weak))
 
     entries = [
@@ -190,7 +202,7 @@ def parse_page(
         title=_text(tree.css_first("title")) or None,
         link=page_url,
         entries=unique_identities(entries),
-        warnings=() if entries else (NO_LINKS_WARNING,),
+        warnings=tuple(coverage.warnings()) if entries else (NO_LINKS_WARNING,),
     )
 
 

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import difflib
 import logging
-import os
 import re
-import tempfile
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
@@ -35,6 +33,7 @@ import tomlkit.items
 from selectolax.lexbor import LexborHTMLParser, SelectolaxError
 
 from ..errors import ConfigError, NotFoundError
+from ..files import write_file
 from .dates import resolve_timezone
 from .types import KINDS, SourceConfig
 
@@ -191,7 +190,8 @@ def _validate_source(where: str, index: int, raw: Mapping[str, Any]) -> SourceCo
     if kind in _SUBTABLE_KEYS:
         table = raw.get(kind)
         if table is None:
-            needs = "title and link" if kind == "json" else "link_selector or link_pattern"
+            needs = ("title and link" if kind == "json"
+                     else "link_selector, link_pattern or item_selector")
             raise fail(kind, f"table [source.{kind}] is required for kind = '{kind}' "
                              f"(needs at least {needs})")
         if not isinstance(table, dict):
@@ -283,8 +283,10 @@ def _check_json_options(table: Mapping[str, Any], fail: Any) -> dict[str, Any]:
 def _check_page_options(table: Mapping[str, Any], fail: Any) -> dict[str, Any]:
     """Validate `[source.page]`: selectors parse, regexes compile, date settings make sense."""
     _check_unknown(table, PAGE_KEYS, fail)
-    if "link_selector" not in table and "link_pattern" not in table:
-        raise fail("link_selector", "or 'link_pattern' is required for a page source")
+    if not {"link_selector", "link_pattern", "item_selector"} & set(table):
+        # With item_selector alone, each item's first a[href] is its link (as documented).
+        raise fail("link_selector", "or 'link_pattern' or 'item_selector' is required for a "
+                                    "page source")
     options: dict[str, Any] = {}
     for key, value in table.items():
         if key.endswith("_selector"):
@@ -521,16 +523,7 @@ def _write(path: Path, doc: tomlkit.TOMLDocument) -> None:
     """Validate the edited text as a whole, then replace the file atomically."""
     text = tomlkit.dumps(doc)
     _load_text(text, str(path))
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        if path.exists():
-            os.chmod(tmp, path.stat().st_mode & 0o777)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_file(path, text)
 
 
 def _unique_name(name: str, taken: set[str]) -> str:

@@ -320,12 +320,14 @@ STORY_ITEMS_SHOWN = 30
 def story_rows(db: sqlite_utils.Database, lead_ids: Sequence[int]
                ) -> dict[int, list[dict[str, Any]]]:
     """{lead id: the story's items, lead first, then best score} for queue rows: id, title,
-    url, status, score, published_at, source and language (the item's, else its source's)."""
+    url, status, score, published_at, version (for stale checks), source and language (the
+    item's, else its source's)."""
     out: dict[int, list[dict[str, Any]]] = {int(i): [] for i in lead_ids}
     for chunk, marks in _chunks(list(out)):
         for row in db.query(
             "SELECT items.id, items.title, items.url, items.status, items.score, "
-            "items.published_at, coalesce(items.cluster_id, items.id) AS lead, "
+            "items.published_at, coalesce(items.version, 0) AS version, "
+            "coalesce(items.cluster_id, items.id) AS lead, "
             "sources.name AS source, coalesce(items.language, sources.language, '') AS language "
             "FROM items JOIN sources ON sources.id = items.source_id "
             f"WHERE items.cluster_id IN ({marks}) OR items.id IN ({marks}) "

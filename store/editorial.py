@@ -30,6 +30,7 @@ from typing import Any
 import sqlite_utils
 
 from ..errors import DigestError, EditError, NotFoundError, StaleEdit
+from ..texts import strip_bidi
 from ..timestamps import utcnow
 from ..urls import http_url
 from . import entries
@@ -231,7 +232,8 @@ def _text(field: str, value: Any, limit: int | None = None) -> str | None:
     if not isinstance(value, str):
         raise EditError(f"{field} must be text, got {value!r}")
     text = _SPACE.sub(" ", value) if field in _ONE_LINE or field == "section" else value
-    text = text.replace("\r\n", "\n").strip()
+    # Bidi overrides would make the text display as something else (texts.py).
+    text = strip_bidi(text).replace("\r\n", "\n").strip()
     if not text:
         return None
     if any(ord(c) < 0x20 and c not in "\n\t" for c in text):
@@ -505,12 +507,12 @@ def add_manual_item(db: sqlite_utils.Database, *, url: str, title: str,
     link = _http_url(url)
     if link is None:
         raise EditError(f"not an http(s) address: {url[:200]!r}")
-    title_text = _SPACE.sub(" ", title or "").strip()
+    title_text = strip_bidi(_SPACE.sub(" ", title or "")).strip()
     if not title_text:
         raise EditError("a manual item needs a title")
     status = _status(status, None)
     image = _http_url(image_url) if image_url else None
-    summary_text = _SPACE.sub(" ", summary or "").strip()
+    summary_text = strip_bidi(_SPACE.sub(" ", summary or "")).strip()
     now = utcnow()
     with write_lock(db):
         existing = find_item_by_url(db, link)

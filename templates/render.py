@@ -43,6 +43,7 @@ from markupsafe import Markup, escape
 
 from ..errors import ConfigError, TemplateRenderError
 from ..settings import IssueSettings, Settings
+from ..texts import strip_bidi
 from ..urls import http_url
 
 PACKAGED_TEMPLATES = Path(__file__).resolve().parent
@@ -158,8 +159,9 @@ _URL_UNSAFE_RE = re.compile(r"[\s\"<>\\^`{|}]")
 
 
 def clean_text(value: str | None) -> str:
-    """One paragraph's worth of text: control characters dropped, whitespace runs collapsed."""
-    return _SPACE_RE.sub(" ", _CONTROL_RE.sub("", value or "")).strip()
+    """One paragraph's worth of text: control characters (bidi controls too, for rows stored
+    before they were stripped on the way in) dropped, whitespace runs collapsed."""
+    return _SPACE_RE.sub(" ", _CONTROL_RE.sub("", strip_bidi(value or ""))).strip()
 
 
 def safe_url(value: str | None) -> str | None:
@@ -781,13 +783,24 @@ def md_url(url: str) -> str:
 
 def md_inline(nodes: Sequence[Node]) -> str:
     """Nodes as Markdown."""
-    return _md_block_safe("".join(_md_node(n) for n in nodes))
+    return _md_block_safe(_md_join(nodes))
+
+
+def _md_join(nodes: Sequence[Node]) -> str:
+    """Nodes side by side; a "!" just before a link is escaped, or "![a](u)" is an image."""
+    out = ""
+    for node in nodes:
+        piece = _md_node(node)
+        if piece.startswith("[") and out.endswith("!"):  # text never escapes "!" itself
+            out = out[:-1] + "\\!"
+        out += piece
+    return out
 
 
 def _md_node(node: Node) -> str:
     if isinstance(node, Text):
         return _md_escape(node.text)
-    inner = "".join(_md_node(c) for c in node.children)
+    inner = _md_join(node.children)
     if isinstance(node, Bold):
         return f"**{inner}**"
     return f"[{inner}]({md_url(node.url)})"

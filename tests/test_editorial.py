@@ -17,6 +17,7 @@ from alliance_digest.errors import (
 )
 from alliance_digest.feedserver import FeedServer
 from alliance_digest.settings import HttpSettings
+from alliance_digest.sources.addresses import AddressPolicy
 from alliance_digest.sources.pagemeta import fetch_page_metadata, parse_page_metadata
 from alliance_digest.store.db import open_db
 from alliance_digest.store.editorial import (
@@ -365,7 +366,8 @@ def test_not_a_page():
 def test_fetch_page_metadata_from_a_real_server(feed_server: FeedServer, fast_http: HttpSettings):
     feed_server.route("/article", body=OG_PAGE.encode(), content_type="text/html; charset=utf-8")
     feed_server.route("/short", status=301, redirect_to="/article")
-    meta = fetch_page_metadata(feed_server.url("/short"), fast_http)
+    loopback = AddressPolicy.from_settings(False, ["127.0.0.1/32"])
+    meta = fetch_page_metadata(feed_server.url("/short"), fast_http, loopback)
     assert meta["title"] == "Japan, U.S. agree to upgrade command & control ties"
     assert meta["url"] == feed_server.url("/article")
     # The page's canonical URL is another site's: the fetched address stands.
@@ -375,10 +377,10 @@ def test_fetch_page_metadata_from_a_real_server(feed_server: FeedServer, fast_ht
 
     feed_server.route("/missing", status=404)
     with pytest.raises(HTTPNotFound):
-        fetch_page_metadata(feed_server.url("/missing"), fast_http)
+        fetch_page_metadata(feed_server.url("/missing"), fast_http, loopback)
     feed_server.route("/doc.pdf", body=b"%PDF-1.7", content_type="application/pdf")
     with pytest.raises(NotAFeed, match="application/pdf"):
-        fetch_page_metadata(feed_server.url("/doc.pdf"), fast_http)
+        fetch_page_metadata(feed_server.url("/doc.pdf"), fast_http, loopback)
     feed_server.route("/slow", body=OG_PAGE.encode(), content_type="text/html", delay=2)
     with pytest.raises(FetchError):
-        fetch_page_metadata(feed_server.url("/slow"), fast_http)
+        fetch_page_metadata(feed_server.url("/slow"), fast_http, loopback)

@@ -87,7 +87,7 @@ def test_entry_mistakes_are_one_line(folder):
 
 
 def test_edit_writes_fields_and_accepts_the_draft(folder):
-    cwd, (lead, jt, yonhap), nhk = folder
+    cwd, (_lead, jt, _yonhap), nhk = folder
     made = json.loads(digest("entry", "include", str(jt), "--json", cwd=cwd).stdout)
     other = json.loads(digest("entry", "include", str(nhk), "--json", cwd=cwd).stdout)
     edited = json.loads(digest("entry", "edit", str(other["id"]), "--headline", "Drill",

@@ -112,7 +112,10 @@ def test_real_corpus_file(row: dict[str, str]) -> None:
     assert all(isinstance(e, Entry) for e in feed.entries)
     raw = feedparser.parse(io.BytesIO(body), sanitize_html=False, resolve_relative_uris=False)
     assert len(raw.entries) == int(row["n_items"])
-    assert len(feed.entries) == sum(1 for e in raw.entries if _usable(e))
+    # An entry repeated whole within the feed is one item (al-monitor lists stories 4 times).
+    usable = {(e.get("id"), e.get("link"), e.get("title"), e.get("summary"), e.get("published"))
+              for e in raw.entries if _usable(e)}
+    assert len(feed.entries) == len(usable)
     assert len({e.identity for e in feed.entries}) == len(feed.entries)
     for e in feed.entries:
         assert e.title

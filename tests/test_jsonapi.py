@@ -156,7 +156,14 @@ def test_missing_fields_and_unusable_items() -> None:
     feed = parse_json(dumps(doc), {}, STATE_URL, "en", STATE)
     assert [e.title for e in feed.entries] == ["Kept", "No date"]
     assert feed.entries[1].published_at is None
-    assert feed.warnings == ("2 of 4 items skipped (not an object, or no title and no link)",)
+    assert feed.warnings == (
+        "2 of 4 items skipped (not an object, or no title and no link)",
+        # What the mapping found in the three objects (tests/test_mappings.py has the rest).
+        "title path 'title.rendered' found in 2 of 3 items",
+        "date path 'date_gmt' found in 0 of 3 items",
+        "summary path 'excerpt.rendered' found in 0 of 3 items",
+        "guid path 'id' found in 0 of 3 items",
+    )
 
 
 def test_repeated_guids_both_survive() -> None:

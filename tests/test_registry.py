@@ -237,7 +237,7 @@ ERRORS = [
      "json.base_url", "http or https"),
     ('kind = "page"\n', "page", "is required for kind = 'page'"),
     ('kind = "page"\n[source.page]\ntitle_selector = "h2"\n', "page.link_selector",
-     "or 'link_pattern' is required"),
+     "or 'link_pattern' or 'item_selector' is required"),
     ('kind = "page"\n[source.page]\nlink_selector = "a[["\n', "page.link_selector",
      "not a valid CSS selector"),
     ('kind = "page"\n[source.page]\nlink_pattern = "(unclosed"\n', "page.link_pattern",

@@ -23,7 +23,9 @@ def entry(n: int) -> dict[str, Any]:
 def folder(tmp_path: Path) -> Path:
     """digest.toml with two custom sections, and a database holding items 1-3."""
     (tmp_path / "digest.toml").write_text(
-        '[store]\npath = "data/digest.db"\n\n[issue]\nsections = ["Diplomacy", "Defense"]\n')
+        '[store]\npath = "data/digest.db"\n\n[issue]\nsections = ["Diplomacy", "Defense"]\n'
+        # add-url's test page server is on loopback: admitted by name, like an intranet host.
+        '[editor]\nallowed_url_networks = ["127.0.0.1"]\n')
     db = open_db(tmp_path / "data" / "digest.db")
     sync_sources(db, [{"name": "Wire", "url": "https://news.test/feed"}])
     with db.atomic():

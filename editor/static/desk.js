@@ -103,10 +103,21 @@
     }
 
     function applyState(item) {
+      if (item.version !== undefined) {
+        // Keep the version the next decision on this item's story is based on.
+        rows.forEach((r) => {
+          const at = storyIds(r).indexOf(Number(item.id));
+          if (at < 0) return;
+          const versions = storyVersions(r);
+          versions[at] = Number(item.version);
+          r.dataset.storyVersions = versions.join(",");
+        });
+      }
       const row = rows.find((r) => r.dataset.id === String(item.id));
       if (!row) return;
       row.className = row.className.replace(/\bst-\S+/g, "").trim() + " st-" + item.status;
       row.dataset.status = item.status;
+      if (item.version !== undefined) row.dataset.version = String(item.version);
       const label = row.querySelector("[data-status-label]");
       if (label) label.textContent = item.status;
       row.classList.remove("flash");
@@ -125,6 +136,14 @@
     function storyIds(row) {
       const ids = (row.dataset.storyIds || row.dataset.id).split(",").filter(Boolean).map(Number);
       return ids.length ? ids : [Number(row.dataset.id)];
+    }
+
+    // The version each of a row's story items was shown at (data-story-versions, in the order
+    // of data-story-ids).
+    function storyVersions(row) {
+      const ids = storyIds(row);
+      const shown = (row.dataset.storyVersions || "").split(",").filter((v) => v !== "").map(Number);
+      return shown.length === ids.length ? shown : ids.map(() => Number(row.dataset.version || 0));
     }
 
     async function include(targetRows) {
@@ -162,10 +181,14 @@
           toast(made === 1 ? "Story included as an entry" : made + " stories included");
         } else {
           const ids = [].concat(...chosen.map(storyIds));
+          // The versions the rows were shown at: an item another editor changed since is
+          // refused, like a stale save.
+          const versions = [].concat(...chosen.map(storyVersions));
           // The API takes at most 500 ids a request; a templated series can make big stories.
           for (let at = 0; at < ids.length; at += 500) {
             const data = await postJSON("/api/items/status",
-              { ids: ids.slice(at, at + 500), status: status });
+              { ids: ids.slice(at, at + 500), versions: versions.slice(at, at + 500),
+                status: status });
             data.items.forEach(applyState);
           }
           toast(chosen.length === 1 ? "Story " + status : chosen.length + " stories " + status);
