@@ -12,6 +12,7 @@ from alliance_digest.sources.normalise import make_entry
 from alliance_digest.sources.pagemeta import parse_page_metadata
 from alliance_digest.store import editorial
 from alliance_digest.store.db import open_db
+from alliance_digest.store.entries import entry_of
 from alliance_digest.texts import BIDI_CONTROLS, strip_bidi
 from test_draft import SEED_DATE, site  # noqa: F401 - `site` is a fixture
 
@@ -73,7 +74,9 @@ def test_editors_fields_and_drafts_carry_none(site, tmp_path: Path) -> None:  # 
     other = db.execute(
         "SELECT id FROM items WHERE status = 'included' AND id != ? ORDER BY id LIMIT 1", [item_id]
     ).fetchone()[0]
-    db["items"].update(other, {"headline": f"Old {RLO}row", "blurb": f"Old{RLO} blurb."})
+    # (The paragraph's words are its issue entry's.)
+    db["entries"].update(entry_of(db, [other])[other],
+                         {"headline": f"Old {RLO}row", "blurb": f"Old{RLO} blurb."})
     db.close()
 
     result = draft_issue(site, day=SEED_DATE, out_dir=tmp_path / "out")
