@@ -11,8 +11,11 @@
     ├── NotFoundError (LookupError)     a named source, item or issue does not exist
     ├── ConflictError                   the change is based on something that moved on
     │   ├── StaleEdit                   someone saved the item since the form was loaded
-    │   └── IssueFinalError             a final (sent) issue is frozen
+    │   ├── IssueFinalError             a final (sent) issue is frozen
+    │   └── CollectRunning              another collect run holds the database's collect lock
     ├── StoreError                      the database cannot be opened, migrated or written
+    │   ├── DatabaseBusy                another process held the write lock past the timeout
+    │   └── DatabaseDamaged             SQLite found the file malformed (see `digest check`)
     ├── TemplateRenderError             a digest template failed to render (`template`)
     └── SourceError                     one source could not be fetched or parsed this time
         ├── FetchError                  the HTTP exchange failed
@@ -108,6 +111,25 @@ class IssueFinalError(ConflictError):
 
 class StoreError(DigestError):
     """The database cannot be opened, migrated or written."""
+
+
+class DatabaseBusy(StoreError):
+    """Another process kept the database's write lock longer than the busy timeout."""
+
+
+class DatabaseDamaged(StoreError):
+    """SQLite found the database file malformed: `digest check` says where; restore a backup."""
+
+
+class CollectRunning(ConflictError):
+    """Another collect run (this machine, same database) is running: one writer at a time."""
+
+    def __init__(self, pid: int | None, since: str | None) -> None:
+        who = f"pid {pid}" if pid else "pid unknown"
+        super().__init__(f"another collect is running ({who}, since {since or 'unknown'})")
+        #: The running collect's process id and when it started (UTC), as its lock file says.
+        self.pid = pid
+        self.since = since
 
 
 class TemplateRenderError(DigestError):

@@ -73,7 +73,7 @@ def issue_list(
     """The archive: every issue with its number, date, status, items and files."""
     from ..store.issues import all_issues, issue_paths
 
-    with _db(state.settings()) as db:
+    with _db(state.settings(), write=False) as db:
         rows = all_issues(db)
     if as_json:
         print_json(rows)

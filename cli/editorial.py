@@ -105,7 +105,7 @@ def history(
     """Every change editors made to an item: when, who, which field, from what to what."""
     from ..store.editorial import history as item_history
 
-    with _db(state.settings()) as db:
+    with _db(state.settings(), write=False) as db:
         rows = item_history(db, item)
     if as_json:
         print_json(rows)
@@ -204,7 +204,7 @@ def users_list(
     """Every account, with when it last logged in."""
     from ..store.users import list_users
 
-    with _db(state.settings()) as db:
+    with _db(state.settings(), write=False) as db:
         rows = list_users(db)
     if as_json:
         print_json(rows)

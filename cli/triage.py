@@ -37,7 +37,7 @@ def triage_evaluate(
     from ..triage.rules import load_rules
 
     settings = state.settings()
-    with _db(settings) as db:
+    with _db(settings, write=False) as db:
         report = evaluate(db, labels, load_rules(settings))
     out.print(format_report(report))
 
@@ -52,7 +52,7 @@ def triage_evaluate_stories(
     from ..triage.story_eval import evaluate_stories, format_story_report
 
     settings = state.settings()
-    with _db(settings) as db:
+    with _db(settings, write=False) as db:
         report = evaluate_stories(db, labels)
     out.print(format_story_report(report, show=show))
 
@@ -105,7 +105,7 @@ def search(
     from ..triage.search import search as run_search
 
     settings = state.settings()
-    with _db(settings) as db:
+    with _db(settings, write=False) as db:
         rows = run_search(db, " ".join(words), status=status, limit=limit)
     if as_json:
         keys = ("id", "source", "url", "title", "published_at", "status", "score", "snippet")

@@ -57,6 +57,7 @@ from ..sources.registry import load_registry
 from ..sources.types import Entry, FetchRequest, Outcome, SourceConfig
 from ..store.db import open_db, write_transaction
 from ..store.items import index_in_bulk, newest_published, store_entries
+from ..store.lock import collect_lock
 from ..store.runs import (
     FetchRecord,
     close_abandoned_runs,
@@ -190,6 +191,16 @@ def collect_once(settings: Settings, *, force: bool = False, names: Sequence[str
     """
     limit_malloc_arenas()  # before the fetch threads start
     rules = load_rules(settings)  # a broken rules file fails the run before anything is fetched
+    with collect_lock(settings.store_path):  # one writer: CollectRunning if another runs
+        return _collect_locked(settings, rules, force=force, names=names, progress=progress,
+                               submit_batch=submit_batch, triage=triage, stop=stop)
+
+
+def _collect_locked(settings: Settings, rules: Rules, *, force: bool,
+                    names: Sequence[str] | None, progress: Progress | None,
+                    submit_batch: SubmitBatch | None, triage: TriageStep | None,
+                    stop: threading.Event | None) -> CollectSummary:
+    """`collect_once` with the collect lock held."""
     db, registry, due = prepare(settings, force=force, names=names)
     try:
         run_id = start_run(db, forced=force, source_filter=",".join(names or []) or None)
