@@ -164,7 +164,8 @@ def check() -> None:
     with contextlib.closing(open_db_readonly(settings.store_path)) as db:
         problems = integrity_problems(db)
     if not problems:
-        out.print(f"{settings.store_path}: ok (integrity check found nothing wrong)")
+        out.print(f"{settings.store_path}: ok (integrity check found nothing wrong)",
+                  soft_wrap=True)
         return
     for line in problems:
         out.print(f"  {line}", soft_wrap=True)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sqlite3
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -50,7 +51,7 @@ from ..pipeline.add_url import add_by_url
 from ..pipeline.enable_source import set_source_enabled
 from ..settings import Settings
 from ..store import editorial, users
-from ..store.db import open_db
+from ..store.db import open_db, sqlite_error
 from ..store.editorial import SETTABLE_STATUSES
 from ..store.items import other_sources
 from ..store.sources import get_source_by_id, source_health, sources_by_id
@@ -259,6 +260,14 @@ def digest_error(request: Request, error: Exception) -> Response:
     if framed:
         response.headers.update(PREVIEW_HEADERS)
     return response
+
+
+def store_failure(request: Request, error: Exception) -> Response:
+    """An error SQLite raised past the store ("database is locked", "malformed"): one line,
+    as any StoreError, never a traceback."""
+    assert isinstance(error, sqlite3.Error)
+    desk: Desk = request.app.state.desk
+    return digest_error(request, sqlite_error(error, desk.settings.store_path))
 
 
 # --- template helpers --------------------------------------------------------------------------
@@ -694,7 +703,8 @@ def create_app(settings: Settings) -> Starlette:
         desk.close()
 
     app = Starlette(routes=routes, lifespan=lifespan,
-                    exception_handlers={DigestError: digest_error})
+                    exception_handlers={DigestError: digest_error,
+                                        sqlite3.Error: store_failure})
     app.state.desk = desk
     app.add_middleware(SecurityHeaders)
     return app

@@ -135,7 +135,11 @@ def integrity_problems(db: sqlite_utils.Database, *, quick: bool = False,
         rows = [r[0] for r in db.execute(f"PRAGMA {pragma}({int(limit)})").fetchall()]
     except sqlite3.DatabaseError as e:
         return [str(e)]
-    return [] if rows == ["ok"] else rows
+    if rows == ["ok"]:
+        return []
+    # A row may hold several lines, under a "*** in database main ***" heading.
+    return [line.strip() for row in rows for line in str(row).splitlines()
+            if line.strip() and not line.startswith("***")]
 
 
 def open_for_writing(path: str | Path) -> sqlite_utils.Database:
