@@ -52,6 +52,9 @@ class CollectSettings:
     max_backoff_minutes: int = 24 * 60
     #: Parser processes; 0 means one per CPU core.
     parse_processes: int = 0
+    #: Seconds a run's clustering may take; what it does not reach is set aside for later
+    #: runs (triage/run.py), so triage never blocks collect.
+    triage_budget_seconds: float = 300.0
 
 
 DEFAULT_FOOTER = (

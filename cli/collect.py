@@ -20,6 +20,10 @@ from . import _db, _fail, app, err, out, print_json, state
 # --- collect -----------------------------------------------------------------------------------
 
 
+#: `digest collect`'s exit status when the run completed but triage set items aside.
+SET_ASIDE_EXIT = 3
+
+
 def run_collect(settings: Settings, *, force: bool, names: list[str] | None,
                 show_progress: bool = True) -> dict[str, Any]:
     """Validate config, registry and database up front (one clear line each), then run the flow."""
@@ -83,6 +87,12 @@ def print_run_summary(summary: dict[str, Any]) -> None:
         out.print(f"triage: {triaged['candidates']} new candidates, {triaged['filtered']} "
                   f"filtered; {triaged['in_stories']} items in {triaged['stories']} "
                   "multi-outlet stories")
+    if triaged and triaged.get("set_aside_total"):
+        err.print(f"[yellow]triage set aside[/yellow] {triaged['set_aside']} items this run, "
+                  f"{triaged['set_aside_total']} waiting in all (stored and listed; "
+                  f"{triaged['retrying']} retried by later runs, the rest by `digest triage "
+                  f"retry`): {escape(triaged.get('triage_error') or 'earlier runs')}",
+                  markup=True, soft_wrap=True)
     for name, error in summary.get("failures", []):
         out.print(f"  [yellow]failed[/yellow] {escape(name)}: {escape(error)}", markup=True,
                   soft_wrap=True)
@@ -97,6 +107,8 @@ def collect(
     """Fetch due sources, store new and changed items, and show a summary."""
     summary = run_collect(state.settings(), force=force, names=source)
     print_run_summary(summary)
+    if (summary.get("triage") or {}).get("set_aside"):
+        raise typer.Exit(SET_ASIDE_EXIT)  # stored, but not all clustered: say so to cron
 
 
 # --- items -------------------------------------------------------------------------------------

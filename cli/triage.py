@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from . import _db, app, editor_name, out, print_json, state
+from . import _db, _fail, app, editor_name, out, print_json, state
 
 triage_app = typer.Typer(help="Relevance scoring and its quality.", no_args_is_help=True)
 app.add_typer(triage_app, name="triage")
@@ -26,6 +26,20 @@ def triage_rescore() -> None:
               f"{counts['moved_out']} moved out to filtered"
               + (f"; {counts['candidates']} new candidates, {counts['filtered']} newly filtered"
                  if counts["candidates"] or counts["filtered"] else ""))
+
+
+@triage_app.command("retry")
+def triage_retry() -> None:
+    """Cluster the items triage set aside (it failed or ran out of time), in small chunks."""
+    from ..pipeline.triage_retry import retry_set_aside
+
+    counts = retry_set_aside(state.settings())
+    out.print(f"clustered {counts['clustered']} items ({counts['in_stories']} in "
+              f"{counts['stories']} multi-outlet stories); {counts['set_aside_total']} still "
+              "set aside", soft_wrap=True)
+    if counts["set_aside_total"]:
+        _fail(f"{counts['set_aside_total']} items could not be clustered: "
+              f"{counts['triage_error']}")
 
 
 @triage_app.command("evaluate")

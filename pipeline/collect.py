@@ -55,6 +55,7 @@ from ..sources.batch import (
 from ..sources.next_fetch import next_fetch_at
 from ..sources.registry import load_registry
 from ..sources.types import Entry, FetchRequest, Outcome, SourceConfig
+from ..store import set_aside
 from ..store.db import open_db, write_transaction
 from ..store.items import index_in_bulk, newest_published, store_entries
 from ..store.lock import collect_lock
@@ -211,6 +212,7 @@ def _collect_locked(settings: Settings, rules: Rules, *, force: bool,
                              requests_, tally, progress=progress, submit_batch=submit_batch,
                              stop=stop or threading.Event())
             triaged = (triage or triage_collected)(db, settings, rules, tally.triaged)
+            note_set_aside(db, run_id, triaged)
         except BaseException as e:
             finish_run(db, run_id, tally.counts, error=f"{type(e).__name__}: {e}")
             raise
@@ -318,6 +320,13 @@ def triage_collected(db: sqlite_utils.Database, settings: Settings, rules: Rules
         counts[key] += stored.get(key, 0)
         counts["scored"] += stored.get(key, 0)
     return counts
+
+
+def note_set_aside(db: sqlite_utils.Database, run_id: int, triaged: Mapping[str, Any]) -> None:
+    """Record on the run what its triage set aside (items that wait; collect went on)."""
+    if triaged.get("set_aside") or triaged.get("triage_error"):
+        set_aside.note_run(db, run_id, int(triaged.get("set_aside") or 0),
+                           triaged.get("triage_error"))
 
 
 # --- the steps ----------------------------------------------------------------------------------

@@ -70,8 +70,9 @@ def sqlite_error(error: sqlite3.Error, path: str | Path | None,
             f"{where}the database is busy: another process held its write lock for over "
             f"{BUSY_TIMEOUT_MS // 1000} s ({text}); try again when it has finished")
     if "malformed" in lowered or "not a database" in lowered or "corrupt" in lowered:
+        opening = f"{doing}: " if doing != "database error" else ""
         return DatabaseDamaged(
-            f"{where}the database is damaged ({text}): run `digest check` to see what is "
+            f"{where}{opening}the database is damaged ({text}): run `digest check` to see what is "
             f"wrong, and restore a backup ({BACKUP_ADVICE})")
     if "readonly" in lowered or "read-only" in lowered:
         return StoreError(f"{where}the database cannot be written here ({text}): this "

@@ -372,9 +372,37 @@ def _story_pins(db: sqlite_utils.Database) -> None:
     )
 
 
+def _bounded_cost(db: sqlite_utils.Database) -> None:
+    """Bounded triage and search: set-aside items, and texts cut to a bounded length.
+
+    Items whose clustering failed or ran out of time are set aside so collect goes on.
+    `triage_set_aside` holds each such item (stored and visible, waiting to be clustered)
+    with how often clustering was tried, the last error and when; later runs retry it a few
+    times in small chunks, then `digest triage retry` does. A chunk is written here before it
+    is clustered and removed after, so a process killed while clustering (out of memory)
+    leaves its chunk set aside rather than in the way of the next run. The run that set items
+    aside says so: `runs.triage_set_aside` (how many) and `runs.triage_error`.
+    """
+    db["triage_set_aside"].create(
+        {"item_id": int, "attempts": int, "error": str, "set_aside_at": str,
+         "last_tried_at": str},
+        pk="item_id",
+        foreign_keys=[("item_id", "items", "id")],
+        not_null={"attempts", "set_aside_at", "last_tried_at"},
+        if_not_exists=True,
+    )
+    db.execute("DROP TRIGGER IF EXISTS [items_triage_set_aside_bd]")
+    db.execute(
+        "CREATE TRIGGER [items_triage_set_aside_bd] BEFORE DELETE ON [items] "
+        "BEGIN DELETE FROM [triage_set_aside] WHERE item_id = old.id; END"
+    )
+    db["runs"].add_column("triage_set_aside", int, not_null_default=0)
+    db["runs"].add_column("triage_error", str)
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _initial, _triage, _search_and_story_tokens, _editor_desk, _issues, _collect_fast_path,
-    _story_pins,
+    _story_pins, _bounded_cost,
 ]
 
 
