@@ -7,6 +7,7 @@
     │   ├── UserError                   a bad user name or password, a duplicate account
     │   │   └── UnknownUser (NotFoundError)
     │   ├── SearchQueryError            a search the parser cannot read
+    │   ├── SearchTooBroad              a search ran past its time budget
     │   └── IssueNumberError            a volume/number this issue cannot take
     ├── NotFoundError (LookupError)     a named source, item or issue does not exist
     ├── ConflictError                   the change is based on something that moved on
@@ -77,6 +78,13 @@ class UnknownUser(UserError, NotFoundError):
 
 class SearchQueryError(InputError):
     """The search text cannot be understood (empty, unclosed quote, dangling OR, ...)."""
+
+
+class SearchTooBroad(InputError):
+    """A search or listing ran past its time budget (`[editor] search_budget_seconds`)."""
+
+    def __init__(self, message: str = "search too broad, add a term or a date range") -> None:
+        super().__init__(message, field="q")
 
 
 class IssueNumberError(InputError):

@@ -94,6 +94,9 @@ class EditorSettings:
     #: Failed logins allowed per user name and per client address in `login_window_minutes`.
     login_attempts: int = 5
     login_window_minutes: int = 15
+    #: Seconds a search or queue listing may run (desk and CLI) before it answers "search
+    #: too broad" instead (store/db.py `time_budget`).
+    search_budget_seconds: float = 2.0
 
 
 @dataclass(frozen=True, slots=True)

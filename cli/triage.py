@@ -120,7 +120,8 @@ def search(
 
     settings = state.settings()
     with _db(settings, write=False) as db:
-        rows = run_search(db, " ".join(words), status=status, limit=limit)
+        rows = run_search(db, " ".join(words), status=status, limit=limit,
+                          budget=settings.editor.search_budget_seconds)
     if as_json:
         keys = ("id", "source", "url", "title", "published_at", "status", "score", "snippet")
         print_json([{k: r.get(k) for k in keys} for r in rows])

@@ -313,7 +313,7 @@ def queue_page(ctx: Ctx) -> Response:
     """
     filters = QueueFilters.from_params(ctx.request.query_params)
     sources = sources_by_id(ctx.db)
-    page = load_page(ctx.db, filters, sources)
+    page = load_page(ctx.db, filters, sources, ctx.settings.editor.search_budget_seconds)
     values = list(sources.values())
     options = {
         "sources": [s["name"] for s in values],

@@ -21,6 +21,7 @@ from urllib.parse import urlencode
 import sqlite_utils
 
 from ..errors import InputError
+from ..store.db import time_budget
 from ..store.editorial import json_list
 from ..store.items import other_sources, query_items
 from ..store.migrations import ITEM_STATUSES
@@ -99,13 +100,19 @@ class QueuePage:
 
 
 def load_page(db: sqlite_utils.Database, f: QueueFilters,
-              sources: Mapping[int, Mapping[str, Any]]) -> QueuePage:
-    """The rows of one queue page with their stories' other outlets."""
+              sources: Mapping[int, Mapping[str, Any]],
+              budget: float | None = None) -> QueuePage:
+    """The rows of one queue page with their stories' other outlets.
+
+    `budget`: seconds the listing or search may take before the page answers "search too
+    broad" instead (`[editor] search_budget_seconds`).
+    """
     try:
-        if f.q:
-            rows, has_next = _search_page(db, f, sources)
-        else:
-            rows, has_next = _browse_page(db, f)
+        with time_budget(db, budget):
+            if f.q:
+                rows, has_next = _search_page(db, f, sources)
+            else:
+                rows, has_next = _browse_page(db, f)
     except InputError as e:
         # A search that cannot be read: the page says why and keeps the filters.
         return QueuePage(rows=[], has_next=False, error=str(e))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,7 +18,7 @@ from urllib.parse import quote
 
 import sqlite_utils
 
-from ..errors import DatabaseBusy, DatabaseDamaged, DigestError, StoreError
+from ..errors import DatabaseBusy, DatabaseDamaged, DigestError, SearchTooBroad, StoreError
 from .migrations import MIGRATIONS, migrate, schema_version
 
 #: How long a writer waits for another process's lock before giving up, in ms.
@@ -153,6 +154,32 @@ def open_for_writing(path: str | Path) -> sqlite_utils.Database:
             f"{path}: the database is damaged ({problems[0]}); nothing was written: run "
             f"`digest check` to see what is wrong, and restore a backup ({BACKUP_ADVICE})")
     return db
+
+
+#: SQLite virtual-machine steps between two looks at the clock (a few hundred microseconds).
+_BUDGET_STEPS = 20_000
+
+
+@contextmanager
+def time_budget(db: sqlite_utils.Database, seconds: float | None) -> Iterator[None]:
+    """Interrupt the block's queries once they have run `seconds`: SearchTooBroad instead.
+
+    A progress handler, so the statement stops where it is (sorting, scanning, ranking) and
+    its connection stays usable. None: no budget.
+    """
+    if seconds is None:
+        yield
+        return
+    deadline = time.monotonic() + seconds
+    db.conn.set_progress_handler(lambda: int(time.monotonic() > deadline), _BUDGET_STEPS)
+    try:
+        yield
+    except sqlite3.OperationalError as e:
+        if "interrupted" in str(e) and time.monotonic() > deadline:
+            raise SearchTooBroad() from None
+        raise
+    finally:
+        db.conn.set_progress_handler(None, 0)
 
 
 @contextmanager

@@ -382,6 +382,7 @@ def _bounded_cost(db: sqlite_utils.Database) -> None:
     is clustered and removed after, so a process killed while clustering (out of memory)
     leaves its chunk set aside rather than in the way of the next run. The run that set items
     aside says so: `runs.triage_set_aside` (how many) and `runs.triage_error`.
+    Texts: `items.text_cut` (below).
     """
     db["triage_set_aside"].create(
         {"item_id": int, "attempts": int, "error": str, "set_aside_at": str,
@@ -398,6 +399,24 @@ def _bounded_cost(db: sqlite_utils.Database) -> None:
     )
     db["runs"].add_column("triage_set_aside", int, not_null_default=0)
     db["runs"].add_column("triage_error", str)
+    # Titles and summaries are capped when normalised (sources/normalise.py: 1,000 and 20,000
+    # characters); `text_cut` records the original lengths. Items stored before are cut here
+    # too, so no stored text sets the cost of a search (the index follows by its trigger).
+    db["items"].add_column("text_cut", str)
+    db.execute(
+        "UPDATE items SET text_cut = json_object("
+        "'title', CASE WHEN length(title) > 1000 THEN length(title) END, "
+        "'summary', CASE WHEN length(summary_text) > 20000 THEN length(summary_text) END), "
+        "title = substr(title, 1, 1000), summary_text = substr(summary_text, 1, 20000), "
+        # The sanitised HTML of a cut summary becomes its (escaped) cut text.
+        "summary = CASE WHEN length(summary_text) > 20000 THEN replace(replace(replace("
+        "substr(summary_text, 1, 20000), '&', '&amp;'), '<', '&lt;'), '>', '&gt;') "
+        "ELSE summary END "
+        "WHERE length(title) > 1000 OR length(summary_text) > 20000")
+    db.execute("UPDATE items SET text_cut = json_remove(text_cut, '$.title') "
+               "WHERE json_extract(text_cut, '$.title') IS NULL AND text_cut IS NOT NULL")
+    db.execute("UPDATE items SET text_cut = json_remove(text_cut, '$.summary') "
+               "WHERE json_extract(text_cut, '$.summary') IS NULL AND text_cut IS NOT NULL")
 
 
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
