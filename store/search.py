@@ -10,7 +10,9 @@ breaks, and as a whole word otherwise, so "US" does not find "thus" or "August".
 from __future__ import annotations
 
 import json
+import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,9 +113,6 @@ def search_items(db: sqlite_utils.Database, query: SearchQuery, *, status: str |
 
     where: list[str] = []
     params: list[Any] = []
-    if match:
-        params.append(match)
-        where.append("items_fts MATCH ?")
     for group in short_groups:
         alternatives = [_short_condition(t, params) if is_short(t)
                         else _in_fts(fts_string(t), params) for t in group]
@@ -128,18 +127,24 @@ def search_items(db: sqlite_utils.Database, query: SearchQuery, *, status: str |
     where += filter_where
     params += filter_params
 
-    # Two steps: rank (or date-order) the matches to pick the page's ids, then fetch those
-    # rows. Only the most recently stored matches are ordered (`_match_floor`): a common word
-    # matches a fifth of all items, and ranking or date-sorting every one of them cost about
-    # a second at a million items, the newest few thousand a few milliseconds.
-    window = MATCH_WINDOW
-    while True:
-        floor = _match_floor(db, match, window + offset) if match else None
-        page = _page_ids(db, match, where, params, floor, order=order, limit=limit,
-                         offset=offset)
-        if floor is None or len(page) >= limit:
-            break
-        window *= 4  # filters left too few in the window: look further back
+    # Two steps: order the matches to pick the page's ids, then fetch those rows. Only the
+    # most recently stored matches are ordered: FTS5 hands them out newest rowid first and
+    # stops at the LIMIT, so a common word (a fifth of a million items) costs what a rare one
+    # does; ranking or date-sorting every match of it took about a second. While the filters
+    # leave the page short, the window reaches further back (4x each time) from where it
+    # ended, so the whole index is read at most once.
+    if not match:
+        page = _ordered_ids(db, None, where, params, "newest", (), limit, offset)
+    else:
+        ids: list[int] = []
+        window = MATCH_WINDOW
+        while True:
+            more = _newest_matches(db, match, window, ids[-1] if ids else None)
+            ids += more
+            page = _ordered_ids(db, ids, where, params, order, ranked, limit, offset)
+            if len(more) < window or len(page) >= limit:
+                break
+            window *= 4
     if not page:
         return []
     ids = [item_id for item_id, _ in page]
@@ -159,40 +164,74 @@ def search_items(db: sqlite_utils.Database, query: SearchQuery, *, status: str |
     return rows
 
 
-def _match_floor(db: sqlite_utils.Database, match: str, window: int) -> int | None:
-    """The rowid of the `window`-th most recently stored match; None if there are fewer.
+def _newest_matches(db: sqlite_utils.Database, match: str, count: int,
+                    below: int | None) -> list[int]:
+    """The `count` most recently stored matches (below rowid `below`), newest first."""
+    if below is None:
+        sql, params = ("SELECT rowid FROM items_fts WHERE items_fts MATCH ? "
+                       "ORDER BY rowid DESC LIMIT ?", [match, count])
+    else:
+        sql, params = ("SELECT rowid FROM items_fts WHERE items_fts MATCH ? AND rowid < ? "
+                       "ORDER BY rowid DESC LIMIT ?", [match, below, count])
+    return [r[0] for r in db.execute(sql, params)]
 
-    FTS5 walks a term's matches newest rowid first and stops at the LIMIT, so this costs the
-    window, not the number of matches.
-    """
-    row = db.execute("SELECT rowid FROM items_fts WHERE items_fts MATCH ? "
-                     "ORDER BY rowid DESC LIMIT 1 OFFSET ?", [match, window - 1]).fetchone()
-    return None if row is None else int(row[0])
 
-
-def _page_ids(db: sqlite_utils.Database, match: str, where: list[str], params: list[Any],
-              floor: int | None, *, order: str, limit: int, offset: int,
-              ) -> list[tuple[int, float | None]]:
-    """(item id, bm25 or None) of the page, among the matches at or above `floor`."""
+def _ordered_ids(db: sqlite_utils.Database, ids: list[int] | None, where: list[str],
+                 params: list[Any], order: str, ranked: Sequence[Sequence[str]], limit: int,
+                 offset: int) -> list[tuple[int, float | None]]:
+    """(item id, bm25-like score or None) of the page: among `ids` (None: every item) that
+    pass `where`, newest first, or best first (`order="relevance"`, `_rank`)."""
     where = list(where)
     params = list(params)
-    if floor is not None:
-        where.append("items_fts.rowid >= ?")
-        params.append(floor)
-    if match and order == "relevance":
-        weights = ", ".join(str(w) for w in BM25_WEIGHTS)
-        sql = (
-            f"SELECT items.id, bm25(items_fts, {weights}) AS bm25 FROM items_fts "
-            "JOIN items ON items.id = items_fts.rowid "
-            "JOIN sources ON sources.id = items.source_id "
-            f"WHERE {' AND '.join(where)} ORDER BY bm25, items.published_at DESC, items.id DESC"
-        )
-    else:
-        source = "items_fts JOIN items ON items.id = items_fts.rowid" if match else "items"
-        sql = (
-            f"SELECT items.id, NULL AS bm25 FROM {source} "
-            "JOIN sources ON sources.id = items.source_id "
-            f"WHERE {' AND '.join(where)} ORDER BY items.published_at DESC, items.id DESC"
-        )
-    return [(item_id, bm25) for item_id, bm25 in db.execute(
-        sql + " LIMIT ? OFFSET ?", [*params, limit, offset])]
+    if ids is not None:
+        where.insert(0, "items.id IN (SELECT value FROM json_each(?))")
+        params.insert(0, json.dumps(ids))
+    condition = " AND ".join(where) or "1"
+    if order == "newest" or not ranked:
+        return [(item_id, None) for (item_id,) in db.execute(
+            "SELECT items.id FROM items JOIN sources ON sources.id = items.source_id "
+            f"WHERE {condition} ORDER BY items.published_at DESC, items.id DESC "
+            "LIMIT ? OFFSET ?", [*params, limit, offset])]
+    columns = ", ".join(f"items.[{c}]" for c in SEARCH_COLUMNS)
+    rows = db.execute(
+        f"SELECT items.id, items.published_at, {columns} FROM items "
+        f"JOIN sources ON sources.id = items.source_id WHERE {condition}", params).fetchall()
+    scored = _rank(rows, ranked)
+    return scored[offset:offset + limit]
+
+
+def _rank(rows: Sequence[tuple[Any, ...]], groups: Sequence[Sequence[str]],
+          ) -> list[tuple[int, float]]:
+    """BM25 over the window's rows, as FTS5's bm25() would score them (lower is better).
+
+    FTS5's own bm25() reads every match of each term for its IDF, a cost that grows with the
+    whole index; here the IDF comes from the window and the texts are capped when stored, so
+    this costs the window. Terms count as substrings, case-insensitively, as the trigram
+    index matches them; each column weighs BM25_WEIGHTS.
+    """
+    k1, b = 1.2, 0.75
+    n_cols = len(SEARCH_COLUMNS)
+    texts = [[(r[2 + c] or "").lower() for c in range(n_cols)] for r in rows]
+    if not texts:
+        return []
+    avg = [max(1.0, sum(len(t[c]) for t in texts) / len(texts)) for c in range(n_cols)]
+    terms = [[t.lower() for t in g] for g in groups]
+    counts = [[[sum(t[c].count(term) for term in g) for c in range(n_cols)] for g in terms]
+              for t in texts]
+    n = len(texts)
+    idf = [math.log(1 + (n - df + 0.5) / (df + 0.5)) for df in (
+        sum(1 for row in counts if any(row[g])) for g in range(len(terms)))]
+    scored = []
+    for r, t, row in zip(rows, texts, counts, strict=True):
+        score = 0.0
+        for g, per_col in enumerate(row):
+            tf = sum(w * c for w, c in zip(BM25_WEIGHTS, per_col, strict=True))
+            if tf:
+                length = sum(w * len(t[c]) / avg[c] for c, w in enumerate(BM25_WEIGHTS)) \
+                    / sum(BM25_WEIGHTS)
+                score += idf[g] * tf * (k1 + 1) / (tf + k1 * (1 - b + b * length))
+        scored.append((-score, r[1] or "", r[0]))
+    # Best first; ties newest first, as the date order (two stable sorts).
+    scored.sort(key=lambda x: (x[1], x[2]), reverse=True)
+    scored.sort(key=lambda x: x[0])
+    return [(item_id, score) for score, _, item_id in scored]
