@@ -31,6 +31,8 @@ BM25_WEIGHTS = (10.0, 1.0, 10.0, 4.0)
 MARK_START, MARK_END = "\x02", "\x03"
 #: Matches ordered first, newest stored first (`search_items`); grows 4x while too few.
 MATCH_WINDOW = 2_000
+#: The same for a ranked search, which reads and scores each match's text (`_rank`).
+RANK_WINDOW = 1_000
 
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f]")
 _TEXT = " || ' ' || ".join(f"coalesce(items.[{c}], '')" for c in SEARCH_COLUMNS)
@@ -137,7 +139,7 @@ def search_items(db: sqlite_utils.Database, query: SearchQuery, *, status: str |
         page = _ordered_ids(db, None, where, params, "newest", (), limit, offset)
     else:
         ids: list[int] = []
-        window = MATCH_WINDOW
+        window = MATCH_WINDOW if order == "newest" else RANK_WINDOW
         while True:
             more = _newest_matches(db, match, window, ids[-1] if ids else None)
             ids += more
@@ -210,26 +212,39 @@ def _rank(rows: Sequence[tuple[Any, ...]], groups: Sequence[Sequence[str]],
     index matches them; each column weighs BM25_WEIGHTS.
     """
     k1, b = 1.2, 0.75
-    n_cols = len(SEARCH_COLUMNS)
-    texts = [[(r[2 + c] or "").lower() for c in range(n_cols)] for r in rows]
-    if not texts:
+    if not rows:
         return []
-    avg = [max(1.0, sum(len(t[c]) for t in texts) / len(texts)) for c in range(n_cols)]
     terms = [[t.lower() for t in g] for g in groups]
-    counts = [[[sum(t[c].count(term) for term in g) for c in range(n_cols)] for g in terms]
-              for t in texts]
-    n = len(texts)
-    idf = [math.log(1 + (n - df + 0.5) / (df + 0.5)) for df in (
-        sum(1 for row in counts if any(row[g])) for g in range(len(terms)))]
+    n_cols = len(SEARCH_COLUMNS)
+    # Per row: the columns that hold text, as (column, weight, lowered text).
+    texts = [[(c, BM25_WEIGHTS[c], v.lower()) for c in range(n_cols) if (v := r[2 + c])]
+             for r in rows]
+    totals = [0] * n_cols
+    for cols in texts:
+        for c, _, text in cols:
+            totals[c] += len(text)
+    avg = [max(1.0, t / len(rows)) for t in totals]
+    weight_sum = sum(BM25_WEIGHTS)
+    tfs: list[list[float]] = []
+    df = [0] * len(terms)
+    for cols in texts:
+        row_tf = []
+        for g, group in enumerate(terms):
+            tf = 0.0
+            for _, w, text in cols:
+                for term in group:
+                    if term in text:
+                        tf += w * text.count(term)
+            df[g] += tf > 0
+            row_tf.append(tf)
+        tfs.append(row_tf)
+    n = len(rows)
+    idf = [math.log(1 + (n - d + 0.5) / (d + 0.5)) for d in df]
     scored = []
-    for r, t, row in zip(rows, texts, counts, strict=True):
-        score = 0.0
-        for g, per_col in enumerate(row):
-            tf = sum(w * c for w, c in zip(BM25_WEIGHTS, per_col, strict=True))
-            if tf:
-                length = sum(w * len(t[c]) / avg[c] for c, w in enumerate(BM25_WEIGHTS)) \
-                    / sum(BM25_WEIGHTS)
-                score += idf[g] * tf * (k1 + 1) / (tf + k1 * (1 - b + b * length))
+    for r, cols, row_tf in zip(rows, texts, tfs, strict=True):
+        length = sum(w * len(text) / avg[c] for c, w, text in cols) / weight_sum
+        norm = k1 * (1 - b + b * length)
+        score = sum(idf[g] * tf * (k1 + 1) / (tf + norm) for g, tf in enumerate(row_tf) if tf)
         scored.append((-score, r[1] or "", r[0]))
     # Best first; ties newest first, as the date order (two stable sorts).
     scored.sort(key=lambda x: (x[1], x[2]), reverse=True)

@@ -107,6 +107,7 @@ def test_a_search_past_its_budget_is_refused_in_one_line(new_db):
 
 def test_the_window_reaches_further_back_when_filters_leave_the_page_short(new_db, monkeypatch):
     monkeypatch.setattr(store_search, "MATCH_WINDOW", 10)
+    monkeypatch.setattr(store_search, "RANK_WINDOW", 10)
     db = _many(new_db, 300)
     with db.atomic():  # only the oldest stored items are shortlisted
         db.execute("UPDATE items SET status = 'shortlisted' WHERE id <= 5")
