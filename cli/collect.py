@@ -12,7 +12,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ..errors import CollectRunning, DigestError
+from ..errors import CollectRunning, DatabaseDamaged, DigestError
 from ..settings import PACKAGE_DIR, Settings
 from ..timestamps import utc_timestamp
 from . import _db, _fail, app, err, out, print_json, state
@@ -173,8 +173,11 @@ def check() -> None:
     settings = state.settings()
     if not settings.store_path.exists():
         _fail(f"{settings.store_path}: no database there yet")
-    with contextlib.closing(open_db_readonly(settings.store_path)) as db:
-        problems = integrity_problems(db)
+    try:
+        with contextlib.closing(open_db_readonly(settings.store_path)) as db:
+            problems = integrity_problems(db) or []
+    except DatabaseDamaged as e:  # too damaged to open: that is the one problem
+        problems = [str(e.__cause__ or e).split(": ", 1)[-1]]
     if not problems:
         out.print(f"{settings.store_path}: ok (integrity check found nothing wrong)",
                   soft_wrap=True)

@@ -126,17 +126,27 @@ def _connect_readonly(path: Path) -> sqlite_utils.Database:
 
 
 def integrity_problems(db: sqlite_utils.Database, *, quick: bool = False,
-                       limit: int = 100) -> list[str]:
+                       limit: int = 100, seconds: float | None = None) -> list[str] | None:
     """What SQLite's integrity_check (or the cheaper quick_check) finds wrong; [] if nothing.
 
     A file damaged badly enough that the check itself fails reports that error as its one
-    problem.
+    problem. With `seconds`, a check still running then stops: None (nothing known).
     """
     pragma = "quick_check" if quick else "integrity_check"
+    deadline = time.monotonic() + (seconds or 0.0)
+    if seconds is not None:
+        db.conn.set_progress_handler(lambda: int(time.monotonic() > deadline), _BUDGET_STEPS)
     try:
         rows = [r[0] for r in db.execute(f"PRAGMA {pragma}({int(limit)})").fetchall()]
+    except sqlite3.OperationalError as e:
+        if seconds is not None and "interrupted" in str(e):
+            return None
+        return [str(e)]
     except sqlite3.DatabaseError as e:
         return [str(e)]
+    finally:
+        if seconds is not None:
+            db.conn.set_progress_handler(None, 0)
     if rows == ["ok"]:
         return []
     # A row may hold several lines, under a "*** in database main ***" heading.
@@ -144,10 +154,15 @@ def integrity_problems(db: sqlite_utils.Database, *, quick: bool = False,
             if line.strip() and not line.startswith("***")]
 
 
+#: Seconds a write command's quick_check may take (about 2 GB of database on this machine);
+#: on a larger file it checks what it reaches, and damage beyond is still one line when met.
+QUICK_CHECK_SECONDS = 3.0
+
+
 def open_for_writing(path: str | Path) -> sqlite_utils.Database:
     """`open_db` for a command that writes, refusing a file `quick_check` finds damaged."""
     db = open_db(path)
-    problems = integrity_problems(db, quick=True, limit=1)
+    problems = integrity_problems(db, quick=True, limit=1, seconds=QUICK_CHECK_SECONDS)
     if problems:
         db.close()
         raise DatabaseDamaged(

@@ -171,3 +171,16 @@ def test_the_desk_answers_a_damaged_page_with_one_line(tmp_path):
     assert page.status_code == 500
     assert "the database is damaged" in page.text and "digest check" in page.text
     assert "Traceback" not in page.text
+
+
+def test_check_on_a_file_too_damaged_to_open(tmp_path):
+    path = _folder_with_items(tmp_path, count=10)
+    with path.open("r+b") as f:  # the header itself: SQLite no longer knows the file
+        f.write(b"this is no longer an SQLite file" * 4)
+    checked = digest("check", cwd=tmp_path, check=False)
+    assert checked.returncode == 1 and "Traceback" not in checked.stderr
+    assert "not a database" in checked.stdout
+    assert "README, section Backups" in checked.stderr
+    items = digest("items", cwd=tmp_path, check=False)
+    lines = items.stderr.strip().splitlines()
+    assert items.returncode == 1 and len(lines) == 1 and "digest check" in lines[0]
