@@ -101,3 +101,24 @@ def test_a_locked_database_is_one_line_not_a_traceback(site):
     assert len(lines) == 1 and "Traceback" not in busy.stderr
     assert lines[0].startswith(f"error: {path}: the database is busy")
     assert len(json.loads(reading.stdout)) == 2
+
+
+def test_a_scheduled_collect_flow_meeting_a_running_collect_is_skipped_in_one_line(tmp_path):
+    import asyncio
+
+    from alliance_digest.flows.collect import collect_with_runner
+    from prefect.testing.utilities import prefect_test_harness
+
+    with FeedServer() as server:
+        server.route("/slow", body=SITE_FEED)
+        _configured(tmp_path, server)
+        settings = load_settings(tmp_path / "digest.toml")
+        with prefect_test_harness(server_startup_timeout=60), \
+                collect_lock(settings.store_path) as me:
+            result = asyncio.run(collect_with_runner()(force=True,
+                                                       config=str(tmp_path / "digest.toml")))
+    assert result == {"skipped": f"another collect is running (pid {os.getpid()}, "
+                                 f"since {me.since})", "pid": os.getpid(), "since": me.since}
+    db = open_db(settings.store_path)
+    assert db.execute("SELECT count(*) FROM runs").fetchone()[0] == 0
+    db.close()
