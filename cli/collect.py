@@ -87,10 +87,10 @@ def print_run_summary(summary: dict[str, Any]) -> None:
         out.print(f"triage: {triaged['candidates']} new candidates, {triaged['filtered']} "
                   f"filtered; {triaged['in_stories']} items in {triaged['stories']} "
                   "multi-outlet stories")
-    if triaged and triaged.get("set_aside_total"):
-        err.print(f"[yellow]triage set aside[/yellow] {triaged['set_aside']} items this run, "
-                  f"{triaged['set_aside_total']} waiting in all (stored and listed; "
-                  f"{triaged['retrying']} retried by later runs, the rest by `digest triage "
+    if triaged and (triaged.get("set_aside_total") or triaged.get("triage_error")):
+        err.print(f"[yellow]triage set aside[/yellow] {triaged.get('set_aside', 0)} items this "
+                  f"run, {triaged.get('set_aside_total', 0)} waiting in all (stored and listed; "
+                  f"{triaged.get('retrying', 0)} retried by later runs, the rest by `digest triage "
                   f"retry`): {escape(triaged.get('triage_error') or 'earlier runs')}",
                   markup=True, soft_wrap=True)
     for name, error in summary.get("failures", []):
@@ -107,7 +107,8 @@ def collect(
     """Fetch due sources, store new and changed items, and show a summary."""
     summary = run_collect(state.settings(), force=force, names=source)
     print_run_summary(summary)
-    if (summary.get("triage") or {}).get("set_aside"):
+    triaged = summary.get("triage") or {}
+    if triaged.get("set_aside") or triaged.get("triage_error"):
         raise typer.Exit(SET_ASIDE_EXIT)  # stored, but not all clustered: say so to cron
 
 

@@ -148,3 +148,35 @@ def test_the_cli_and_desk_say_search_too_broad(tmp_path):
         page = client.get("/", params={"q": "XQ", "status": "all"})
     assert page.status_code == 400
     assert "search too broad, add a term or a date range" in page.text
+
+
+def test_the_migration_cuts_texts_stored_before_the_caps(tmp_path):
+    import sqlite_utils
+    from alliance_digest.store import migrations
+
+    path = tmp_path / "old.db"
+    old = sqlite_utils.Database(path)
+    for number, step in enumerate(migrations.MIGRATIONS[:7], start=1):
+        step(old)
+        old.execute(f"PRAGMA user_version = {number}")
+    sync_sources(old, [{"name": "a", "url": "http://127.0.0.1/a"}])
+    for n, title, text in ((1, "a" * 200_000, "alliance " * 16_000),
+                           (2, "Quad leaders meet", "aaa")):  # as an older version stored them
+        old["items"].insert({"id": n, "source_id": 1, "identity": f"guid:{n}", "guid": str(n),
+                             "url": f"https://e.test/{n}", "title": title,
+                             "summary": "<p>x</p>", "summary_text": text,
+                             "published_at": "2026-01-01T00:00:00Z",
+                             "first_seen_at": "2026-01-01T00:00:00Z", "content_hash": "x",
+                             "status": "candidate", "tags": "[]"})
+    old.conn.commit()
+    old.close()
+    db = open_db(path)  # applies the migration that cuts
+    rows = {r["id"]: r for r in db.query("SELECT id, title, summary, summary_text, text_cut "
+                                         "FROM items")}
+    assert len(rows[1]["title"]) == 1000 and len(rows[1]["summary_text"]) == 20_000
+    assert json.loads(rows[1]["text_cut"]) == {"title": 200_000, "summary": 16_000 * 9}
+    assert rows[1]["summary"].startswith("alliance alliance")
+    assert rows[2]["text_cut"] is None and rows[2]["title"] == "Quad leaders meet"
+    # The index follows: the cut text is what a search finds.
+    assert [r["id"] for r in search(db, "aaa", status="all")] == [1, 2]
+    db.close()
