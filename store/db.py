@@ -109,11 +109,12 @@ def open_db_readonly(path: str | Path) -> sqlite_utils.Database:
 def _connect_readonly(path: Path) -> sqlite_utils.Database:
     uri = "file:" + quote(str(path.resolve())) + "?mode=ro"
     try:
+        conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000,
+                               check_same_thread=False)
         try:
-            conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000,
-                                   check_same_thread=False)
             conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         except sqlite3.OperationalError:
+            conn.close()
             wal = path.with_name(path.name + "-wal")
             if wal.exists() or os.access(path.parent, os.W_OK):
                 raise
