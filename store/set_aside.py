@@ -55,9 +55,9 @@ def release(db: sqlite_utils.Database, item_ids: Sequence[int]) -> None:
             db.execute(f"DELETE FROM triage_set_aside WHERE item_id IN ({marks})", chunk)
 
 
-def set_aside_ids(db: sqlite_utils.Database) -> set[int]:
-    """Every item set aside."""
-    return {r[0] for r in db.execute("SELECT item_id FROM triage_set_aside")}
+def tried_ids(db: sqlite_utils.Database) -> set[int]:
+    """Items set aside after a try (those a budget never reached count as waiting anew)."""
+    return {r[0] for r in db.execute("SELECT item_id FROM triage_set_aside WHERE attempts > 0")}
 
 
 def due_for_retry(db: sqlite_utils.Database, *, max_attempts: int | None,

@@ -2,9 +2,9 @@
 
     rules    = load_rules(settings)                  # a broken rules file fails loudly
     apply_relevance(only_untriaged)                  # score + reasons; candidate/filtered
-    waiting  = unclustered items not set aside       # group the same story across outlets,
-    for chunk of waiting (TRIAGE_CHUNK, oldest first):   in chunks, within the run's budget:
-        budget spent?  -> the rest is set aside untried
+    waiting  = unclustered items, but those set aside after a try    # stories across outlets
+    for chunk of waiting (TRIAGE_CHUNK, oldest first), within the run's budget:
+        budget spent?  -> the rest is set aside untried (next run takes it as waiting)
         mark(chunk); cluster_waiting(chunk); release(chunk)
         failed?        -> the chunk stays set aside with its error
     retry a few set-aside items (RETRY_CHUNK at a time, < MAX_ATTEMPTS tries each) if time is
@@ -102,7 +102,8 @@ def cluster_new(db: sqlite_utils.Database, *, budget_seconds: float | None,
     """
     run = _Pass(deadline=time.monotonic() + (budget_seconds or 0.0), budget=budget_seconds)
     waiting = cluster_store.unclustered_ids(db)
-    aside = set_aside.set_aside_ids(db)
+    # Items a budget never reached go with the new ones, in large chunks.
+    aside = set_aside.tried_ids(db)
     fresh = [i for i in waiting if i not in aside]
     _cluster_in_chunks(db, fresh, TRIAGE_CHUNK, run, retrying=False)
     tried = set(fresh)  # what this run set aside waits for the next one
