@@ -1,6 +1,8 @@
 """Collect once: the due sources fetched, parsed, stored already triaged, health recorded.
 
     rules             = load_rules(settings)             (a broken rules file fails first)
+    collect lock      = <db>.collect-lock (store/lock.py: another collect running ->
+                        CollectRunning at once, nothing written)
     db, registry, due = prepare(settings, force, names)  (sync the sources table, pick the due)
     run_id            = start_run(); counters at zero
     progress.started(len(due))
@@ -16,7 +18,9 @@
         never pile up in memory
     for future in futures: store its outcomes (a remote batch's) or raise its error
     triaged = triage(db, settings, rules, stored)       (cluster the new items into stories;
-                                                         score any a killed run left unscored)
+                                                         score any a killed run left unscored;
+                                                         what fails or outruns the budget is
+                                                         set aside, noted on the run)
     finish the run row -> CollectSummary
 on any error: the writer stops, the run row records the error, the error is raised.
 
@@ -188,7 +192,8 @@ def collect_once(settings: Settings, *, force: bool = False, names: Sequence[str
 
     `submit_batch` runs each batch (default: a thread each); `triage` is the last step
     (default `triage_collected`); setting `stop` ends the run early (it is recorded as failed
-    and this raises DigestError).
+    and this raises DigestError). Raises CollectRunning at once while another collect holds
+    the database's collect lock.
     """
     limit_malloc_arenas()  # before the fetch threads start
     rules = load_rules(settings)  # a broken rules file fails the run before anything is fetched
