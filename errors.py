@@ -7,6 +7,7 @@
     │   ├── UserError                   a bad user name or password, a duplicate account
     │   │   └── UnknownUser (NotFoundError)
     │   ├── SearchQueryError            a search the parser cannot read
+    │   ├── SearchTooBroad              a search ran past its time budget
     │   ├── IssueNumberError            a volume/number this issue cannot take
     │   └── RecipientError              an empty recipient list or a malformed address
     ├── NotFoundError (LookupError)     a named source, item or issue does not exist
@@ -14,6 +15,7 @@
     │   ├── StaleEdit                   someone saved the item since the form was loaded
     │   ├── FieldConflict               fields someone else changed since the form was loaded
     │   ├── IssueFinalError             a final (sent) issue is frozen
+    │   ├── CollectRunning              another collect run holds the database's collect lock
     │   └── IssueStateError             a review step the issue's state does not allow
     │       ├── NotReadyError           approval refused: paragraphs still need writing
     │       ├── OpenComments            approval asks to confirm: comments are open
@@ -24,6 +26,8 @@
     │   ├── SMTPUnavailable             the SMTP server cannot be reached or dropped us
     │   └── SMTPAuthFailed              the server refused the credentials
     ├── StoreError                      the database cannot be opened, migrated or written
+    │   ├── DatabaseBusy                another process held the write lock past the timeout
+    │   └── DatabaseDamaged             SQLite found the file malformed (see `digest check`)
     ├── TemplateRenderError             a digest template failed to render (`template`)
     └── SourceError                     one source could not be fetched or parsed this time
         ├── FetchError                  the HTTP exchange failed
@@ -87,6 +91,13 @@ class UnknownUser(UserError, NotFoundError):
 
 class SearchQueryError(InputError):
     """The search text cannot be understood (empty, unclosed quote, dangling OR, ...)."""
+
+
+class SearchTooBroad(InputError):
+    """A search or listing ran past its time budget (`[editor] search_budget_seconds`)."""
+
+    def __init__(self, message: str = "search too broad, add a term or a date range") -> None:
+        super().__init__(message, field="q")
 
 
 class IssueNumberError(InputError):
@@ -201,6 +212,25 @@ class SMTPAuthFailed(DeliveryError):
 
 class StoreError(DigestError):
     """The database cannot be opened, migrated or written."""
+
+
+class DatabaseBusy(StoreError):
+    """Another process kept the database's write lock longer than the busy timeout."""
+
+
+class DatabaseDamaged(StoreError):
+    """SQLite found the database file malformed: `digest check` says where; restore a backup."""
+
+
+class CollectRunning(ConflictError):
+    """Another collect run (this machine, same database) is running: one writer at a time."""
+
+    def __init__(self, pid: int | None, since: str | None) -> None:
+        who = f"pid {pid}" if pid else "pid unknown"
+        super().__init__(f"another collect is running ({who}, since {since or 'unknown'})")
+        #: The running collect's process id and when it started (UTC), as its lock file says.
+        self.pid = pid
+        self.since = since
 
 
 class TemplateRenderError(DigestError):

@@ -53,6 +53,9 @@ class CollectSettings:
     max_backoff_minutes: int = 24 * 60
     #: Parser processes; 0 means one per CPU core.
     parse_processes: int = 0
+    #: Seconds a run's clustering may take; what it does not reach is set aside for later
+    #: runs (triage/run.py), so triage never blocks collect.
+    triage_budget_seconds: float = 300.0
 
 
 #: The seed issue's footer, its two links included (Markdown bold and links are allowed).
@@ -102,6 +105,9 @@ class EditorSettings:
     allowed_url_networks: list[str] = field(default_factory=list)
     #: Addresses of reverse proxies whose X-Forwarded-For/-Proto the desk believes (none).
     trusted_proxies: list[str] = field(default_factory=list)
+    #: Seconds a search or queue listing may run (desk and CLI) before it answers "search
+    #: too broad" instead (store/db.py `time_budget`).
+    search_budget_seconds: float = 2.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -199,7 +199,9 @@ def run(config: Path, requests: int) -> list[tuple[str, float, float, float]]:
                     "/?q=Okinawa", "/?q=missile+defense", "/?q=%22coast+guard%22+-Taiwan",
                     "/?q=日米", "/?q=Quad&country=US", "/?q=Okinawa&status=all",
                     # A word in a fifth of all items: the worst case for bm25 ranking.
-                    "/?q=alliance"]
+                    "/?q=alliance", "/?q=alliance&sort=score",
+                    # Single common words (filler in most summaries), both orders.
+                    "/?q=said", "/?q=the&sort=score"]
             results = []
             for url in urls:
                 for _ in range(5):

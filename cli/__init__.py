@@ -65,22 +65,45 @@ def main_options(
 
 
 def main() -> None:
-    """Console-script entry point: every DigestError becomes one line and exit status 1."""
+    """Console-script entry point: every DigestError becomes one line and exit status 1.
+
+    So does an error SQLite raises past the store's own handling ("database is locked",
+    "database disk image is malformed"): one line naming the database and what to do.
+    """
+    import sqlite3
+
     try:
         app()
     except DigestError as e:
         err.print(f"[red]error:[/red] {escape(str(e))}", markup=True, soft_wrap=True)
+        sys.exit(1)
+    except sqlite3.Error as e:
+        from ..store.db import sqlite_error
+
+        err.print(f"[red]error:[/red] {escape(str(sqlite_error(e, _store_path())))}",
+                  markup=True, soft_wrap=True)
         sys.exit(1)
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)
 
 
-@contextmanager
-def _db(settings: Settings) -> Iterator[Any]:
-    from ..store.db import open_db
+def _store_path() -> Path | None:
+    """The database the command used, for an error message; None if settings cannot load."""
+    try:
+        return state.settings().store_path
+    except DigestError:
+        return None
 
-    db = open_db(settings.store_path)
+
+@contextmanager
+def _db(settings: Settings, *, write: bool = True) -> Iterator[Any]:
+    """The store for one command: read-only (`write=False`, works in a read-only folder), or
+    for writing, refused if `quick_check` finds it damaged."""
+    from ..store.db import open_db_readonly, open_for_writing
+
+    db = open_for_writing(settings.store_path) if write else open_db_readonly(
+        settings.store_path)
     try:
         yield db
     finally:

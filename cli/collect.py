@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,12 +12,16 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ..errors import DigestError
+from ..errors import CollectRunning, DatabaseDamaged, DigestError
 from ..settings import PACKAGE_DIR, Settings
 from ..timestamps import utc_timestamp
 from . import _db, _fail, app, err, out, print_json, state
 
 # --- collect -----------------------------------------------------------------------------------
+
+
+#: `digest collect`'s exit status when the run completed but triage set items aside.
+SET_ASIDE_EXIT = 3
 
 
 def run_collect(settings: Settings, *, force: bool, names: list[str] | None,
@@ -29,7 +34,8 @@ def run_collect(settings: Settings, *, force: bool, names: list[str] | None,
     from ..flows.serve import use_server
     from ..pipeline.scale_check import check_scheduler, remote_workers_warning
     from ..sources.registry import load_registry
-    from ..store.db import open_db
+    from ..store.db import open_for_writing
+    from ..store.lock import lock_holder
     from ..triage.rules import load_rules
 
     registry = {c.name for c in load_registry(settings.sources_file)}
@@ -37,8 +43,10 @@ def run_collect(settings: Settings, *, force: bool, names: list[str] | None,
     if unknown:
         raise DigestError(f"{settings.sources_file}: no source named {unknown[0]!r}")
     load_rules(settings)  # a broken relevance.toml is one clear line, before Prefect starts
-    open_db(settings.store_path).close()
+    open_for_writing(settings.store_path).close()
     check_scheduler(settings.scale)  # a dead Dask scheduler: one line, at once
+    if holder := lock_holder(settings.store_path):  # before Prefect starts: say so at once
+        raise CollectRunning(holder.pid, holder.since)
     api = use_server(settings)  # a temporary server starts while Prefect is imported
     if warning := remote_workers_warning(settings.scale, api.url):
         err.print(f"[yellow]warning:[/yellow] {escape(warning)}", markup=True, soft_wrap=True)
@@ -59,12 +67,15 @@ def run_collect(settings: Settings, *, force: bool, names: list[str] | None,
                 bar.update(self.task_id, advance=1, last=outcome.name[:40])
 
     with api.connected(), bar, collect_flow.reporting_to(BarProgress()):
-        return asyncio.run(
+        summary: dict[str, Any] = asyncio.run(
             collect_flow.collect_with_runner()(
                 force=force, sources=names or None,
                 config=str(settings.config_path) if settings.config_path else None,
             )
         )
+    if "skipped" in summary:  # another collect took the lock after the check above
+        raise CollectRunning(summary.get("pid"), summary.get("since"))
+    return summary
 
 
 def print_run_summary(summary: dict[str, Any]) -> None:
@@ -80,6 +91,12 @@ def print_run_summary(summary: dict[str, Any]) -> None:
         out.print(f"triage: {triaged['candidates']} new candidates, {triaged['filtered']} "
                   f"filtered; {triaged['in_stories']} items in {triaged['stories']} "
                   "multi-outlet stories")
+    if triaged and (triaged.get("set_aside_total") or triaged.get("triage_error")):
+        err.print(f"[yellow]triage set aside[/yellow] {triaged.get('set_aside', 0)} items this "
+                  f"run, {triaged.get('set_aside_total', 0)} waiting in all (stored and listed; "
+                  f"{triaged.get('retrying', 0)} retried by later runs, the rest by `digest triage "
+                  f"retry`): {escape(triaged.get('triage_error') or 'earlier runs')}",
+                  markup=True, soft_wrap=True)
     for name, error in summary.get("failures", []):
         out.print(f"  [yellow]failed[/yellow] {escape(name)}: {escape(error)}", markup=True,
                   soft_wrap=True)
@@ -94,6 +111,9 @@ def collect(
     """Fetch due sources, store new and changed items, and show a summary."""
     summary = run_collect(state.settings(), force=force, names=source)
     print_run_summary(summary)
+    triaged = summary.get("triage") or {}
+    if triaged.get("set_aside") or triaged.get("triage_error"):
+        raise typer.Exit(SET_ASIDE_EXIT)  # stored, but not all clustered: say so to cron
 
 
 # --- items -------------------------------------------------------------------------------------
@@ -130,7 +150,7 @@ def items(
     from ..store.items import query_items
 
     settings = state.settings()
-    with _db(settings) as db:
+    with _db(settings, write=False) as db:
         rows = query_items(db, status=status, since=_since(since), source=source,
                            limit=limit or None)
     if as_json:
@@ -145,6 +165,33 @@ def items(
                       r["source"], r["title"])
     out.print(table)
     out.print(f"{len(rows)} items")
+
+
+# --- the database's health ----------------------------------------------------------------------
+
+
+@app.command()
+def check() -> None:
+    """Run SQLite's integrity check on the database and say what is wrong, if anything."""
+    from ..store.db import BACKUP_ADVICE, integrity_problems, open_db_readonly
+
+    settings = state.settings()
+    if not settings.store_path.exists():
+        _fail(f"{settings.store_path}: no database there yet")
+    try:
+        with contextlib.closing(open_db_readonly(settings.store_path)) as db:
+            problems = integrity_problems(db) or []
+    except DatabaseDamaged as e:  # too damaged to open: that is the one problem
+        problems = [str(e.__cause__ or e).split(": ", 1)[-1]]
+    if not problems:
+        out.print(f"{settings.store_path}: ok (integrity check found nothing wrong)",
+                  soft_wrap=True)
+        return
+    for line in problems:
+        out.print(f"  {line}", soft_wrap=True)
+    _fail(f"{settings.store_path}: the integrity check found {len(problems)} problem"
+          f"{'s' if len(problems) != 1 else ''} (listed above, at most 100): restore a "
+          f"backup ({BACKUP_ADVICE})")
 
 
 # --- set-up and demo ---------------------------------------------------------------------------

@@ -78,7 +78,7 @@ def issue_list(
     from ..store.issues import all_issues, issue_paths
 
     settings = state.settings()
-    with _db(settings) as db:
+    with _db(settings, write=False) as db:
         rows = all_issues(db)
     if as_json:
         print_json(rows)

@@ -114,7 +114,7 @@ def history(
         _issue_history(issue, as_json)
         return
     assert item is not None
-    with _db(state.settings()) as db:
+    with _db(state.settings(), write=False) as db:
         rows = item_history(db, item)
     if as_json:
         print_json(rows)
@@ -255,7 +255,7 @@ def users_list(
     """Every account, with when it last logged in."""
     from ..store.users import list_users
 
-    with _db(state.settings()) as db:
+    with _db(state.settings(), write=False) as db:
         rows = list_users(db)
     if as_json:
         print_json(rows)

@@ -42,7 +42,7 @@ def sources_list(
     registry = load_registry(settings.sources_file)
     health: dict[str, dict[str, Any]] = {}
     if settings.store_path.exists():
-        with _db(settings) as db:
+        with _db(settings, write=False) as db:
             health = {r["name"]: r for r in source_health(
                 db, stale_days=settings.collect.stale_days)}
     rows = []

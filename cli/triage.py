@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from . import _db, app, editor_name, out, print_json, state
+from . import _db, _fail, app, editor_name, out, print_json, state
 
 triage_app = typer.Typer(help="Relevance scoring and its quality.", no_args_is_help=True)
 app.add_typer(triage_app, name="triage")
@@ -28,6 +28,20 @@ def triage_rescore() -> None:
                  if counts["candidates"] or counts["filtered"] else ""))
 
 
+@triage_app.command("retry")
+def triage_retry() -> None:
+    """Cluster the items triage set aside (it failed or ran out of time), in small chunks."""
+    from ..pipeline.triage_retry import retry_set_aside
+
+    counts = retry_set_aside(state.settings())
+    out.print(f"clustered {counts['clustered']} items ({counts['in_stories']} in "
+              f"{counts['stories']} multi-outlet stories); {counts['set_aside_total']} still "
+              "set aside", soft_wrap=True)
+    if counts["set_aside_total"]:
+        _fail(f"{counts['set_aside_total']} items could not be clustered: "
+              f"{counts['triage_error']}")
+
+
 @triage_app.command("evaluate")
 def triage_evaluate(
     labels: Annotated[Path, typer.Option("--labels", help="TSV with url or guid, and label 0/1.")],
@@ -37,7 +51,7 @@ def triage_evaluate(
     from ..triage.rules import load_rules
 
     settings = state.settings()
-    with _db(settings) as db:
+    with _db(settings, write=False) as db:
         report = evaluate(db, labels, load_rules(settings))
     out.print(format_report(report))
 
@@ -52,7 +66,7 @@ def triage_evaluate_stories(
     from ..triage.story_eval import evaluate_stories, format_story_report
 
     settings = state.settings()
-    with _db(settings) as db:
+    with _db(settings, write=False) as db:
         report = evaluate_stories(db, labels)
     out.print(format_story_report(report, show=show))
 
@@ -105,8 +119,9 @@ def search(
     from ..triage.search import search as run_search
 
     settings = state.settings()
-    with _db(settings) as db:
-        rows = run_search(db, " ".join(words), status=status, limit=limit)
+    with _db(settings, write=False) as db:
+        rows = run_search(db, " ".join(words), status=status, limit=limit,
+                          budget=settings.editor.search_budget_seconds)
     if as_json:
         keys = ("id", "source", "url", "title", "published_at", "status", "entry", "score",
                 "snippet")

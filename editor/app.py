@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sqlite3
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -58,7 +59,7 @@ from ..pipeline.save_item import save_fields
 from ..settings import Settings
 from ..store import editorial, users
 from ..store import review as review_store
-from ..store.db import open_db
+from ..store.db import open_db, sqlite_error
 from ..store.editorial import SETTABLE_STATUSES
 from ..store.entries import entry_marks, entry_of
 from ..store.items import other_sources
@@ -297,6 +298,14 @@ def digest_error(request: Request, error: Exception) -> Response:
     return response
 
 
+def store_failure(request: Request, error: Exception) -> Response:
+    """An error SQLite raised past the store ("database is locked", "malformed"): one line,
+    as any StoreError, never a traceback."""
+    assert isinstance(error, sqlite3.Error)
+    desk: Desk = request.app.state.desk
+    return digest_error(request, sqlite_error(error, desk.settings.store_path))
+
+
 # --- template helpers --------------------------------------------------------------------------
 
 
@@ -360,7 +369,8 @@ def queue_page(ctx: Ctx) -> Response:
     if "since" not in params and window["since"]:
         filters = replace(filters, since=window["since"])
     sources = sources_by_id(ctx.db)
-    page = load_page(ctx.db, filters, sources, ctx.desk.zone)
+    page = load_page(ctx.db, filters, sources, ctx.desk.zone,
+                     budget=ctx.settings.editor.search_budget_seconds)
     values = list(sources.values())
     options = {
         "sources": [s["name"] for s in values],
@@ -984,7 +994,8 @@ def create_app(settings: Settings) -> Starlette:
         desk.close()
 
     app = Starlette(routes=routes, lifespan=lifespan,
-                    exception_handlers={DigestError: digest_error})
+                    exception_handlers={DigestError: digest_error,
+                                        sqlite3.Error: store_failure})
     app.state.desk = desk
     app.add_middleware(BodyLimit)
     app.add_middleware(SecurityHeaders)  # outermost: a 413 carries the headers too

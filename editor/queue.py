@@ -22,6 +22,7 @@ import sqlite_utils
 
 from ..errors import InputError
 from ..store.clusters import STORY_ITEMS_SHOWN, story_rows
+from ..store.db import time_budget
 from ..store.editorial import json_list
 from ..store.entries import entry_marks
 from ..store.items import other_sources, query_items
@@ -101,18 +102,21 @@ class QueuePage:
 
 
 def load_page(db: sqlite_utils.Database, f: QueueFilters,
-              sources: Mapping[int, Mapping[str, Any]], zone: tzinfo | None = None
-              ) -> QueuePage:
+              sources: Mapping[int, Mapping[str, Any]], zone: tzinfo | None = None,
+              budget: float | None = None) -> QueuePage:
     """One queue page: a row per story, with its outlets, best score and items.
 
     `zone` is the desk's time zone ([schedule] timezone): the since/until dates are its days.
+    `budget`: seconds the listing or search may take before the page answers "search too
+    broad" instead (`[editor] search_budget_seconds`).
     """
     query = _utc_days(f, zone) if zone is not None else f
     try:
-        if f.q:
-            rows, has_next = _search_page(db, query, sources)
-        else:
-            rows, has_next = _browse_page(db, query)
+        with time_budget(db, budget):
+            if f.q:
+                rows, has_next = _search_page(db, query, sources)
+            else:
+                rows, has_next = _browse_page(db, query)
     except InputError as e:
         # A search that cannot be read: the page says why and keeps the filters.
         return QueuePage(rows=[], has_next=False, error=str(e))

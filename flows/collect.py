@@ -24,12 +24,12 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-from prefect import flow, task
+from prefect import flow, get_run_logger, task
 from prefect.artifacts import acreate_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
-from ..errors import ConfigError, DigestError
+from ..errors import CollectRunning, ConfigError, DigestError
 from ..pipeline.collect import (
     MAX_BATCHES,
     BatchFuture,
@@ -82,10 +82,16 @@ async def collect(force: bool = False, sources: list[str] | None = None,
                   config: str | None = None) -> dict[str, Any]:
     """Collect every due source (all with `force`, or the named `sources`) into the store."""
     settings = load_settings(config)
-    with batch_runner(settings.scale) as submit_batch:
-        summary = await collect_in_thread(settings, force=force, names=sources,
-                                          progress=caller_progress(),
-                                          submit_batch=submit_batch, triage=triage)
+    try:
+        with batch_runner(settings.scale) as submit_batch:
+            summary = await collect_in_thread(settings, force=force, names=sources,
+                                              progress=caller_progress(),
+                                              submit_batch=submit_batch, triage=triage)
+    except CollectRunning as e:
+        # A scheduled run that finds another collect running is skipped, one line in the
+        # log and no traceback; `digest collect` turns the result back into that line.
+        get_run_logger().warning(str(e))
+        return {"skipped": str(e), "pid": e.pid, "since": e.since}
     await acreate_markdown_artifact(
         key="collect-health",
         markdown=health_report(settings, summary.run_id),

@@ -1,6 +1,8 @@
 """Collect once: the due sources fetched, parsed, stored already triaged, health recorded.
 
     rules             = load_rules(settings)             (a broken rules file fails first)
+    collect lock      = <db>.collect-lock (store/lock.py: another collect running ->
+                        CollectRunning at once, nothing written)
     db, registry, due = prepare(settings, force, names)  (sync the sources table, pick the due)
     run_id            = start_run(); counters at zero
     progress.started(len(due))
@@ -16,7 +18,9 @@
         never pile up in memory
     for future in futures: store its outcomes (a remote batch's) or raise its error
     triaged = triage(db, settings, rules, stored)       (cluster the new items into stories;
-                                                         score any a killed run left unscored)
+                                                         score any a killed run left unscored;
+                                                         what fails or outruns the budget is
+                                                         set aside, noted on the run)
     finish the run row -> CollectSummary
 on any error: the writer stops, the run row records the error, the error is raised.
 
@@ -55,8 +59,10 @@ from ..sources.batch import (
 from ..sources.next_fetch import next_fetch_at
 from ..sources.registry import load_registry
 from ..sources.types import Entry, FetchRequest, Outcome, SourceConfig
+from ..store import set_aside
 from ..store.db import open_db, write_transaction
 from ..store.items import index_in_bulk, newest_published, store_entries
+from ..store.lock import collect_lock
 from ..store.runs import (
     FetchRecord,
     close_abandoned_runs,
@@ -186,10 +192,21 @@ def collect_once(settings: Settings, *, force: bool = False, names: Sequence[str
 
     `submit_batch` runs each batch (default: a thread each); `triage` is the last step
     (default `triage_collected`); setting `stop` ends the run early (it is recorded as failed
-    and this raises DigestError).
+    and this raises DigestError). Raises CollectRunning at once while another collect holds
+    the database's collect lock.
     """
     limit_malloc_arenas()  # before the fetch threads start
     rules = load_rules(settings)  # a broken rules file fails the run before anything is fetched
+    with collect_lock(settings.store_path):  # one writer: CollectRunning if another runs
+        return _collect_locked(settings, rules, force=force, names=names, progress=progress,
+                               submit_batch=submit_batch, triage=triage, stop=stop)
+
+
+def _collect_locked(settings: Settings, rules: Rules, *, force: bool,
+                    names: Sequence[str] | None, progress: Progress | None,
+                    submit_batch: SubmitBatch | None, triage: TriageStep | None,
+                    stop: threading.Event | None) -> CollectSummary:
+    """`collect_once` with the collect lock held."""
     db, registry, due = prepare(settings, force=force, names=names)
     try:
         run_id = start_run(db, forced=force, source_filter=",".join(names or []) or None)
@@ -200,6 +217,7 @@ def collect_once(settings: Settings, *, force: bool = False, names: Sequence[str
                              requests_, tally, progress=progress, submit_batch=submit_batch,
                              stop=stop or threading.Event())
             triaged = (triage or triage_collected)(db, settings, rules, tally.triaged)
+            note_set_aside(db, run_id, triaged)
         except BaseException as e:
             finish_run(db, run_id, tally.counts, error=f"{type(e).__name__}: {e}")
             raise
@@ -307,6 +325,13 @@ def triage_collected(db: sqlite_utils.Database, settings: Settings, rules: Rules
         counts[key] += stored.get(key, 0)
         counts["scored"] += stored.get(key, 0)
     return counts
+
+
+def note_set_aside(db: sqlite_utils.Database, run_id: int, triaged: Mapping[str, Any]) -> None:
+    """Record on the run what its triage set aside (items that wait; collect went on)."""
+    if triaged.get("set_aside") or triaged.get("triage_error"):
+        set_aside.note_run(db, run_id, int(triaged.get("set_aside") or 0),
+                           triaged.get("triage_error"))
 
 
 # --- the steps ----------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import html
+import json
 import re
 import threading
 import time
@@ -218,6 +219,29 @@ def _digest(*parts: str | None) -> str:
     return h.hexdigest()
 
 
+#: Longest title and summary text kept, in characters. No real headline or teaser comes near;
+#: beyond them a hostile feed would set the cost of every search, snippet and story key.
+MAX_TITLE_CHARS = 1_000
+MAX_SUMMARY_CHARS = 20_000
+#: Raw input read at most, as a multiple of the cap: markup and entities take room too, and
+#: sanitising a megabyte of HTML to keep 20,000 characters of it is wasted work.
+_RAW_FACTOR = 4
+
+
+def cap_text(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters, at a space near the end when there is one."""
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    space = cut.rfind(" ", limit - 200)
+    return cut[:space] if space > 0 else cut
+
+
+def text_cut_note(**lengths: int) -> str | None:
+    """What `items.text_cut` records: the original lengths of the fields that were cut."""
+    return json.dumps(lengths, sort_keys=True) if lengths else None
+
+
 def make_entry(
     *,
     guid: str | None,
@@ -234,12 +258,25 @@ def make_entry(
 ) -> Entry | None:
     """Normalise one raw entry; None when it has nothing to show (no title, summary or link)."""
     url = canonical_url(link, base_url)
+    cut: dict[str, int] = {}
+    if summary_html and len(summary_html) > _RAW_FACTOR * MAX_SUMMARY_CHARS:
+        cut["summary"] = len(summary_html)
+        summary_html = summary_html[:_RAW_FACTOR * MAX_SUMMARY_CHARS]
+    if title and len(title) > _RAW_FACTOR * MAX_TITLE_CHARS:
+        cut["title"] = len(title)
+        title = title[:_RAW_FACTOR * MAX_TITLE_CHARS]
     # Bidi overrides would make a headline display as something else (texts.py); stripped
     # after entities are decoded, so "&#x202E;" goes too.
     summary = strip_bidi(sanitize_html(summary_html, url or base_url))
     summary_text = sanitized_to_text(summary)
+    if len(summary_text) > MAX_SUMMARY_CHARS:
+        cut.setdefault("summary", len(summary_text))
+        summary_text = cap_text(summary_text, MAX_SUMMARY_CHARS)
     title_text = strip_bidi(html_to_text(title) if title_is_html
                             else collapse_whitespace(title or ""))
+    if len(title_text) > MAX_TITLE_CHARS:
+        cut.setdefault("title", len(title_text))
+        title_text = cap_text(title_text, MAX_TITLE_CHARS)
     if not title_text:
         # Untitled entries (microblog-style feeds) read best by their first words.
         title_text = summary_text
@@ -269,6 +306,7 @@ def make_entry(
         language=(language or "").strip().lower() or None,
         image_url=canonical_url(image, url or base_url),
         author=(author or "").strip() or None,
+        text_cut=text_cut_note(**cut),
     )
 
 

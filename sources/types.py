@@ -67,6 +67,9 @@ class Entry:
     #: Lead image (media:content, media:thumbnail, image enclosure), absolute http(s).
     image_url: str | None
     author: str | None = None
+    #: When the title or summary was cut to its cap (sources/normalise.py): the original
+    #: lengths, as JSON ({"title": 200000}); None when nothing was cut.
+    text_cut: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

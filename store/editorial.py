@@ -512,7 +512,8 @@ def add_manual_item(db: sqlite_utils.Database, *, url: str, title: str,
         raise EditError("a manual item needs a title")
     status = _status(status, None)
     image = _http_url(image_url) if image_url else None
-    summary_text = strip_bidi(_SPACE.sub(" ", summary or "")).strip()
+    # Capped as feed summaries are (sources/normalise.py MAX_SUMMARY_CHARS).
+    summary_text = strip_bidi(_SPACE.sub(" ", summary or "")).strip()[:20_000]
     now = utcnow()
     with write_lock(db):
         existing = find_item_by_url(db, link)

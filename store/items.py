@@ -93,6 +93,8 @@ def decide_entries(source_id: int, entries: Sequence[Mapping[str, Any]],
         if identity in shared or identity in new:
             continue
         values = {f: entry.get(f) for f in FEED_FIELDS}
+        # Follows the title and summary it describes; not part of the content hash.
+        values["text_cut"] = entry.get("text_cut")
         old = stored.get(identity)
         if old is None:
             guessed = not values["published_at"]
@@ -206,7 +208,7 @@ def index_in_bulk(db: sqlite_utils.Database) -> Iterator[None]:
 
 _SEARCH = ", ".join(f"[{c}]" for c in SEARCH_COLUMNS)
 #: The columns a new item is inserted with (the rest take their defaults).
-_NEW_ITEM_COLUMNS = ("id", "source_id", "identity", *FEED_FIELDS, "published_guessed",
+_NEW_ITEM_COLUMNS = ("id", "source_id", "identity", *FEED_FIELDS, "text_cut", "published_guessed",
                      "first_seen_at", "content_hash", "status", "tags", "score", "reasons",
                      "status_by", "triaged_at", "cluster_id")
 _ROW_MARKS = f"({', '.join('?' * len(_NEW_ITEM_COLUMNS))})"

@@ -498,9 +498,56 @@ def _deliveries(db: sqlite_utils.Database) -> None:
     db["deliveries"].create_index(["issue_id", "recipient"], unique=True, if_not_exists=True)
 
 
+def _bounded_cost(db: sqlite_utils.Database) -> None:
+    """Bounded triage and search: set-aside items, and texts cut to a bounded length.
+
+    Items whose clustering failed or ran out of time are set aside so collect goes on.
+    `triage_set_aside` holds each such item (stored and visible, waiting to be clustered)
+    with how often clustering was tried, the last error and when; later runs retry it a few
+    times in small chunks, then `digest triage retry` does. A chunk is written here before it
+    is clustered and removed after, so a process killed while clustering (out of memory)
+    leaves its chunk set aside rather than in the way of the next run. The run that set items
+    aside says so: `runs.triage_set_aside` (how many) and `runs.triage_error`.
+    Texts: `items.text_cut` (below).
+    """
+    db["triage_set_aside"].create(
+        {"item_id": int, "attempts": int, "error": str, "set_aside_at": str,
+         "last_tried_at": str},
+        pk="item_id",
+        foreign_keys=[("item_id", "items", "id")],
+        not_null={"attempts", "set_aside_at", "last_tried_at"},
+        if_not_exists=True,
+    )
+    db.execute("DROP TRIGGER IF EXISTS [items_triage_set_aside_bd]")
+    db.execute(
+        "CREATE TRIGGER [items_triage_set_aside_bd] BEFORE DELETE ON [items] "
+        "BEGIN DELETE FROM [triage_set_aside] WHERE item_id = old.id; END"
+    )
+    db["runs"].add_column("triage_set_aside", int, not_null_default=0)
+    db["runs"].add_column("triage_error", str)
+    # Titles and summaries are capped when normalised (sources/normalise.py: 1,000 and 20,000
+    # characters); `text_cut` records the original lengths. Items stored before are cut here
+    # too, so no stored text sets the cost of a search (the index follows by its trigger).
+    db["items"].add_column("text_cut", str)
+    db.execute(
+        "UPDATE items SET text_cut = json_object("
+        "'title', CASE WHEN length(title) > 1000 THEN length(title) END, "
+        "'summary', CASE WHEN length(summary_text) > 20000 THEN length(summary_text) END), "
+        "title = substr(title, 1, 1000), summary_text = substr(summary_text, 1, 20000), "
+        # The sanitised HTML of a cut summary becomes its (escaped) cut text.
+        "summary = CASE WHEN length(summary_text) > 20000 THEN replace(replace(replace("
+        "substr(summary_text, 1, 20000), '&', '&amp;'), '<', '&lt;'), '>', '&gt;') "
+        "ELSE summary END "
+        "WHERE length(title) > 1000 OR length(summary_text) > 20000")
+    db.execute("UPDATE items SET text_cut = json_remove(text_cut, '$.title') "
+               "WHERE json_extract(text_cut, '$.title') IS NULL AND text_cut IS NOT NULL")
+    db.execute("UPDATE items SET text_cut = json_remove(text_cut, '$.summary') "
+               "WHERE json_extract(text_cut, '$.summary') IS NULL AND text_cut IS NOT NULL")
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _initial, _triage, _search_and_story_tokens, _editor_desk, _issues, _collect_fast_path,
-    _story_pins, _issue_entries, _review_and_approval, _deliveries,
+    _story_pins, _issue_entries, _review_and_approval, _deliveries, _bounded_cost,
 ]
 
 

@@ -616,6 +616,16 @@ def cluster_items(db: sqlite_utils.Database, item_ids: Sequence[int] | None = No
         ids = [i for i in dict.fromkeys(item_ids) if i not in pinned]
         with db.atomic():
             store.detach(db, ids)
+    return cluster_waiting(db, ids, window_days=window_days)
+
+
+def cluster_waiting(db: sqlite_utils.Database, ids: Sequence[int], *,
+                    window_days: float = DEFAULT_WINDOW_DAYS) -> ClusterStats:
+    """Cluster items that wait to be clustered (some of `store.unclustered_ids`) as they are.
+
+    Unlike `cluster_items(db, ids)` nothing is detached first; triage/run.py clusters a
+    collect run's waiting items in bounded chunks with this.
+    """
     rows = store.batch_rows(db, ids)
     totals = {"items": 0, "window": 0, "pairs": 0, "candidates": 0}
     for start in range(0, len(rows), CHUNK_ITEMS):

@@ -16,6 +16,7 @@ from typing import Any
 import sqlite_utils
 
 from ..errors import SearchQueryError
+from ..store.db import time_budget
 from ..store.search import MARK_END, MARK_START, SearchQuery, search_items
 
 #: Characters that are syntax in FTS5 or in other search boxes; in a bare word they separate
@@ -24,6 +25,8 @@ _SEPARATORS = re.compile(r"[()\[\]{}:;,!?*^<>=~|\\@#$`]+")
 #: Trimmed from the ends of bare words ("U.S." stays "U.S", enough to match "U.S.").
 _TRIM = ".'+&/-_"
 _SNIPPET_CHARS = 160
+#: Characters of a column an excerpt looks at, at most.
+EXCERPT_SCAN = 20_000
 
 
 def _tokens(text: str) -> list[tuple[str, str, bool]]:
@@ -87,25 +90,46 @@ def parse_query(text: str) -> SearchQuery:
 
 
 def _excerpt(row: dict[str, Any], terms: list[str]) -> str:
-    """A marked excerpt around the first term found, for results FTS5 did not snippet."""
+    """A marked excerpt around the first term found, every term in it marked.
+
+    Looks only at the first EXCERPT_SCAN characters of each column, so its cost is bounded
+    whatever an item holds (texts are capped when stored, sources/normalise.py, too).
+    """
+    wanted = sorted({t.lower() for t in terms if t}, key=len, reverse=True)
     for column in ("headline", "title", "blurb", "summary_text"):
-        text = row.get(column) or ""
+        text = (row.get(column) or "")[:EXCERPT_SCAN]
         lowered = text.lower()
-        for term in terms:
-            at = lowered.find(term.lower())
-            if at < 0:
-                continue
-            start = max(0, at - _SNIPPET_CHARS // 2)
-            end = min(len(text), at + len(term) + _SNIPPET_CHARS // 2)
-            return ("…" if start else "") + text[start:at] + MARK_START \
-                + text[at:at + len(term)] + MARK_END + text[at + len(term):end] \
-                + ("…" if end < len(text) else "")
+        if len(lowered) != len(text):  # a case change altered lengths: positions would drift
+            lowered = text
+        found = [at for at in (lowered.find(t) for t in wanted) if at >= 0]
+        if not found:
+            continue
+        at = min(found)
+        start = max(0, at - _SNIPPET_CHARS // 2)
+        end = min(len(text), at + _SNIPPET_CHARS)
+        return ("…" if start else "") + _mark(text[start:end], lowered[start:end], wanted) \
+            + ("…" if end < len(row.get(column) or "") else "")
     return (row.get("title") or "")[:_SNIPPET_CHARS]
+
+
+def _mark(text: str, lowered: str, terms: list[str]) -> str:
+    """`text` with every occurrence of `terms` (longest first, not overlapping) marked."""
+    out: list[str] = []
+    pos = 0
+    while pos < len(text):
+        hits = [(at, t) for t in terms if (at := lowered.find(t, pos)) >= 0]
+        if not hits:
+            break
+        at, term = min(hits, key=lambda h: (h[0], -len(h[1])))
+        out += [text[pos:at], MARK_START, text[at:at + len(term)], MARK_END]
+        pos = at + len(term)
+    out.append(text[pos:])
+    return "".join(out)
 
 
 def search(db: sqlite_utils.Database, query: str, *, status: str | None = None,
            limit: int = 50, offset: int = 0, order: str = "relevance",
-           **filters: str | None) -> list[dict[str, Any]]:
+           budget: float | None = None, **filters: str | None) -> list[dict[str, Any]]:
     """Items matching the editor's search, best first (bm25), with source name and snippet.
 
     Each row is the item's columns (`score` is triage's relevance) plus `source`, `bm25`
@@ -113,14 +137,16 @@ def search(db: sqlite_utils.Database, query: str, *, status: str | None = None,
     newest first), `snippet` (plain text) and `snippet_html` (escaped, matches in <mark>).
     `filters` narrow in SQL as in browsing: source, category, country, language, section, tag,
     since, until. Raises SearchQueryError for text that is not a search, InputError for a bad
-    status, order, limit or offset (both are InputErrors, and ValueErrors).
+    status, order, limit or offset (both are InputErrors, and ValueErrors). With `budget`
+    (seconds) a search that runs longer stops with SearchTooBroad (an InputError too).
     """
     parsed = parse_query(query)
     terms = [t for group in parsed.groups for t in group]
-    rows = search_items(db, parsed, status=status, limit=limit, offset=offset, order=order,
-                        **filters)
+    with time_budget(db, budget):
+        rows = search_items(db, parsed, status=status, limit=limit, offset=offset,
+                            order=order, **filters)
     for row in rows:
-        marked = unmarkdown(row["snippet"] or _excerpt(row, terms))
+        marked = unmarkdown(_excerpt(row, terms))
         row["snippet"] = (marked.replace(MARK_START, "").replace(MARK_END, "")
                           .replace(_BOLD_START, "").replace(_BOLD_END, ""))
         row["snippet_html"] = (html.escape(marked).replace(MARK_START, "<mark>")

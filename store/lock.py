@@ -1,0 +1,102 @@
+"""One collect at a time per database: an advisory lock on a file beside it.
+
+`<database>.collect-lock` is locked with flock(2) for as long as a collect run writes, and
+holds "pid<TAB>started-at" so that a second run can say who it is waiting for. The kernel
+drops the lock when its process ends however it ends (kill -9 included), so a lock file left
+behind by a dead process never blocks anyone: a stale pid is detected by the lock being free,
+not by guessing from the pid. The file itself stays (removing it would race a new holder).
+
+SQLite's own write lock is not enough: a second collect would close the first one's run row
+as abandoned, wait for each of its transactions and die with "database is locked" as soon
+as one (clustering a large batch) outlasts the busy timeout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import CollectRunning, StoreError
+from ..timestamps import utcnow
+
+
+@dataclass(frozen=True, slots=True)
+class LockHolder:
+    """Who holds the collect lock, as its file says."""
+
+    pid: int | None
+    since: str | None
+
+
+def lock_path(db_path: str | Path) -> Path:
+    """The collect lock's file for the database at `db_path`."""
+    db_path = Path(db_path)
+    return db_path.with_name(db_path.name + ".collect-lock")
+
+
+def _read_holder(fd: int) -> LockHolder:
+    text = ""
+    for _ in range(5):  # the holder writes its line just after taking the lock
+        text = os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
+        if text:
+            break
+        time.sleep(0.02)
+    pid_text, _, since = text.partition("\t")
+    return LockHolder(pid=int(pid_text) if pid_text.isdigit() else None, since=since or None)
+
+
+def _open(path: Path) -> int:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
+    except OSError as e:
+        raise StoreError(f"{path}: cannot open the collect lock: {e.strerror}") from None
+
+
+def lock_holder(db_path: str | Path) -> LockHolder | None:
+    """Who runs a collect on this database now, or None (without taking the lock for long)."""
+    path = lock_path(db_path)
+    if not path.exists():
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        try:
+            # A shared lock is granted unless a collect holds the exclusive one.
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return _read_holder(fd)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def collect_lock(db_path: str | Path) -> Iterator[LockHolder]:
+    """Hold the database's collect lock for the block; CollectRunning at once if taken."""
+    path = lock_path(db_path)
+    fd = _open(path)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _read_holder(fd)
+            raise CollectRunning(holder.pid, holder.since) from None
+        me = LockHolder(pid=os.getpid(), since=utcnow())
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{me.pid}\t{me.since}\n".encode(), 0)
+        try:
+            yield me
+        finally:
+            os.ftruncate(fd, 0)  # the next reader sees no holder rather than this old one
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
