@@ -110,6 +110,13 @@ class StoreError(DigestError):
     """The database cannot be opened, migrated or written."""
 
 
+class ModelError(StoreError):
+    """A stored relevance model that cannot be used: damaged, or trained by another version.
+
+    Triage never fails on it: it warns and scores with the rules alone.
+    """
+
+
 class TemplateRenderError(DigestError):
     """A digest template (usually a user's own) failed to render; the message names it."""
 

@@ -112,6 +112,15 @@ class ScaleSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class TriageSettings:
+    """`[triage]`: when the learned relevance model retrains by itself."""
+
+    #: Editors' decisions (include, shortlist, exclude) since the last training that make the
+    #: next collect or draft run train again.
+    retrain_after: int = 50
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """The loaded configuration."""
 
@@ -125,6 +134,7 @@ class Settings:
     editor: EditorSettings = field(default_factory=EditorSettings)
     schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
     scale: ScaleSettings = field(default_factory=ScaleSettings)
+    triage: TriageSettings = field(default_factory=TriageSettings)
     #: Other top-level tables, unvalidated here (each feature validates its own).
     sections: dict[str, Any] = field(default_factory=dict)
 
@@ -259,6 +269,8 @@ def load_settings(explicit: str | os.PathLike[str] | None = None) -> Settings:
                         _table(where, data.pop("schedule", {}), "schedule"), ScheduleSettings)
     scale = _section(f"{where}: [scale]", _table(where, data.pop("scale", {}), "scale"),
                      ScaleSettings)
+    triage = _section(f"{where}: [triage]", _table(where, data.pop("triage", {}), "triage"),
+                      TriageSettings)
     if http.per_host_concurrency > http.max_connections:
         raise ConfigError(f"{where}: [http] 'per_host_concurrency' exceeds 'max_connections'")
     return Settings(
@@ -271,6 +283,7 @@ def load_settings(explicit: str | os.PathLike[str] | None = None) -> Settings:
         editor=editor,
         schedule=schedule,
         scale=scale,
+        triage=triage,
         sections=data,
     )
 

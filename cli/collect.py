@@ -75,7 +75,11 @@ def print_run_summary(summary: dict[str, Any]) -> None:
     if triaged:
         out.print(f"triage: {triaged['candidates']} new candidates, {triaged['filtered']} "
                   f"filtered; {triaged['in_stories']} items in {triaged['stories']} "
-                  "multi-outlet stories")
+                  "multi-outlet stories"
+                  + (f"; relevance model {triaged['model']}" if triaged.get("model") else ""))
+        if triaged.get("model_warning"):
+            out.print(f"  [yellow]warning[/yellow] {escape(triaged['model_warning'])}",
+                      markup=True, soft_wrap=True)
     for name, error in summary.get("failures", []):
         out.print(f"  [yellow]failed[/yellow] {escape(name)}: {escape(error)}", markup=True,
                   soft_wrap=True)

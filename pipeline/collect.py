@@ -2,6 +2,8 @@
 
     rules             = load_rules(settings)             (a broken rules file fails first)
     db, registry, due = prepare(settings, force, names)  (sync the sources table, pick the due)
+    rules             = rules + the current learned model (an unusable one: rules alone, and
+                        the summary's triage.model_warning says why)
     run_id            = start_run(); counters at zero
     progress.started(len(due))
     parse pool        = parser processes for a large local run; they also score each entry and
@@ -76,7 +78,7 @@ from ..store.sources import (
 from ..timestamps import utc_timestamp, utcnow
 from ..triage.annotate import Annotator, source_fields
 from ..triage.rules import Rules, load_rules
-from ..triage.run import triage_new
+from ..triage.run import triage_new, with_current_model
 
 #: Fewer due sources than this are parsed in-process: a pool costs more than it saves.
 POOL_THRESHOLD = 8
@@ -192,6 +194,7 @@ def collect_once(settings: Settings, *, force: bool = False, names: Sequence[str
     rules = load_rules(settings)  # a broken rules file fails the run before anything is fetched
     db, registry, due = prepare(settings, force=force, names=names)
     try:
+        rules, model_warning = with_current_model(db, rules)
         run_id = start_run(db, forced=force, source_filter=",".join(names or []) or None)
         tally = RunTally(new_counts(len(due)))
         try:
@@ -200,6 +203,8 @@ def collect_once(settings: Settings, *, force: bool = False, names: Sequence[str
                              requests_, tally, progress=progress, submit_batch=submit_batch,
                              stop=stop or threading.Event())
             triaged = (triage or triage_collected)(db, settings, rules, tally.triaged)
+            triaged = {**triaged, "model": rules.model.version if rules.model else None,
+                       "model_warning": model_warning}
         except BaseException as e:
             finish_run(db, run_id, tally.counts, error=f"{type(e).__name__}: {e}")
             raise

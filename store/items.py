@@ -102,11 +102,11 @@ def decide_entries(source_id: int, entries: Sequence[Mapping[str, Any]],
                    "published_guessed": int(guessed), "first_seen_at": now,
                    "content_hash": content_hash(entry), "status": "candidate", "tags": "[]",
                    "score": None, "reasons": None, "status_by": None, "triaged_at": None,
-                   "tokens": None}
+                   "tokens": None, "borderline": 0}
             if "score" in entry:
                 relevant = bool(entry["relevant"])
                 row.update(score=entry["score"], reasons=entry["reasons"], triaged_at=now,
-                           tokens=entry.get("tokens"),
+                           tokens=entry.get("tokens"), borderline=int(entry.get("borderline", 0)),
                            status="candidate" if relevant else "filtered",
                            status_by=None if relevant else TRIAGE)
             inserts.append(row)
@@ -208,7 +208,7 @@ _SEARCH = ", ".join(f"[{c}]" for c in SEARCH_COLUMNS)
 #: The columns a new item is inserted with (the rest take their defaults).
 _NEW_ITEM_COLUMNS = ("id", "source_id", "identity", *FEED_FIELDS, "published_guessed",
                      "first_seen_at", "content_hash", "status", "tags", "score", "reasons",
-                     "status_by", "triaged_at", "cluster_id")
+                     "status_by", "triaged_at", "cluster_id", "borderline")
 _ROW_MARKS = f"({', '.join('?' * len(_NEW_ITEM_COLUMNS))})"
 #: Rows per INSERT, within SQLite's limit on bound parameters (999 before SQLite 3.32).
 _ROWS_PER_INSERT = max(1, (32766 if sqlite3.sqlite_version_info >= (3, 32) else 999)

@@ -43,10 +43,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.resources import files
 from itertools import repeat
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..errors import DigestError
+from ..errors import ModelError
 from .rules import Rules, normalise
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 __all__ = [
     "FORMAT", "MIN_LABELS", "RECALL_TARGET", "Example", "LinearModel", "ModelError",
@@ -73,10 +76,6 @@ SHIPPED = "relevance-train.jsonl.gz"
 
 _WORD = re.compile(r"[a-z0-9](?:[a-z0-9'.\-]*[a-z0-9])?")
 _CJK = re.compile(r"[\u3005\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f]+")
-
-
-class ModelError(DigestError):
-    """A stored model that cannot be used (corrupt, or of another format)."""
 
 
 def held_out(url: str) -> bool:
@@ -286,11 +285,18 @@ def _margins(weights: Mapping[str, float], intercept: float, rows: Sequence[list
 
 
 def _threshold(values: Sequence[float], labels: Sequence[int], target: float) -> float:
-    """The highest cut that keeps at least `target` of the positives at or above it."""
+    """A cut that keeps at least `target` of the positives at or above it.
+
+    The highest such cut is a positive's own value; the cut is lowered to halfway towards
+    the next negative below it, which loses no precision and leaves room for unseen items a
+    little weaker than the ones trained on.
+    """
     pos = sorted(v for v, y in zip(values, labels, strict=True) if y)
     if not pos:
         return 0.0
-    return pos[min(len(pos) - 1, math.floor((1 - target) * len(pos)))]
+    top = pos[min(len(pos) - 1, math.floor((1 - target) * len(pos)))]
+    below = [v for v, y in zip(values, labels, strict=True) if not y and v < top]
+    return (top + max(below)) / 2 if below else top - 1.0
 
 
 def _pr(flags: Sequence[bool], labels: Sequence[int]) -> tuple[float, float]:
@@ -360,3 +366,78 @@ def train(examples: Sequence[Example], rules: Rules, *, folds: int = 5,
     return TrainResult(model=model, **counts, cv_precision=cv_p, cv_recall=cv_r,
                        rules_precision=rules_p, rules_recall=rules_r,
                        seconds=time.perf_counter() - started)
+
+
+# --- the database's labels and models ----------------------------------------------------------
+
+
+def editor_examples(db: sqlite_utils.Database, rules: Rules) -> list[Example]:
+    """Editors' decisions as labels: included or shortlisted = 1, excluded = 0."""
+    from ..store.models import editor_decisions
+
+    return [Example(title=row["title"] or "",
+                    summary=(row["summary_text"] or "")[: rules.summary_chars],
+                    source={"name": row["source_name"], "category": row["source_category"],
+                            "owner": row["source_owner"], "country": row["source_country"]},
+                    label=0 if row["status"] == "excluded" else 1, origin="editor",
+                    key=row["url"] or f"item:{row['id']}")
+            for row in editor_decisions(db)]
+
+
+def training_examples(db: sqlite_utils.Database, rules: Rules, *,
+                      shipped: bool = True) -> list[Example]:
+    """Editors' decisions, plus the shipped labelled set where no editor decided that URL."""
+    from ..sources.normalise import canonical_url
+
+    mine = editor_examples(db, rules)
+    if not shipped:
+        return mine
+    decided = {e.key for e in mine}
+    return mine + [e for e in shipped_examples()
+                   if (canonical_url(e.key) or e.key) not in decided]
+
+
+def load_current(db: sqlite_utils.Database) -> tuple[LinearModel | None, str]:
+    """The current model, or None; and a warning when one is stored but cannot be used."""
+    from ..store.models import current_model
+
+    row = current_model(db)
+    if row is None:
+        return None, ""
+    try:
+        if row["format"] != FORMAT:
+            raise ModelError(f"relevance model {row['id']} was trained by another version "
+                             f"({row['format']!r}, this one reads {FORMAT!r})")
+        return LinearModel.from_blob(row["model"], int(row["id"])), ""
+    except ModelError as e:
+        return None, f"{e}; relevance uses the rules alone until `digest triage train`"
+
+
+def store_result(db: sqlite_utils.Database, result: TrainResult, rules: Rules) -> int:
+    """Store a trained model as the current one; returns its version."""
+    from ..store.models import save_model
+
+    assert result.model is not None
+    return save_model(db, result.model.to_blob(), {
+        "format": FORMAT, "labels_relevant": result.relevant,
+        "labels_not_relevant": result.not_relevant, "from_editors": result.from_editors,
+        "from_shipped": result.from_shipped, "cv_precision": result.cv_precision,
+        "cv_recall": result.cv_recall, "threshold": rules.threshold,
+        "band": result.model.band, "seconds": result.seconds,
+    })
+
+
+def format_training(result: TrainResult, version: int | None) -> str:
+    """What a training did, for the terminal and the flow's log."""
+    head = (f"labels: {result.relevant} relevant, {result.not_relevant} not "
+            f"({result.from_editors} editors' decisions, {result.from_shipped} shipped)")
+    if result.model is None:
+        return f"{head}\n{result.refused}"
+    return "\n".join([
+        head,
+        f"cross-validated ({RECALL_TARGET:.0%} recall held):  blend precision "
+        f"{result.cv_precision:.3f} recall {result.cv_recall:.3f}   rules alone precision "
+        f"{result.rules_precision:.3f} recall {result.rules_recall:.3f}",
+        f"model {version}: {len(result.model.weights):,} weights, trained in "
+        f"{result.seconds:.1f} s; now current (run `digest triage rescore` to apply it)",
+    ])

@@ -173,7 +173,7 @@ def apply_relevance(db: sqlite_utils.Database, rules: Rules, *, only_untriaged: 
             updates.append(ScoreUpdate(
                 item_id=row["id"], score=scored.score,
                 reasons=json.dumps(scored.reasons, ensure_ascii=False),
-                status=status, triaged_at=now,
+                status=status, triaged_at=now, borderline=scored.borderline,
             ))
             counts["scored"] += 1
             if not is_triage_owned(row):
