@@ -33,7 +33,7 @@ def triage_rescore() -> None:
               + f": {counts['moved_in']} moved in to candidate, "
               f"{counts['moved_out']} moved out to filtered"
               + (f"; {counts['candidates']} new candidates, {counts['filtered']} newly filtered"
-                 if counts["candidates"] or counts["filtered"] else ""))
+                 if counts["candidates"] or counts["filtered"] else ""), soft_wrap=True)
 
 
 @triage_app.command("train")
