@@ -56,6 +56,7 @@ from ..store.items import other_sources
 from ..store.sources import get_source_by_id, source_health, sources_by_id
 from ..templates.render import parse_links, safe_url
 from ..triage.clusters import cluster_members
+from ..triage.model import model_warning
 from .markup import blurb_preview_html, summary_html
 from .queue import PAGE_SIZE, QueueFilters, load_page
 from .security import (
@@ -317,6 +318,7 @@ def queue_page(ctx: Ctx) -> Response:
         "statuses": ("candidate", "shortlisted", "included", "excluded", "filtered", "all"),
         "sections": ctx.settings.issue.sections,
         "add_error": ctx.request.query_params.get("add_error", ""),
+        "model_warning": model_warning(ctx.db),
     }, status=400 if page.error else 200)
 
 

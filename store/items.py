@@ -276,7 +276,8 @@ def item_filters(*, status: str | None = None, since: str | None = None,
                  until: str | None = None, source: str | None = None,
                  category: str | None = None, country: str | None = None,
                  language: str | None = None, section: str | None = None,
-                 tag: str | None = None) -> tuple[list[str], list[Any]]:
+                 tag: str | None = None, borderline: bool | None = None
+                 ) -> tuple[list[str], list[Any]]:
     """SQL conditions (over `items` joined with `sources`) and their parameters.
 
     Shared by browsing and search so that a filter means the same in both. `status` may be
@@ -305,6 +306,8 @@ def item_filters(*, status: str | None = None, since: str | None = None,
     if language:
         where.append("coalesce(items.language, sources.language) LIKE ?")
         params.append(f"{language}%")
+    if borderline:  # near the relevance threshold (triage/relevance.py)
+        where.append("items.borderline = 1")
     if tag:
         where.append("EXISTS (SELECT 1 FROM json_each(items.tags) WHERE json_each.value = ?)")
         params.append(tag)
@@ -316,7 +319,7 @@ def query_items(db: sqlite_utils.Database, *, status: str | None = None,
                 source: str | None = None, category: str | None = None,
                 country: str | None = None, language: str | None = None,
                 section: str | None = None, tag: str | None = None,
-                order: str = "newest", limit: int | None = None,
+                borderline: bool | None = None, order: str = "newest", limit: int | None = None,
                 offset: int = 0) -> list[dict[str, Any]]:
     """Items with their source's name (and category and country); filters combine with AND.
 
@@ -326,7 +329,7 @@ def query_items(db: sqlite_utils.Database, *, status: str | None = None,
         raise InputError(f"unknown order {order!r} (one of {', '.join(ORDERS)})")
     where, params = item_filters(status=status, since=since, until=until, source=source,
                                  category=category, country=country, language=language,
-                                 section=section, tag=tag)
+                                 section=section, tag=tag, borderline=borderline)
     sql = (
         "SELECT items.*, sources.name AS source, sources.category AS source_category, "
         "sources.country AS source_country FROM items "

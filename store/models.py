@@ -80,3 +80,14 @@ def decisions_since(db: sqlite_utils.Database, since: str | None) -> int:
         sql += " AND at > ?"
         params.append(since)
     return int(db.execute(sql, params).fetchone()[0])
+
+
+def current_model_key(db: sqlite_utils.Database) -> tuple[Any, ...] | None:
+    """What identifies the current model's row without reading its blob, or None."""
+    if "relevance_models" not in db.table_names():
+        return None
+    row = db.execute("SELECT id, format, trained_at, length(model), hex(substr(model, 1, 16)) "
+                     "FROM relevance_models WHERE current = 1 ORDER BY id DESC LIMIT 1"
+                     ).fetchone()
+    path = db.execute("PRAGMA database_list").fetchone()[2]
+    return (path, *row) if row else None

@@ -436,3 +436,41 @@ def test_reasons_name_the_models_terms(folder, rules):
     reason = next(r for r in scored.reasons if r["rule"] == "model")
     assert reason["match"].count('"') >= 2
     assert any(r["rule"].startswith("group:") for r in scored.reasons)
+
+
+def test_desk_filters_borderline_items_and_warns_of_an_unusable_model(desk_folder):
+    from alliance_digest.editor.app import create_app
+    from alliance_digest.store.users import add_user
+    from starlette.testclient import TestClient
+    from test_editor_http import login
+
+    settings = load_settings(desk_folder / "digest.toml")
+    db = open_db(settings.store_path)
+    add_user(db, "alice", "correct horse battery")
+    titles = {r["id"]: r["title"] for r in db.query("SELECT id, title FROM items")}
+    near = [r["id"] for r in db.query("SELECT id FROM items ORDER BY id LIMIT 3")]
+    db.execute(f"UPDATE items SET borderline = (id IN ({','.join(map(str, near))})), "
+               "status = 'candidate'")
+    db.conn.commit()
+    db.close()
+    with TestClient(create_app(settings)) as client:
+        login(client)
+        html = client.get("/?borderline=1").text
+        shown = [i for i, t in titles.items() if f">{t}<" in html]
+        assert sorted(shown) == sorted(near)
+        assert 'name="borderline" value="1" checked' in html
+        everything = client.get("/").text
+        assert sum(f">{t}<" in everything for t in titles.values()) > 3
+        assert "Relevance:" not in everything
+
+        db = open_db(settings.store_path)
+        examples = shipped_examples()
+        result = train(examples, load_rules_file(DEFAULT_RULES))
+        from alliance_digest.triage.model import store_result
+
+        store_result(db, result, load_rules_file(DEFAULT_RULES))
+        db.execute("UPDATE relevance_models SET model = ?", [b"broken"])
+        db.conn.commit()
+        db.close()
+        html = client.get("/").text
+        assert "Relevance: relevance model 1 is damaged" in html

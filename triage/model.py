@@ -441,3 +441,22 @@ def format_training(result: TrainResult, version: int | None) -> str:
         f"model {version}: {len(result.model.weights):,} weights, trained in "
         f"{result.seconds:.1f} s; now current (run `digest triage rescore` to apply it)",
     ])
+
+
+#: (version, format, size) of a stored model → its warning, so the desk's pages do not
+#: decompress the model on every request.
+_WARNINGS: dict[tuple[Any, ...], str] = {}
+
+
+def model_warning(db: sqlite_utils.Database) -> str:
+    """Why the current stored model is not in use ("" when it is, or when there is none)."""
+    from ..store.models import current_model_key
+
+    key = current_model_key(db)
+    if key is None:
+        return ""
+    if key not in _WARNINGS:
+        if len(_WARNINGS) > 64:
+            _WARNINGS.clear()
+        _WARNINGS[key] = load_current(db)[1]
+    return _WARNINGS[key]
