@@ -78,7 +78,7 @@ def retraining_due(settings: Settings) -> str:
             [since or ""]).fetchone()[0]
     finally:
         db.close()
-    if finalised and (row is not None or decisions):
+    if finalised:
         return "issue finalised"
     if decisions >= settings.triage.retrain_after:
         return f"{decisions} decisions since the last training"

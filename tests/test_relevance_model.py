@@ -474,3 +474,29 @@ def test_desk_filters_borderline_items_and_warns_of_an_unusable_model(desk_folde
         db.close()
         html = client.get("/").text
         assert "Relevance: relevance model 1 is damaged" in html
+
+
+@pytest.mark.flow
+def test_draft_flow_retrains_after_an_issue_is_finalised(tmp_path):
+    import asyncio
+
+    from alliance_digest.flows.draft import draft
+    from prefect.testing.utilities import prefect_test_harness
+
+    config = collect_into(tmp_path, {"Written": (DATA / "alliance-written.xml").read_bytes()},
+                          triage=True)
+    db = open_db(tmp_path / "data" / "digest.db")
+    db["issues"].insert({"title": "Digest", "volume": 1, "number": 1, "date": "2025-01-07",
+                         "window_start": "2024-12-24", "window_end": "2025-01-07",
+                         "status": "final", "created_at": "2025-01-07T00:00:00Z",
+                         "finalized_at": "2025-01-08T00:00:00Z"})
+    db.close()
+    with prefect_test_harness(server_startup_timeout=60):
+        result = asyncio.run(draft(date="2026-11-24", out=str(tmp_path / "out"),
+                                   config=str(config)))
+        again = asyncio.run(draft(date="2026-11-24", out=str(tmp_path / "out"),
+                                  config=str(config)))
+    trained = result["relevance_model"]
+    assert trained["version"] == 1 and trained["why"] == "issue finalised"
+    assert trained["rescored"]["scored"] == 79
+    assert "relevance_model" not in again  # nothing new since
