@@ -459,6 +459,7 @@ def test_desk_filters_borderline_items_and_warns_of_an_unusable_model(desk_folde
         shown = [i for i, t in titles.items() if f">{t}<" in html]
         assert sorted(shown) == sorted(near)
         assert 'name="borderline" value="1" checked' in html
+        assert html.count('class="borderline"') == len(near)
         everything = client.get("/").text
         assert sum(f">{t}<" in everything for t in titles.values()) > 3
         assert "Relevance:" not in everything
