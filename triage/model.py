@@ -144,17 +144,16 @@ class LinearModel:
         shown: dict[str, float] = {}
         if feats:
             unit = self.scale / math.sqrt(len(feats))
-            # The two heaviest each way: one C sort of the floats, then index() finds them
-            # (sorting (weight, feature) pairs cost more than the rest of the model).
+            # The two heaviest up and the heaviest down: one C sort of the floats, then
+            # index() finds them (sorting (weight, feature) pairs cost more than the rest of
+            # the model). A term found twice is shown with one occurrence's part.
             ranked = sorted(values)
             found: dict[str, float] = {}
-            for top in (ranked[-1], ranked[-2] if len(ranked) > 1 else 0.0, ranked[0],
-                        ranked[1] if len(ranked) > 1 else 0.0):
-                if not top:
-                    continue
-                f = feats[values.index(top)]
-                if not f.startswith("@"):
-                    found[f] = unit * feats.count(f) * top
+            for top in (ranked[-1], ranked[-2] if len(ranked) > 1 else 0.0, ranked[0]):
+                if top:
+                    f = feats[values.index(top)]
+                    if not f.startswith("@"):
+                        found[f] = unit * top
             for f in sorted(found, key=lambda f: -abs(found[f]))[:SHOWN_TERMS]:
                 shown[f] = found[f]
         terms = ", ".join(f'"{f}" {x:+.1f}' for f, x in shown.items()) or "no known term"
