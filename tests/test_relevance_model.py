@@ -501,3 +501,30 @@ def test_draft_flow_retrains_after_an_issue_is_finalised(tmp_path):
     assert trained["version"] == 1 and trained["why"] == "issue finalised"
     assert trained["rescored"]["scored"] == 79
     assert "relevance_model" not in again  # nothing new since
+
+
+@pytest.mark.flow
+def test_collect_flow_retrains_once_enough_decisions_accumulated(tmp_path):
+    import asyncio
+
+    from alliance_digest.flows.collect import collect_with_runner
+    from prefect.testing.utilities import prefect_test_harness
+
+    config = collect_into(tmp_path, {"Written": (DATA / "alliance-written.xml").read_bytes()},
+                          triage=True)
+    (tmp_path / "digest.toml").write_text('[store]\npath = "data/digest.db"\n[triage]\n'
+                                          "retrain_after = 10\n[http]\ntotal_timeout = 5.0\n")
+    db = open_db(tmp_path / "data" / "digest.db")
+    ids = [r["id"] for r in db.query("SELECT id FROM items ORDER BY id LIMIT 12")]
+    update_items(db, ids[:9], {"status": "included"}, editor="alice")
+    db.close()
+    with prefect_test_harness(server_startup_timeout=60):
+        before = asyncio.run(collect_with_runner()(force=True, config=str(config)))
+        db = open_db(tmp_path / "data" / "digest.db")
+        update_items(db, ids[9:], {"status": "excluded"}, editor="alice")
+        db.close()
+        after = asyncio.run(collect_with_runner()(force=True, config=str(config)))
+    assert "relevance_model" not in before  # 9 decisions, 10 asked for
+    trained = after["relevance_model"]
+    assert trained["version"] == 1 and trained["why"] == "12 decisions since the last training"
+    assert trained["from_editors"] == 12 and trained["rescored"]["model"] == 1
