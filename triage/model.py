@@ -146,14 +146,18 @@ class LinearModel:
             unit = self.scale / math.sqrt(len(feats))
             # The two heaviest up and the heaviest down: one C sort of the floats, then
             # index() finds them (sorting (weight, feature) pairs cost more than the rest of
-            # the model). A term found twice is shown with one occurrence's part.
+            # the model). A term found twice is shown once, with one occurrence's part.
             ranked = sorted(values)
             found: dict[str, float] = {}
-            for top in (ranked[-1], ranked[-2] if len(ranked) > 1 else 0.0, ranked[0]):
-                if top:
+            for side, wanted in ((ranked[::-1][:8], 2), (ranked[:4], 1)):
+                got = 0
+                for top in side:
+                    if got == wanted or (top > 0) != (side[0] > 0) or not top:
+                        break
                     f = feats[values.index(top)]
-                    if not f.startswith("@"):
+                    if f not in found and not f.startswith("@"):
                         found[f] = unit * top
+                        got += 1
             for f in sorted(found, key=lambda f: -abs(found[f]))[:SHOWN_TERMS]:
                 shown[f] = found[f]
         terms = ", ".join(f'"{f}" {x:+.1f}' for f, x in shown.items()) or "no known term"
