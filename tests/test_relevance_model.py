@@ -528,3 +528,15 @@ def test_collect_flow_retrains_once_enough_decisions_accumulated(tmp_path):
     trained = after["relevance_model"]
     assert trained["version"] == 1 and trained["why"] == "12 decisions since the last training"
     assert trained["from_editors"] == 12 and trained["rescored"]["model"] == 1
+
+
+def test_hostile_text_reads_only_the_capped_start(rules):
+    from alliance_digest.triage.model import CJK_CHARS, MODEL_CHARS, features
+
+    long_title = "alliance " * 100_000
+    feats = features(long_title, "日米" * 100_000, None)
+    assert len(feats) < 2 * MODEL_CHARS + CJK_CHARS
+    result = train(shipped_examples()[:300], rules)
+    assert result.model is not None
+    scored = score_text(long_title, "同盟" * 100_000, None, rules.with_model(result.model))
+    assert any(r["rule"] == "model" for r in scored.reasons)

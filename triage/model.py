@@ -93,7 +93,8 @@ def features(title_n: str, summary_n: str, source: Mapping[str, Any] | None) -> 
     A list, not a set: finding words with one `findall` and looking them up with `map` keeps
     the per-item cost in C; a feature found twice counts twice.
     """
-    text = f"{title_n} \n {summary_n[:MODEL_CHARS]}"
+    # Both capped: a hostile feed's megabyte title costs what a normal one does.
+    text = f"{title_n[:MODEL_CHARS]} \n {summary_n[:MODEL_CHARS]}"
     words = _WORD.findall(text)
     found = [*words, *map(" ".join, pairwise(words))]
     budget = CJK_CHARS
