@@ -12,8 +12,9 @@ read (title and the start of the summary, normalised as `rules.normalise` does):
     the source                  "@category=government", "@country=jp"
 
 each weighted 1/sqrt(number of features) so long summaries do not shout. Scoring is a dict
-look-up per feature in plain Python (no scikit-learn, no numpy in the parse workers): ~10-30 µs
-an item. Only features seen in training carry a weight, so the model stays small.
+look-up per feature in plain Python (no scikit-learn, no numpy in the parse workers): about
+50 µs of CPU an item (bench/relevance.py). Only features seen in training carry a weight, so
+the model stays small.
 
 The blend (`blend_score`) is in the rules' points so the queue's order and the threshold keep
 their meaning:
