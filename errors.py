@@ -233,6 +233,13 @@ class CollectRunning(ConflictError):
         self.since = since
 
 
+class ModelError(StoreError):
+    """A stored relevance model that cannot be used: damaged, or trained by another version.
+
+    Triage never fails on it: it warns and scores with the rules alone.
+    """
+
+
 class TemplateRenderError(DigestError):
     """A digest template (usually a user's own) failed to render; the message names it."""
 

@@ -222,6 +222,15 @@ def _email(where: str, data: dict[str, Any], base: Path) -> EmailSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class TriageSettings:
+    """`[triage]`: when the learned relevance model retrains by itself."""
+
+    #: Editors' decisions (include, shortlist, exclude) since the last training that make the
+    #: next collect or draft run train again.
+    retrain_after: int = 50
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """The loaded configuration."""
 
@@ -237,6 +246,7 @@ class Settings:
     scale: ScaleSettings = field(default_factory=ScaleSettings)
     email: EmailSettings = field(default_factory=EmailSettings)
     publish: PublishSettings = field(default_factory=PublishSettings)
+    triage: TriageSettings = field(default_factory=TriageSettings)
     #: Other top-level tables, unvalidated here (each feature validates its own).
     sections: dict[str, Any] = field(default_factory=dict)
 
@@ -378,6 +388,8 @@ def load_settings(explicit: str | os.PathLike[str] | None = None) -> Settings:
     email = _email(f"{where}: [email]", _table(where, data.pop("email", {}), "email"), base)
     publish = _section(f"{where}: [publish]", _table(where, data.pop("publish", {}), "publish"),
                        PublishSettings)
+    triage = _section(f"{where}: [triage]", _table(where, data.pop("triage", {}), "triage"),
+                      TriageSettings)
     if http.per_host_concurrency > http.max_connections:
         raise ConfigError(f"{where}: [http] 'per_host_concurrency' exceeds 'max_connections'")
     return Settings(
@@ -392,6 +404,7 @@ def load_settings(explicit: str | os.PathLike[str] | None = None) -> Settings:
         scale=scale,
         email=email,
         publish=publish,
+        triage=triage,
         sections=data,
     )
 

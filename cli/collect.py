@@ -90,7 +90,11 @@ def print_run_summary(summary: dict[str, Any]) -> None:
     if triaged:
         out.print(f"triage: {triaged['candidates']} new candidates, {triaged['filtered']} "
                   f"filtered; {triaged['in_stories']} items in {triaged['stories']} "
-                  "multi-outlet stories")
+                  "multi-outlet stories"
+                  + (f"; relevance model {triaged['model']}" if triaged.get("model") else ""))
+        if triaged.get("model_warning"):
+            out.print(f"  [yellow]warning[/yellow] {escape(triaged['model_warning'])}",
+                      markup=True, soft_wrap=True)
     if triaged and (triaged.get("set_aside_total") or triaged.get("triage_error")):
         err.print(f"[yellow]triage set aside[/yellow] {triaged.get('set_aside', 0)} items this "
                   f"run, {triaged.get('set_aside_total', 0)} waiting in all (stored and listed; "

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from . import _db, _fail, app, editor_name, out, print_json, state
+from . import _db, _fail, app, editor_name, err, out, print_json, state
 
 triage_app = typer.Typer(help="Relevance scoring and its quality.", no_args_is_help=True)
 app.add_typer(triage_app, name="triage")
@@ -16,16 +16,37 @@ app.add_typer(triage_app, name="triage")
 
 @triage_app.command("rescore")
 def triage_rescore() -> None:
-    """Re-apply the (changed) relevance rules to stored items; editor decisions stay."""
+    """Re-apply the relevance rules and the current learned model to stored items.
+
+    Editors' decisions stay.
+    """
     from ..triage.run import rescore
 
     settings = state.settings()
     with _db(settings) as db:
         counts = rescore(db, settings)
-    out.print(f"rescored {counts['scored']} items: {counts['moved_in']} moved in to candidate, "
+    if counts["warning"]:
+        err.print(f"warning: {counts['warning']}")
+    out.print(f"rescored {counts['scored']} items"
+              + (f" with relevance model {counts['model']}" if counts["model"] else
+                 " with the rules alone")
+              + f": {counts['moved_in']} moved in to candidate, "
               f"{counts['moved_out']} moved out to filtered"
               + (f"; {counts['candidates']} new candidates, {counts['filtered']} newly filtered"
-                 if counts["candidates"] or counts["filtered"] else ""))
+                 if counts["candidates"] or counts["filtered"] else ""), soft_wrap=True)
+
+
+@triage_app.command("train")
+def triage_train(
+    shipped: Annotated[bool, typer.Option(
+        "--shipped/--no-shipped",
+        help="Also learn from the labelled set shipped with the program.")] = True,
+) -> None:
+    """Train the relevance model on editors' decisions, store it and make it current."""
+    from ..pipeline.relevance_model import train_model
+
+    training = train_model(state.settings(), shipped=shipped)
+    out.print(training.summary(), markup=False, soft_wrap=True)
 
 
 @triage_app.command("retry")
@@ -45,15 +66,20 @@ def triage_retry() -> None:
 @triage_app.command("evaluate")
 def triage_evaluate(
     labels: Annotated[Path, typer.Option("--labels", help="TSV with url or guid, and label 0/1.")],
+    show: Annotated[int, typer.Option(help="Wrong items to list of each kind and row.")] = 20,
 ) -> None:
-    """Precision, recall and F1 of the current rules against hand-labelled items."""
-    from ..triage.evaluate import evaluate, format_report
+    """Precision and recall of the rules alone, the model alone and the blend, and misses."""
+    from ..triage.evaluate import evaluate_three, format_three
+    from ..triage.model import load_current
     from ..triage.rules import load_rules
 
     settings = state.settings()
     with _db(settings, write=False) as db:
-        report = evaluate(db, labels, load_rules(settings))
-    out.print(format_report(report))
+        model, warning = load_current(db)
+        reports = evaluate_three(db, labels, load_rules(settings), model)
+    if warning:
+        err.print(f"warning: {warning}")
+    out.print(format_three(reports, show=show), markup=False, soft_wrap=True)
 
 
 @triage_app.command("evaluate-stories")

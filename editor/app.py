@@ -66,6 +66,7 @@ from ..store.items import other_sources
 from ..store.sources import get_source_by_id, source_health, sources_by_id
 from ..templates.render import parse_links, safe_url
 from ..triage.clusters import cluster_members
+from ..triage.model import model_warning
 from . import delivery, entry_pages
 from .guard import (
     DEVICE_COOKIE,
@@ -384,6 +385,7 @@ def queue_page(ctx: Ctx) -> Response:
         "sections": ctx.settings.issue.sections,
         "add_error": alert_text(ctx.request.query_params.get("add_error")),
         "window": window, "timezone": ctx.settings.schedule.timezone,
+        "model_warning": model_warning(ctx.db),
     }, status=400 if page.error else 200)
 
 

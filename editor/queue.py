@@ -50,6 +50,8 @@ class QueueFilters:
     section: str = ""
     tag: str = ""
     q: str = ""
+    #: "1": only items near the relevance threshold (triage marks them borderline).
+    borderline: str = ""
     sort: str = "day"
     page: int = 1
 
@@ -72,7 +74,8 @@ class QueueFilters:
         return cls(status=status, source=text("source"), category=text("category"),
                    country=text("country"), language=text("language"),
                    since=_iso_date(text("since")), until=_iso_date(text("until")),
-                   section=text("section"), tag=text("tag"), q=text("q"), sort=sort, page=page)
+                   section=text("section"), tag=text("tag"), q=text("q"), sort=sort, page=page,
+                   borderline="1" if text("borderline") == "1" else "")
 
     def query_string(self, **changes: Any) -> str:
         """This filter set (with changes) as a query string, defaults left out."""
@@ -190,7 +193,7 @@ def _browse_page(db: sqlite_utils.Database, f: QueueFilters
     kwargs: dict[str, Any] = dict(
         status=f.status, since=f.since or None, until=f.until or None, source=f.source or None,
         category=f.category or None, country=f.country or None, language=f.language or None,
-        section=f.section or None, tag=f.tag or None)
+        section=f.section or None, tag=f.tag or None, borderline=bool(f.borderline))
     want = f.offset + PAGE_SIZE + 1
     if f.sort == "score":
         rows = query_items(db, order="score", limit=PAGE_SIZE + 1, offset=f.offset, **kwargs)
@@ -228,7 +231,7 @@ def _search_page(db: sqlite_utils.Database, f: QueueFilters,
         offset=f.offset, order="relevance" if f.sort == "score" else "newest",
         source=f.source or None, category=f.category or None, country=f.country or None,
         language=f.language or None, section=f.section or None, tag=f.tag or None,
-        since=f.since or None, until=f.until or None,
+        since=f.since or None, until=f.until or None, borderline=bool(f.borderline) or None,
     )
     _add_source_fields(rows, sources)
     return rows[:PAGE_SIZE], len(rows) > PAGE_SIZE

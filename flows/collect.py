@@ -7,7 +7,10 @@
     summary  = collect_once(settings, force, sources, the caller's progress, batches,
                             triage as a task run)
     artifact = "collect-health": this run's source health, worst first
-    return summary.as_dict()
+    retrain  = pipeline.relevance_model.retrain_if_due(settings): once [triage] retrain_after
+               editors' decisions accumulated (or an issue was finalised) since the relevance
+               model was trained, train it and rescore; a failure is reported, never raised
+    return summary.as_dict() (+ "relevance_model" when it trained)
 
 Everything else (storing, health, counters, triage) is plain code in `pipeline/collect.py`,
 which tests call without Prefect.
@@ -42,6 +45,7 @@ from ..pipeline.collect import (
     run_batch,
     triage_collected,
 )
+from ..pipeline.relevance_model import retrain_if_due
 from ..pipeline.scale_check import CONNECT_TIMEOUT
 from ..settings import ScaleSettings, load_settings
 
@@ -53,6 +57,8 @@ remote_fetch_and_parse = task(fetch_and_parse_remote, name="fetch-and-parse",
                               cache_policy=NO_CACHE, retries=0)
 #: Cluster the items the run stored into stories (and score any a killed run left unscored).
 triage = task(triage_collected, name="triage", cache_policy=NO_CACHE)
+#: Train the relevance model again when editors' decisions have accumulated.
+retrain_relevance = task(retrain_if_due, name="retrain-relevance", cache_policy=NO_CACHE)
 
 #: The progress report of the code that runs the flow in this context (`reporting_to`).
 _progress: ContextVar[Progress | None] = ContextVar("collect_progress", default=None)
@@ -97,7 +103,15 @@ async def collect(force: bool = False, sources: list[str] | None = None,
         markdown=health_report(settings, summary.run_id),
         description="Source health after this collect run",
     )
-    return summary.as_dict()
+    result = summary.as_dict()
+    try:
+        training = retrain_relevance(settings)
+    except Exception as e:  # the run is stored: a failed training only reports itself
+        result["relevance_model"] = {"error": f"{type(e).__name__}: {e}"}
+    else:
+        if training is not None:
+            result["relevance_model"] = training.as_dict()
+    return result
 
 
 @contextmanager

@@ -5,7 +5,9 @@
     artifact  = the Markdown, key "draft-issue", ending with links to the PDF and Word files
     publish   = pipeline.publish.publish_site (when [publish] out_dir is set): the public
                 archive brought up to date, so an issue sent since the last run appears
-    return      result.summary() (+ "exports", "published")
+    retrain   = pipeline.relevance_model.retrain_if_due(settings)   (an issue finalised, or
+                [triage] retrain_after decisions, since the model was trained: train, rescore)
+    return      result.summary() (+ "exports", "published", "relevance_model" when it trained)
 
 All the work is the use cases' (tests call them without Prefect); the flow only wires them.
 """
@@ -17,11 +19,16 @@ from typing import Any
 
 from prefect import flow, task
 from prefect.artifacts import acreate_markdown_artifact
+from prefect.cache_policies import NO_CACHE
 
 from ..pipeline.draft import draft_issue, parse_date
 from ..pipeline.export import export_formats, remove_stale_exports
 from ..pipeline.publish import publish_site
+from ..pipeline.relevance_model import retrain_if_due
 from ..settings import load_settings
+
+#: Training the relevance model when it is due; its failure never fails the draft.
+retrain_relevance = task(retrain_if_due, name="retrain-relevance", cache_policy=NO_CACHE)
 
 
 @task(name="publish")
@@ -60,4 +67,11 @@ async def draft(date: str | None = None, out: str | None = None, volume: int | N
     summary["removed"] += [str(p) for p in removed]
     if settings.publish.out_dir:
         summary["published"] = publish(config)
+    try:
+        training = retrain_relevance(settings)
+    except Exception as e:  # the draft is written: a failed training only reports itself
+        summary["relevance_model"] = {"error": f"{type(e).__name__}: {e}"}
+    else:
+        if training is not None:
+            summary["relevance_model"] = training.as_dict()
     return summary

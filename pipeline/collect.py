@@ -4,6 +4,8 @@
     collect lock      = <db>.collect-lock (store/lock.py: another collect running ->
                         CollectRunning at once, nothing written)
     db, registry, due = prepare(settings, force, names)  (sync the sources table, pick the due)
+    rules             = rules + the current learned model (an unusable one: rules alone, and
+                        the summary's triage.model_warning says why)
     run_id            = start_run(); counters at zero
     progress.started(len(due))
     parse pool        = parser processes for a large local run; they also score each entry and
@@ -82,7 +84,7 @@ from ..store.sources import (
 from ..timestamps import utc_timestamp, utcnow
 from ..triage.annotate import Annotator, source_fields
 from ..triage.rules import Rules, load_rules
-from ..triage.run import triage_new
+from ..triage.run import triage_new, with_current_model
 
 #: Fewer due sources than this are parsed in-process: a pool costs more than it saves.
 POOL_THRESHOLD = 8
@@ -209,6 +211,7 @@ def _collect_locked(settings: Settings, rules: Rules, *, force: bool,
     """`collect_once` with the collect lock held."""
     db, registry, due = prepare(settings, force=force, names=names)
     try:
+        rules, model_warning = with_current_model(db, rules)
         run_id = start_run(db, forced=force, source_filter=",".join(names or []) or None)
         tally = RunTally(new_counts(len(due)))
         try:
@@ -218,6 +221,8 @@ def _collect_locked(settings: Settings, rules: Rules, *, force: bool,
                              stop=stop or threading.Event())
             triaged = (triage or triage_collected)(db, settings, rules, tally.triaged)
             note_set_aside(db, run_id, triaged)
+            triaged = {**triaged, "model": rules.model.version if rules.model else None,
+                       "model_warning": model_warning}
         except BaseException as e:
             finish_run(db, run_id, tally.counts, error=f"{type(e).__name__}: {e}")
             raise

@@ -104,11 +104,11 @@ def decide_entries(source_id: int, entries: Sequence[Mapping[str, Any]],
                    "published_guessed": int(guessed), "first_seen_at": now,
                    "content_hash": content_hash(entry), "status": "candidate", "tags": "[]",
                    "score": None, "reasons": None, "status_by": None, "triaged_at": None,
-                   "tokens": None}
+                   "tokens": None, "borderline": 0}
             if "score" in entry:
                 relevant = bool(entry["relevant"])
                 row.update(score=entry["score"], reasons=entry["reasons"], triaged_at=now,
-                           tokens=entry.get("tokens"),
+                           tokens=entry.get("tokens"), borderline=int(entry.get("borderline", 0)),
                            status="candidate" if relevant else "filtered",
                            status_by=None if relevant else TRIAGE)
             inserts.append(row)
@@ -210,7 +210,7 @@ _SEARCH = ", ".join(f"[{c}]" for c in SEARCH_COLUMNS)
 #: The columns a new item is inserted with (the rest take their defaults).
 _NEW_ITEM_COLUMNS = ("id", "source_id", "identity", *FEED_FIELDS, "text_cut", "published_guessed",
                      "first_seen_at", "content_hash", "status", "tags", "score", "reasons",
-                     "status_by", "triaged_at", "cluster_id")
+                     "status_by", "triaged_at", "cluster_id", "borderline")
 _ROW_MARKS = f"({', '.join('?' * len(_NEW_ITEM_COLUMNS))})"
 #: Rows per INSERT, within SQLite's limit on bound parameters (999 before SQLite 3.32).
 _ROWS_PER_INSERT = max(1, (32766 if sqlite3.sqlite_version_info >= (3, 32) else 999)
@@ -278,7 +278,8 @@ def item_filters(*, status: str | None = None, since: str | None = None,
                  until: str | None = None, source: str | None = None,
                  category: str | None = None, country: str | None = None,
                  language: str | None = None, section: str | None = None,
-                 tag: str | None = None) -> tuple[list[str], list[Any]]:
+                 tag: str | None = None, borderline: bool | None = None
+                 ) -> tuple[list[str], list[Any]]:
     """SQL conditions (over `items` joined with `sources`) and their parameters.
 
     Shared by browsing and search so that a filter means the same in both. `status` may be
@@ -307,6 +308,8 @@ def item_filters(*, status: str | None = None, since: str | None = None,
     if language:
         where.append("coalesce(items.language, sources.language) LIKE ?")
         params.append(f"{language}%")
+    if borderline:  # near the relevance threshold (triage/relevance.py)
+        where.append("items.borderline = 1")
     if tag:
         where.append("EXISTS (SELECT 1 FROM json_each(items.tags) WHERE json_each.value = ?)")
         params.append(tag)
@@ -318,7 +321,7 @@ def query_items(db: sqlite_utils.Database, *, status: str | None = None,
                 source: str | None = None, category: str | None = None,
                 country: str | None = None, language: str | None = None,
                 section: str | None = None, tag: str | None = None,
-                order: str = "newest", limit: int | None = None,
+                borderline: bool | None = None, order: str = "newest", limit: int | None = None,
                 offset: int = 0) -> list[dict[str, Any]]:
     """Items with their source's name (and category and country); filters combine with AND.
 
@@ -328,7 +331,7 @@ def query_items(db: sqlite_utils.Database, *, status: str | None = None,
         raise InputError(f"unknown order {order!r} (one of {', '.join(ORDERS)})")
     where, params = item_filters(status=status, since=since, until=until, source=source,
                                  category=category, country=country, language=language,
-                                 section=section, tag=tag)
+                                 section=section, tag=tag, borderline=borderline)
     sql = (
         "SELECT items.*, sources.name AS source, sources.category AS source_category, "
         "sources.country AS source_country FROM items "

@@ -545,9 +545,33 @@ def _bounded_cost(db: sqlite_utils.Database) -> None:
                "WHERE json_extract(text_cut, '$.summary') IS NULL AND text_cut IS NOT NULL")
 
 
+def _relevance_models(db: sqlite_utils.Database) -> None:
+    """Learned relevance models, and items near the relevance threshold.
+
+    Each training adds a row (its id is the model's version); the row marked `current` is the
+    one triage blends with the rules. `model` is the model itself (compressed JSON, see
+    triage/model.py): it never leaves the machine and is rebuilt from the database's decisions
+    by training again. `borderline` marks items near the threshold, where an editor's decision
+    teaches the next model most.
+    """
+    db["relevance_models"].create(
+        {"id": int, "format": str, "trained_at": str, "labels_relevant": int,
+         "labels_not_relevant": int, "from_editors": int, "from_shipped": int,
+         "cv_precision": float, "cv_recall": float, "threshold": float, "band": float,
+         "seconds": float, "current": int, "model": bytes},
+        pk="id",
+        not_null={"format", "trained_at", "current", "model"},
+        defaults={"current": 0},
+        if_not_exists=True,
+    )
+    db["items"].add_column("borderline", int, not_null_default=0)
+    db["items"].create_index(["borderline", "status"], if_not_exists=True)
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _initial, _triage, _search_and_story_tokens, _editor_desk, _issues, _collect_fast_path,
     _story_pins, _issue_entries, _review_and_approval, _deliveries, _bounded_cost,
+    _relevance_models,
 ]
 
 

@@ -43,6 +43,8 @@ class ScoreUpdate:
     #: "candidate" or "filtered": applied only when the row is still triage's to move.
     status: str
     triaged_at: str
+    #: Near the relevance threshold (triage.relevance.Scored.borderline).
+    borderline: bool = False
 
 
 def is_triage_owned(row: dict[str, Any]) -> bool:
@@ -93,13 +95,14 @@ def write_scores(db: sqlite_utils.Database, updates: Sequence[ScoreUpdate]) -> N
         return
     # SET expressions all see the row's old values, so status_by tests the old status.
     sql = (
-        "UPDATE items SET score = ?, reasons = ?, triaged_at = ?, "
+        "UPDATE items SET score = ?, reasons = ?, triaged_at = ?, borderline = ?, "
         f"status_by = CASE WHEN {_TRIAGE_OWNED} AND status != ? THEN '{TRIAGE}' "
         "ELSE status_by END, "
         f"status = CASE WHEN {_TRIAGE_OWNED} THEN ? ELSE status END "
         "WHERE id = ?"
     )
-    params = [(u.score, u.reasons, u.triaged_at, u.status, u.status, u.item_id) for u in updates]
+    params = [(u.score, u.reasons, u.triaged_at, int(u.borderline), u.status, u.status, u.item_id)
+              for u in updates]
     with db.atomic():
         db.conn.executemany(sql, params)
 

@@ -338,15 +338,13 @@ def labelled_db(tmp_path_factory):
 
 
 def _split(labels_path: Path, tmp_path: Path) -> tuple[Path, Path]:
-    """The tuning two thirds and the held-out third of the labels (by a hash of the URL)."""
-    import hashlib
+    """The tuning two thirds and the held-out third of the labels (`triage.model.held_out`)."""
+    from alliance_digest.triage.model import held_out
 
     text = labels_path.read_text(encoding="utf-8").splitlines()
     parts: tuple[list[str], list[str]] = ([text[0]], [text[0]])
     for line in text[1:]:
-        url = line.split("\t", 1)[0]
-        held = int(hashlib.sha1(url.encode()).hexdigest(), 16) % 3 == 0
-        parts[held].append(line)
+        parts[held_out(line.split("\t", 1)[0])].append(line)
     paths = (tmp_path / "tune.tsv", tmp_path / "held.tsv")
     for path, lines in zip(paths, parts, strict=True):
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -7,7 +7,8 @@ run has stored it. The store inserts the items already triaged (`store.items.sto
 what is left for the end of the run is grouping them into stories.
 
     annotator = Annotator(rules, {source name: {name, category, owner, country}})
-    feed = annotator(feed, source name)     # feed.extras[i] = {score, reasons, relevant, tokens}
+    feed = annotator(feed, source name)     # feed.extras[i] = {score, reasons, relevant,
+                                            #                  borderline, tokens}
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class Annotator:
                 "score": scored.score,
                 "reasons": json.dumps(scored.reasons, ensure_ascii=False),
                 "relevant": scored.relevant,
+                "borderline": scored.borderline,
                 "tokens": token_set(entry.title, entry.summary_text),
             })
         return replace(feed, extras=tuple(extras))

@@ -10,6 +10,7 @@ it. Labels that match no stored item are reported apart, not counted.
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,9 @@ import sqlite_utils
 from ..errors import ConfigError
 from ..sources.normalise import canonical_url
 from ..store.scores import items_by_url_or_guid
-from .relevance import score_item
-from .rules import Rules
+from .model import LinearModel, features
+from .relevance import Scored, score_item
+from .rules import Rules, normalise
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,8 +127,51 @@ def read_labels(path: str | Path) -> list[Label]:
 
 
 def evaluate(db: sqlite_utils.Database, labels_path: str | Path, rules: Rules) -> Report:
-    """Score the labelled items found in `db` with `rules` and compare with the labels."""
+    """Score the labelled items found in `db` with `rules` and compare with the labels.
+
+    `rules` blended with a model (`Rules.with_model`) are measured as the blend.
+    """
+    return _evaluate(db, read_labels(labels_path), lambda row: score_item(row, rules),
+                     rules.threshold)
+
+
+def evaluate_three(db: sqlite_utils.Database, labels_path: str | Path, rules: Rules,
+                   model: LinearModel | None) -> list[tuple[str, Report | None]]:
+    """Rules alone, the model alone and the blend (None for the two without a model).
+
+    The model alone calls an item relevant when its log-odds are at least 0 (its own
+    decision, classes balanced); its report's scores are those log-odds.
+    """
     labels = read_labels(labels_path)
+    rules = rules.with_model(None)
+    out: list[tuple[str, Report | None]] = [
+        ("rules alone", _evaluate(db, labels, lambda row: score_item(row, rules),
+                                  rules.threshold))]
+    if model is None:
+        return [*out, ("model alone", None), ("blend", None)]
+
+    def alone(row: dict[str, Any]) -> Scored:
+        title_n = normalise(row.get("title") or "")
+        summary_n = normalise((row.get("summary_text") or "")[: rules.summary_chars])
+        margin, _ = model.margin(features(title_n, summary_n, _source(row)))
+        _points, reason = model.part(title_n, summary_n, _source(row))
+        reason = {**reason, "weight": round(margin, 2)}
+        return Scored(score=round(margin, 2), reasons=[reason], relevant=margin >= 0)
+
+    blend = rules.with_model(model)
+    out.append(("model alone", _evaluate(db, labels, alone, 0.0)))
+    out.append(("blend", _evaluate(db, labels, lambda row: score_item(row, blend),
+                                   blend.threshold)))
+    return out
+
+
+def _source(row: dict[str, Any]) -> dict[str, Any]:
+    return {"name": row.get("source_name"), "category": row.get("source_category"),
+            "owner": row.get("source_owner"), "country": row.get("source_country")}
+
+
+def _evaluate(db: sqlite_utils.Database, labels: list[Label],
+              score: Callable[[dict[str, Any]], Scored], threshold: float) -> Report:
     canon = {lab.line: canonical_url(lab.url) for lab in labels if lab.url}
     by_url, by_guid = items_by_url_or_guid(
         db, urls=[u for u in canon.values() if u], guids=[lab.guid for lab in labels if lab.guid]
@@ -140,7 +185,7 @@ def evaluate(db: sqlite_utils.Database, labels_path: str | Path, rules: Rules) -
         if row is None:
             unmatched.append(lab)
             continue
-        scored = score_item(row, rules)
+        scored = score(row)
         if scored.relevant and lab.label:
             tp += 1
         elif scored.relevant:
@@ -153,9 +198,45 @@ def evaluate(db: sqlite_utils.Database, labels_path: str | Path, rules: Rules) -
             wrong.append(Miss(item_id=row["id"], title=row["title"], url=row["url"],
                               score=scored.score, reasons=scored.reasons, label=lab.label))
     # Misses nearest the threshold first: those are what a rule change would flip.
-    wrong.sort(key=lambda m: (m.label, abs(m.score - rules.threshold)))
-    return Report(tp=tp, fp=fp, fn=fn, tn=tn, threshold=rules.threshold, wrong=wrong,
+    wrong.sort(key=lambda m: (m.label, abs(m.score - threshold)))
+    return Report(tp=tp, fp=fp, fn=fn, tn=tn, threshold=threshold, wrong=wrong,
                   unmatched=unmatched)
+
+
+def format_three(reports: list[tuple[str, Report | None]], *, show: int = 20) -> str:
+    """The three rows (rules alone, model alone, blend), then the items each got wrong."""
+    lines = [f"{'':<12} {'precision':>9} {'recall':>7} {'F1':>6} {'tp':>5} {'fp':>5} "
+             f"{'fn':>5} {'tn':>5}"]
+    for name, r in reports:
+        if r is None:
+            lines.append(f"{name:<12} no model: run `digest triage train`")
+            continue
+        lines.append(f"{name:<12} {r.precision:>9.3f} {r.recall:>7.3f} {r.f1:>6.3f} "
+                     f"{r.tp:>5} {r.fp:>5} {r.fn:>5} {r.tn:>5}")
+    first = next((r for _, r in reports if r is not None), None)
+    if first is not None:
+        lines.append(f"{first.matched} labelled items matched")
+    for name, r in reports:
+        if r is None or not r.wrong:
+            continue
+        lines += ["", f"{name}: {len(r.wrong)} wrong"]
+        for heading, label in (("false positives (labelled 0)", 0),
+                               ("false negatives (labelled 1)", 1)):
+            misses = [m for m in r.wrong if m.label == label]
+            if not misses:
+                continue
+            lines.append(f"  {heading}: {len(misses)}")
+            for m in misses[:show]:
+                lines.append(f"    {m.score:>6.2f}  {m.title}")
+                if m.url:
+                    lines.append(f"            {m.url}")
+            if len(misses) > show:
+                lines.append(f"    … and {len(misses) - show} more")
+    if first is not None and first.unmatched:
+        lines += ["", f"Labels with no matching item: {len(first.unmatched)}"]
+        for lab in first.unmatched:
+            lines.append(f"  line {lab.line}: {lab.url or lab.guid}")
+    return "\n".join(lines)
 
 
 def format_report(report: Report) -> str:

@@ -9,7 +9,8 @@ The scoring model (rules in relevance.toml; see `triage.rules` for matching)::
         the group's total is capped at its `max` (negative groups: exclusions, capped likewise)
     for each prior whose source fields match: add its weight; its `implies` groups count as found
     for each combination whose `all` groups were all found (and no `none` group): add its weight
-    score = the sum; candidate when score >= threshold, else filtered
+    with a learned model (triage/model.py): add the model's points (a reason "model")
+    score = the sum; candidate when score >= threshold, else filtered; borderline when near it
 
 Every addition is kept as a reason {"rule", "match", "weight"}, so an editor sees why.
 
@@ -27,6 +28,9 @@ from typing import TYPE_CHECKING, Any
 from ..timestamps import utcnow
 from .rules import FALSE_FRIEND, Rules, normalise
 
+#: Borderline band around the threshold with the rules alone, in points.
+RULES_BAND = 1.0
+
 if TYPE_CHECKING:
     import sqlite_utils
 
@@ -42,6 +46,9 @@ class Scored:
     reasons: list[dict[str, Any]]
     #: score >= the rules' threshold.
     relevant: bool
+    #: Near the threshold (the model's band, or RULES_BAND with the rules alone): an editor's
+    #: decision on it teaches the next model most.
+    borderline: bool = False
 
 
 def score_text(title: str | None, summary: str | None, source: Mapping[str, Any] | None,
@@ -52,7 +59,8 @@ def score_text(title: str | None, summary: str | None, source: Mapping[str, Any]
     """
     # One text, one scan: the title, a separator no term can cross, then the summary.
     title_n = normalise(title or "")
-    text = f"{title_n}\x00{normalise((summary or '')[: rules.summary_chars])}"
+    summary_n = normalise((summary or "")[: rules.summary_chars])
+    text = f"{title_n}\x00{summary_n}"
     title_end = len(title_n)
     reasons: list[dict[str, Any]] = []
 
@@ -120,8 +128,15 @@ def score_text(title: str | None, summary: str | None, source: Mapping[str, Any]
             reasons.append({"rule": f"combo:{combo.name}", "match": " + ".join(parts),
                             "weight": _r(combo.weight)})
 
+    band = RULES_BAND
+    if rules.model is not None:
+        points, reason = rules.model.part(title_n, summary_n, source)
+        total += points
+        reasons.append(reason)
+        band = rules.model.band
     score = _r(total)
-    return Scored(score=score, reasons=reasons, relevant=score >= rules.threshold)
+    return Scored(score=score, reasons=reasons, relevant=score >= rules.threshold,
+                  borderline=abs(total - rules.threshold) < band)
 
 
 def score_item(row: Mapping[str, Any], rules: Rules) -> Scored:
@@ -158,7 +173,7 @@ def apply_relevance(db: sqlite_utils.Database, rules: Rules, *, only_untriaged: 
             updates.append(ScoreUpdate(
                 item_id=row["id"], score=scored.score,
                 reasons=json.dumps(scored.reasons, ensure_ascii=False),
-                status=status, triaged_at=now,
+                status=status, triaged_at=now, borderline=scored.borderline,
             ))
             counts["scored"] += 1
             if not is_triage_owned(row):

@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -188,6 +188,12 @@ class Rules:
     matcher: Matcher
     #: Where the rules were read from (a file, or a file and table).
     where: str = ""
+    #: The learned model blended with the rules (triage.model.LinearModel), or None: rules alone.
+    model: Any = None
+
+    def with_model(self, model: Any) -> Rules:
+        """These rules blended with a learned model (None: the rules alone)."""
+        return replace(self, model=model)
 
 
 # --- loading -------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Triage after each collect run, and again on demand: relevance first, then stories.
 
     rules    = load_rules(settings)                  # a broken rules file fails loudly
+    rules    = rules.with_model(current model)      # an unusable model: rules alone, a warning
     apply_relevance(only_untriaged)                  # score + reasons; candidate/filtered
     waiting  = unclustered items, but those set aside after a try    # stories across outlets
     for chunk of waiting (TRIAGE_CHUNK, oldest first), within the run's budget:
@@ -29,6 +30,7 @@ from ..settings import Settings
 from ..store import clusters as cluster_store
 from ..store import set_aside
 from .clusters import cluster_waiting
+from .model import load_current
 from .relevance import apply_relevance
 from .rules import Rules, load_rules
 
@@ -125,6 +127,16 @@ def cluster_new(db: sqlite_utils.Database, *, budget_seconds: float | None,
             "triage_error": "; ".join(run.errors) or None}
 
 
+def with_current_model(db: sqlite_utils.Database, rules: Rules) -> tuple[Rules, str]:
+    """`rules` blended with the current learned model, if any; and a warning, or "".
+
+    A damaged model, or one trained by another version, leaves the rules alone: triage never
+    fails on it.
+    """
+    model, warning = load_current(db)
+    return rules.with_model(model), warning
+
+
 def triage_new(db: sqlite_utils.Database, settings: Settings,
                rules: Rules | None = None) -> dict[str, Any]:
     """Score and cluster every item not triaged yet (those a killed run left included),
@@ -132,7 +144,8 @@ def triage_new(db: sqlite_utils.Database, settings: Settings,
 
     `rules`: the rules in force if already loaded, else they are read from `settings`.
     """
-    rules = rules or load_rules(settings)
+    if rules is None:
+        rules, _warning = with_current_model(db, load_rules(settings))
     errors: list[str] = []
     try:
         counts = apply_relevance(db, rules, only_untriaged=True)
@@ -145,6 +158,13 @@ def triage_new(db: sqlite_utils.Database, settings: Settings,
     return {**counts, **clustered, "triage_error": "; ".join(errors) or None}
 
 
-def rescore(db: sqlite_utils.Database, settings: Settings) -> dict[str, int]:
-    """Re-apply the current rules to every stored item; editor decisions stay as they are."""
-    return apply_relevance(db, load_rules(settings))
+def rescore(db: sqlite_utils.Database, settings: Settings) -> dict[str, Any]:
+    """Re-apply the current rules and model to every stored item; editor decisions stay.
+
+    The counts of `apply_relevance`, plus `model` (its version, or None) and `warning`.
+    """
+    rules, warning = with_current_model(db, load_rules(settings))
+    counts: dict[str, Any] = dict(apply_relevance(db, rules))
+    counts["model"] = rules.model.version if rules.model is not None else None
+    counts["warning"] = warning
+    return counts
