@@ -14,7 +14,7 @@ from rich.table import Table
 from ..errors import DigestError
 from ..settings import PACKAGE_DIR, Settings
 from ..timestamps import utc_timestamp
-from . import _db, _fail, app, err, out, print_json, state
+from . import _db, _fail, app, err, out, print_json, route_prefect_logs, state
 
 # --- collect -----------------------------------------------------------------------------------
 
@@ -40,9 +40,10 @@ def run_collect(settings: Settings, *, force: bool, names: list[str] | None,
     api = use_server(settings)  # a temporary server starts while Prefect is imported
     from ..flows import collect as collect_flow
 
+    route_prefect_logs(settings)
     bar = Progress(TextColumn("collecting"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("{task.fields[last]}"), TimeElapsedColumn(), console=err,
-                   disable=not show_progress, transient=True)
+                   disable=not show_progress or not err.is_terminal, transient=True)
 
     class BarProgress:
         task_id: Any = None
@@ -168,18 +169,9 @@ def demo(
 ) -> None:
     """Offline, end to end: serve bundled feeds on 127.0.0.1, collect them, show the results."""
     from ..demo import run_demo
-    from .drafting import print_draft_summary, run_draft
+    from .drafting import run_draft
 
     def collect_all(settings: Settings) -> dict[str, Any]:
-        summary = run_collect(settings, force=True, names=None)
-        print_run_summary(summary)
-        return summary
+        return run_collect(settings, force=True, names=None)
 
-    def draft_now(settings: Settings) -> dict[str, Any]:
-        summary = run_draft(settings)
-        print_draft_summary(summary)
-        return summary
-
-    run_demo(directory.resolve(), out, collect_all, draft_now)
-
-
+    run_demo(directory.resolve(), out, collect_all, run_draft)
