@@ -244,7 +244,7 @@ def _fetch_and_store(db: sqlite_utils.Database, run_id: int, settings: Settings,
         pool = None
         # On Dask the batches parse where they run; only this process writes SQLite.
         if len(requests_) >= POOL_THRESHOLD and not settings.scale.dask_address:
-            pool = start_parse_pool(settings, annotator)
+            pool = LazyParsePool(lambda: start_parse_pool(settings, annotator))
             cleanup.callback(pool.shutdown, wait=False, cancel_futures=True)
         if submit_batch is None:
             threads = ThreadPoolExecutor(MAX_BATCHES, thread_name_prefix="batch")
@@ -355,6 +355,40 @@ def start_parse_pool(settings: Settings, annotator: Annotator) -> ProcessPoolExe
         max_workers=default_parse_processes(settings.collect.parse_processes), mp_context=ctx,
         initializer=init_parse_worker, initargs=(annotator,),
     )
+
+
+class LazyParsePool(Executor):
+    """The run's parser processes, started by the first feed that needs parsing.
+
+    A pass where every source answers 304 (or fails) parses nothing: it then starts no
+    processes at all (measured: about a second of CPU and 100 MB for two idle workers).
+    """
+
+    def __init__(self, start: Callable[[], Executor]) -> None:
+        self._start = start
+        self._pool: Executor | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+
+    @property
+    def started(self) -> bool:
+        return self._pool is not None
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("cannot schedule new futures after shutdown")
+            if self._pool is None:
+                self._pool = self._start()
+            pool = self._pool
+        return pool.submit(fn, *args, **kwargs)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        with self._lock:
+            self._closed = True
+            pool = self._pool
+        if pool is not None:
+            pool.shutdown(wait=wait, cancel_futures=cancel_futures)
 
 
 def health_values(row: Mapping[str, Any], outcome: Outcome, collect: CollectSettings,
