@@ -20,13 +20,19 @@ from . import _db, _fail, app, err, out, print_json, route_prefect_logs, state
 
 
 def run_collect(settings: Settings, *, force: bool, names: list[str] | None,
-                show_progress: bool = True) -> dict[str, Any]:
-    """Validate config, registry and database up front (one clear line each), then run the flow."""
+                show_progress: bool = True, record_later: bool = True) -> dict[str, Any]:
+    """Validate config, registry and database up front (one clear line each), then collect.
+
+    With a Prefect server (PREFECT_API_URL, a running `digest serve`) or a Dask cluster, the
+    collect flow runs on it. Without one, and with `record_later`, the collect use case runs
+    at once and a detached process records it in Prefect afterwards (`flows.record`): no
+    temporary server on the command's clock. Else the flow runs on a temporary server.
+    """
     import asyncio
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from ..flows.serve import use_server
+    from ..flows.serve import configured_api_url, use_server
     from ..sources.registry import load_registry
     from ..store.db import open_db
     from ..triage.rules import load_rules
@@ -37,10 +43,6 @@ def run_collect(settings: Settings, *, force: bool, names: list[str] | None,
         raise DigestError(f"{settings.sources_file}: no source named {unknown[0]!r}")
     load_rules(settings)  # a broken relevance.toml is one clear line, before Prefect starts
     open_db(settings.store_path).close()
-    api = use_server(settings)  # a temporary server starts while Prefect is imported
-    from ..flows import collect as collect_flow
-
-    route_prefect_logs(settings)
     bar = Progress(TextColumn("collecting"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("{task.fields[last]}"), TimeElapsedColumn(), console=err,
                    disable=not show_progress or not err.is_terminal, transient=True)
@@ -55,13 +57,36 @@ def run_collect(settings: Settings, *, force: bool, names: list[str] | None,
             if self.task_id is not None:
                 bar.update(self.task_id, advance=1, last=outcome.name[:40])
 
+    config = str(settings.config_path) if settings.config_path else None
+    if record_later and not settings.scale.dask_address and configured_api_url(settings) is None:
+        with bar:
+            return collect_now_record_later(settings, force=force, names=names,
+                                            progress=BarProgress(), config=config)
+    api = use_server(settings)  # a temporary server starts while Prefect is imported
+    from ..flows import collect as collect_flow
+
+    route_prefect_logs(settings)
     with api.connected(), bar, collect_flow.reporting_to(BarProgress()):
         return asyncio.run(
-            collect_flow.collect_with_runner()(
-                force=force, sources=names or None,
-                config=str(settings.config_path) if settings.config_path else None,
-            )
+            collect_flow.collect_with_runner()(force=force, sources=names or None, config=config)
         )
+
+
+def collect_now_record_later(settings: Settings, *, force: bool, names: list[str] | None,
+                             progress: Any, config: str | None) -> dict[str, Any]:
+    """The collect use case in this process; Prefect records the run after the command.
+
+    The run is the same as the flow's (`collect_once` with its default batches and triage);
+    only its record in Prefect comes later, from a detached process (`flows.record`).
+    """
+    from ..flows.record import hand_off
+    from ..pipeline.collect import collect_once, health_report
+
+    summary = collect_once(settings, force=force, names=names or None, progress=progress)
+    result = summary.as_dict()
+    hand_off(settings, result, {"force": force, "sources": names or None, "config": config},
+             health_report(settings, summary.run_id))
+    return result
 
 
 def print_run_summary(summary: dict[str, Any]) -> None:
@@ -172,6 +197,7 @@ def demo(
     from .drafting import run_draft
 
     def collect_all(settings: Settings) -> dict[str, Any]:
-        return run_collect(settings, force=True, names=None)
+        # The draft starts a Prefect server in this process anyway: the collect shares it.
+        return run_collect(settings, force=True, names=None, record_later=False)
 
     run_demo(directory.resolve(), out, collect_all, run_draft)
