@@ -245,6 +245,8 @@ def _role(pid: int) -> str:
     # Prefect's own temporary server (uvicorn ... prefect.server...), or the one digest starts.
     if b"uvicorn" in cmd or b"prefect.server" in cmd or b"prefect server start" in cmd:
         return "prefect server"
+    if b"alliance_digest.flows.record" in cmd:
+        return "prefect recorder"
     if b"multiprocessing" in cmd or b"forkserver" in cmd:
         return "parse workers"
     return "main"
@@ -266,6 +268,8 @@ class TreeMonitor:
         #: The largest single process's peak RSS, by role (a digest process must stay under
         #: 300 MB whatever its children do; Prefect's server is reported on its own).
         self.peak_single: dict[str, int] = {}
+        #: Seconds the process's leftovers worked after it exited (see run_process).
+        self.lingered = 0.0
         #: Peak of the summed PSS, sampled every 10th round (reading it costs more).
         self.peak_pss = 0
         self.peak_by_role: dict[str, int] = {}
@@ -399,8 +403,14 @@ class Result:
 
 
 def run_process(label: str, pass_: str, argv: list[str], env: dict[str, str], cwd: Path,
-                log: Path, timeout: float = 600) -> tuple[float, TreeMonitor, int, float]:
-    """Run one contender to completion; (wall seconds, monitor, exit status, load average)."""
+                log: Path, timeout: float = 600, linger: Any = None,
+                ) -> tuple[float, TreeMonitor, int, float]:
+    """Run one contender to completion; (wall seconds, monitor, exit status, load average).
+
+    `linger()`: true while something the process left behind is still working (digest's
+    Prefect recorder); the monitor keeps watching until it is false (up to `timeout`), and
+    its duration is `monitor.lingered`.
+    """
     load = os.getloadavg()[0]
     with log.open("ab") as out:
         out.write(f"\n=== {label} / {pass_}: {' '.join(argv)}\n".encode())
@@ -414,6 +424,9 @@ def run_process(label: str, pass_: str, argv: list[str], env: dict[str, str], cw
             except subprocess.TimeoutExpired:
                 status = -9  # kill_leftovers() below ends it
             wall = time.perf_counter() - started
+            while linger is not None and linger() and time.perf_counter() - started < timeout:
+                time.sleep(0.1)
+            mon.lingered = time.perf_counter() - started - wall
         mon.kill_leftovers()
         proc.wait()
     return wall, mon, status, load
@@ -720,7 +733,11 @@ def main(argv: list[str] | None = None) -> int:
                 home = Path(env["PREFECT_HOME"])
                 had_db = (home / "prefect.db").exists()
                 env = {**env, "DIGEST_CONFIG": str(data / "digest.toml")}
-                wall, mon, status, load = run_process(contender, pass_, digest, env, data, log)
+                def recording() -> bool:  # the Prefect recorder's payload is still there
+                    return any((data / "data").glob(".prefect-record-*"))
+
+                wall, mon, status, load = run_process(contender, pass_, digest, env, data, log,
+                                                      linger=recording)
                 c = digest_counts(data)
                 items = c["items_new"] + c["items_updated"]
                 db_note = "" if "server" in contender else (
@@ -729,7 +746,9 @@ def main(argv: list[str] | None = None) -> int:
                 record(contender, pass_, wall, mon, status, items,
                        c["ok"] + c["not_modified"],
                        f"{db_note}ok {c['ok']}, 304 {c['not_modified']}, failed {c['failed']}, "
-                       f"items stored {c['total']} (+{c['merged']} merged){phases}{extra}", load)
+                       f"items stored {c['total']} (+{c['merged']} merged){phases}{extra}"
+                       + (f"; recorded in Prefect {mon.lingered:.1f} s after the command"
+                          if mon.lingered > 0.05 else ""), load)
 
             home = tmp / "prefect-home"
             home.mkdir()

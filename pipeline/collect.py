@@ -76,7 +76,6 @@ from ..store.sources import (
 from ..timestamps import utc_timestamp, utcnow
 from ..triage.annotate import Annotator, source_fields
 from ..triage.rules import Rules, load_rules
-from ..triage.run import triage_new
 
 #: Fewer due sources than this are parsed in-process: a pool costs more than it saves.
 POOL_THRESHOLD = 8
@@ -301,12 +300,27 @@ def triage_collected(db: sqlite_utils.Database, settings: Settings, rules: Rules
     """Cluster the items this run stored, scoring any stored unscored (an interrupted run's).
 
     `stored`: how many items the run stored already triaged, as candidates and filtered.
+    A run that stored nothing, on a store with nothing waiting, skips triage and its imports
+    (the clustering's scipy: a tenth of a second of an all-304 pass).
     """
+    if not any(stored.values()) and nothing_to_triage(db):
+        return {key: 0 for key in ("scored", "moved_in", "moved_out", "candidates", "filtered",
+                                   "clustered", "in_stories", "stories")}
+    from ..triage.run import triage_new
+
     counts = triage_new(db, settings, rules)
     for key in ("candidates", "filtered"):
         counts[key] += stored.get(key, 0)
         counts["scored"] += stored.get(key, 0)
     return counts
+
+
+def nothing_to_triage(db: sqlite_utils.Database) -> bool:
+    """No item waits to be scored or clustered (both checks use an index)."""
+    return not db.execute(
+        "SELECT EXISTS (SELECT 1 FROM items WHERE triaged_at IS NULL) "
+        "OR EXISTS (SELECT 1 FROM items WHERE cluster_id IS NULL) "
+        "OR EXISTS (SELECT 1 FROM item_tokens_new)").fetchone()[0]
 
 
 # --- the steps ----------------------------------------------------------------------------------

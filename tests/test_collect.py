@@ -466,3 +466,23 @@ def test_parse_processes_start_only_when_a_feed_needs_parsing(tmp_path, feed_ser
     third = run(settings)
     assert third["sources_ok"] == 1 and third["items_updated"] == 1
     assert len(started) == 2
+
+
+def test_triage_is_skipped_only_when_nothing_waits_for_it(tmp_path):
+    """An untriaged item (what a killed run leaves) is work for the next run's triage."""
+    from alliance_digest.pipeline.collect import nothing_to_triage, triage_collected
+    from alliance_digest.triage.rules import load_rules
+    from support import collect_into
+
+    config = collect_into(tmp_path, {"Feed": GOOD})  # stored, not triaged
+    settings = load_settings(config)
+    db = open_db(settings.store_path)
+    try:
+        assert not nothing_to_triage(db)
+        first = triage_collected(db, settings, load_rules(settings), {})
+        assert first["scored"] == 2 and first["clustered"] == 2
+        assert nothing_to_triage(db)
+        again = triage_collected(db, settings, load_rules(settings), {})
+        assert again == dict.fromkeys(first, 0)
+    finally:
+        db.close()
