@@ -771,7 +771,7 @@ def main(argv: list[str] | None = None) -> int:
                 data = tmp / "digest-cold"
                 write_digest_config(data, urls)
                 for pass_ in ("first", "304"):
-                    run_digest("digest cold (temp server)", pass_, data, cold_env)
+                    run_digest("digest cold (no server running)", pass_, data, cold_env)
                 if wanted("floor"):
                     run_floor("empty flow (temp server)", cold_env)
 
@@ -847,13 +847,13 @@ def render(results: list[Result], notes: list[str], args: argparse.Namespace,
         reader_304 = find(f"reader (workers={workers})", "304")
         vs = f"reader-{workers}"
         check(f"cold `digest collect --force` (temp server, warm home) vs {vs} first pass",
-              find("digest cold (temp", "first"), reader_first, first_limit)
+              find("digest cold (no server", "first"), reader_first, first_limit)
         check(f"cold, fresh PREFECT_HOME (informational) vs {vs} first pass",
               find("digest cold, fresh", "first"), reader_first, 1.0)
         check(f"server already running vs {vs} first pass",
               find("digest (server", "first"), reader_first, first_limit)
         check(f"304 pass, cold (temp server) vs {vs} 304 pass",
-              find("digest cold (temp", "304"), reader_304, limit_304)
+              find("digest cold (no server", "304"), reader_304, limit_304)
         check(f"304 pass, server running vs {vs} 304 pass",
               find("digest (server", "304"), reader_304, limit_304)
     lines += ["", "| target | ours / reader s | ratio | limit | |", "|---|---|---:|---:|---|",

@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import multiprocessing
+import os
 import threading
 import time
 from collections import deque
@@ -245,6 +246,8 @@ def _fetch_and_store(db: sqlite_utils.Database, run_id: int, settings: Settings,
         if len(requests_) >= POOL_THRESHOLD and not settings.scale.dask_address:
             pool = LazyParsePool(lambda: start_parse_pool(settings, annotator))
             cleanup.callback(pool.shutdown, wait=False, cancel_futures=True)
+            if bodies_expected(requests_):
+                pool.warm(default_parse_processes(settings.collect.parse_processes))
         if submit_batch is None:
             threads = ThreadPoolExecutor(MAX_BATCHES, thread_name_prefix="batch")
             cleanup.callback(threads.shutdown, wait=False, cancel_futures=True)
@@ -371,6 +374,12 @@ def start_parse_pool(settings: Settings, annotator: Annotator) -> ProcessPoolExe
     )
 
 
+def bodies_expected(requests_: Sequence[FetchRequest]) -> bool:
+    """Whether some source will surely send a body: one fetched without validators (never
+    fetched, or its last body did not parse) cannot answer 304."""
+    return any(r.etag is None and r.last_modified is None for r in requests_)
+
+
 class LazyParsePool(Executor):
     """The run's parser processes, started by the first feed that needs parsing.
 
@@ -387,6 +396,11 @@ class LazyParsePool(Executor):
     @property
     def started(self) -> bool:
         return self._pool is not None
+
+    def warm(self, processes: int) -> None:
+        """Start the processes now (they start while the first requests are in flight)."""
+        for _ in range(processes):
+            self.submit(os.getpid)
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         with self._lock:
