@@ -20,6 +20,7 @@ what the collect run left, and the `runs` table says what happened (as it always
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import os
 import subprocess
@@ -83,16 +84,27 @@ def main(payload_path: str) -> int:
 
     path = Path(payload_path)
     payload = json.loads(path.read_text(encoding="utf-8"))
-    server = EmbeddedServer(prefect_home(), temporary=True)
-    server.start()
-    try:
-        server.wait_ready()
-        from prefect.settings import PREFECT_API_URL, temporary_settings
+    home = prefect_home()
+    home.mkdir(parents=True, exist_ok=True)
+    # One recorder at a time per PREFECT_HOME: two temporary servers on one SQLite database
+    # were seen to fail with "database is locked". The lock goes with the process.
+    with (home / "digest-recorder.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        server = EmbeddedServer(home, temporary=True)
+        server.start()
+        try:
+            server.wait_ready()
+            from prefect.settings import PREFECT_API_URL, temporary_settings
 
-        with temporary_settings(updates={PREFECT_API_URL: server.url}):
-            asyncio.run(record_run(payload))
-    finally:
-        server.stop()
+            with temporary_settings(updates={PREFECT_API_URL: server.url}):
+                asyncio.run(record_run(payload))
+                # The run's events (state changes, the artifact's) go out in the background:
+                # send them before the server goes, not at exit into a closed port.
+                from prefect.events.worker import EventsWorker
+
+                EventsWorker.drain_all(timeout=30)
+        finally:
+            server.stop()
     path.unlink(missing_ok=True)
     return 0
 
