@@ -4,8 +4,10 @@
     db, registry, due = prepare(settings, force, names)  (sync the sources table, pick the due)
     run_id            = start_run(); counters at zero
     progress.started(len(due))
-    parse pool        = parser processes for a large local run; they also score each entry and
-                        make its story tokens (triage/annotate) as they parse
+    parse pool        = parser processes for a large local run, started by the first feed
+                        that needs parsing (none on an all-304 pass; at once when some source
+                        cannot answer 304); they also score each entry and make its story
+                        tokens (triage/annotate) as they parse
     for batch in split_by_host(requests, MAX_BATCHES):
         future = submit_batch(BatchJob(batch, ...))     (plain threads by default; the collect
                                                          flow submits Prefect tasks, or Dask's)
@@ -16,7 +18,8 @@
         never pile up in memory
     for future in futures: store its outcomes (a remote batch's) or raise its error
     triaged = triage(db, settings, rules, stored)       (cluster the new items into stories;
-                                                         score any a killed run left unscored)
+                                                         score any a killed run left unscored;
+                                                         skipped when nothing waits)
     finish the run row -> CollectSummary
 on any error: the writer stops, the run row records the error, the error is raised.
 
