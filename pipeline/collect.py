@@ -249,7 +249,7 @@ def _fetch_and_store(db: sqlite_utils.Database, run_id: int, settings: Settings,
         if len(requests_) >= POOL_THRESHOLD and not settings.scale.dask_address:
             pool = LazyParsePool(lambda: start_parse_pool(settings, annotator))
             cleanup.callback(pool.shutdown, wait=False, cancel_futures=True)
-            if bodies_expected(requests_):
+            if bodies_expected(rows, requests_):
                 pool.warm(default_parse_processes(settings.collect.parse_processes))
         if submit_batch is None:
             threads = ThreadPoolExecutor(MAX_BATCHES, thread_name_prefix="batch")
@@ -377,10 +377,13 @@ def start_parse_pool(settings: Settings, annotator: Annotator) -> ProcessPoolExe
     )
 
 
-def bodies_expected(requests_: Sequence[FetchRequest]) -> bool:
-    """Whether some source will surely send a body: one fetched without validators (never
-    fetched, or its last body did not parse) cannot answer 304."""
-    return any(r.etag is None and r.last_modified is None for r in requests_)
+def bodies_expected(rows: Mapping[str, Mapping[str, Any]],
+                    requests_: Sequence[FetchRequest]) -> bool:
+    """Whether some source will surely send a body: one that never answered, or last answered
+    with a body, and has no validators to send cannot answer 304 (a source that failed last
+    time is likely to fail again: it does not count)."""
+    return any(r.etag is None and r.last_modified is None
+               and (rows.get(r.name) or {}).get("last_outcome") != "failed" for r in requests_)
 
 
 class LazyParsePool(Executor):

@@ -486,3 +486,17 @@ def test_triage_is_skipped_only_when_nothing_waits_for_it(tmp_path):
         assert again == dict.fromkeys(first, 0)
     finally:
         db.close()
+
+
+def test_parser_processes_are_warmed_only_for_sources_that_will_send_a_body():
+    from alliance_digest.pipeline.collect import bodies_expected
+    from alliance_digest.sources.types import FetchRequest
+
+    def req(name: str, etag: str | None = None) -> FetchRequest:
+        return FetchRequest(name=name, url=f"http://127.0.0.1/{name}", etag=etag)
+
+    rows = {"new": {"last_outcome": None}, "cached": {"last_outcome": "ok"},
+            "down": {"last_outcome": "failed"}, "plain": {"last_outcome": "ok"}}
+    assert bodies_expected(rows, [req("new")])  # never fetched
+    assert bodies_expected(rows, [req("plain")])  # a server without validators
+    assert not bodies_expected(rows, [req("cached", '"v1"'), req("down")])
