@@ -84,8 +84,12 @@ def collect_now_record_later(settings: Settings, *, force: bool, names: list[str
 
     summary = collect_once(settings, force=force, names=names or None, progress=progress)
     result = summary.as_dict()
-    hand_off(settings, result, {"force": force, "sources": names or None, "config": config},
-             health_report(settings, summary.run_id))
+    try:
+        hand_off(settings, result, {"force": force, "sources": names or None, "config": config},
+                 health_report(settings, summary.run_id))
+    except OSError as e:  # the run is stored; only its record in Prefect is missing
+        err.print(f"warning: collect run {summary.run_id} is stored but will not appear in "
+                  f"Prefect: {e}", soft_wrap=True)
     return result
 
 
