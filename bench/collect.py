@@ -846,13 +846,13 @@ def render(results: list[Result], notes: list[str], args: argparse.Namespace,
         reader_first = find(f"reader (workers={workers})", "first")
         reader_304 = find(f"reader (workers={workers})", "304")
         vs = f"reader-{workers}"
-        check(f"cold `digest collect --force` (temp server, warm home) vs {vs} first pass",
+        check(f"cold `digest collect --force` (no server running) vs {vs} first pass",
               find("digest cold (no server", "first"), reader_first, first_limit)
         check(f"cold, fresh PREFECT_HOME (informational) vs {vs} first pass",
               find("digest cold, fresh", "first"), reader_first, 1.0)
         check(f"server already running vs {vs} first pass",
               find("digest (server", "first"), reader_first, first_limit)
-        check(f"304 pass, cold (temp server) vs {vs} 304 pass",
+        check(f"304 pass, cold (no server running) vs {vs} 304 pass",
               find("digest cold (no server", "304"), reader_304, limit_304)
         check(f"304 pass, server running vs {vs} 304 pass",
               find("digest (server", "304"), reader_304, limit_304)
@@ -877,10 +877,13 @@ def render(results: list[Result], notes: list[str], args: argparse.Namespace,
               "load average as the row started; anything above 0 is other work competing for "
               "the machine's cores, so compare rows of one run, and prefer CPU s when it is high.",
               "- digest: the temporary server and `prefect server start` use their own "
-              "PREFECT_HOME; 'cold' means a fresh data directory and database with the "
-              "temporary server started by the command itself; the phases come from the run's "
-              "timestamps in the database (whole seconds). 'empty flow' rows run a flow that "
-              "does nothing after the same imports: Prefect's fixed cost in time and memory.",
+              "PREFECT_HOME; 'cold' means a fresh data directory and database and no Prefect "
+              "server running: the command collects at once and a detached recorder it starts "
+              "records the run in Prefect on a temporary server afterwards (its time is the "
+              "'recorded in Prefect' note; the row waits for it before the next); the phases "
+              "come from the run's timestamps in the database (whole seconds). 'empty flow' "
+              "rows run a flow that does nothing after the same imports: Prefect's fixed "
+              "cost in time and memory.",
               "- plain: requests + feedparser with feedparser's defaults (HTML sanitising on), "
               "one feed after another, no threads; nothing stored but validators.",
               "- reader: lemon24/reader 3.x, `update_feeds(scheduled=False)` (since 3.21 the "
