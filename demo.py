@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -20,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
 from .feedserver import FeedServer
 from .pipeline.entries import include
@@ -134,10 +134,37 @@ def include_top_stories(db: Any, settings: Settings, n: int = DEMO_INCLUDED) -> 
     return made
 
 
+def source_notes(health: list[dict[str, Any]]) -> list[str]:
+    """One line for each source that needs a look: failed, stale or warned (none: nothing).
+
+    A note is its parts joined, so a part that is empty leaves no stray separator.
+    """
+    lines = []
+    for h in health:
+        parts = []
+        if h["last_outcome"] == "failed":
+            parts.append(f"failed: {h['last_error'] or 'unknown error'}")
+        if h["stale"]:
+            parts.append(f"stale: newest item {(h['newest_item_at'] or 'never')[:10]}")
+        if h["warning"]:
+            parts.append(h["warning"])
+        if parts:
+            lines.append(f"{h['name']}: {h['items_total']} items; {'; '.join(parts)}")
+    return lines
+
+
+#: Top candidates the demo lists, one line each.
+DEMO_TOP = 5
+
+
 def run_demo(directory: Path, console: Console,
              collect: Callable[[Settings], dict[str, Any]],
              draft: Callable[[Settings], dict[str, Any]]) -> Settings:
-    """Serve the snapshot, collect and triage it into `directory`, draft an issue, and tour it."""
+    """Serve the snapshot, collect and triage it into `directory`, draft an issue, and tour it.
+
+    Prints a short summary: what was stored, the sources that need a look, the top
+    candidates with their strongest reason, the draft's files and how to go on from there.
+    """
     with FeedServer(DEMO_DATA) as server:
         config = write_demo_config(directory, server.base_url)
         settings = load_settings(config)
@@ -145,43 +172,45 @@ def run_demo(directory: Path, console: Console,
         summary = collect(settings)
     db = open_db(settings.store_path)
     try:
-        health = source_health(db, stale_days=settings.collect.stale_days)
-        table = Table(title="Sources", show_header=True, header_style="bold")
-        for col in ("source", "outcome", "items", "note"):
-            table.add_column(col, overflow="fold")
-        for h in health:
-            note = h["last_error"] or h["warning"] or ""
-            if h["stale"]:
-                note = f"stale: newest item {(h['newest_item_at'] or 'never')[:10]}; {note}"
-            table.add_row(h["name"], h["last_outcome"] or "-", str(h["items_total"]), note)
-        console.print(table)
-        top = Table(title="Top candidates, with why", show_header=True, header_style="bold")
-        for col in ("score", "source", "title", "why"):
-            top.add_column(col, overflow="fold")
-        for r in query_items(db, status="candidate", order="score", limit=10):
-            top.add_row(f"{r['score']:.1f}", r["source"], r["title"], why(r["reasons"]))
-        console.print(top)
+        notes = source_notes(source_health(db, stale_days=settings.collect.stale_days))
+        top = query_items(db, status="candidate", order="score", limit=DEMO_TOP)
         counts = count_items(db)
         included = include_top_stories(db, settings)
     finally:
         db.close()
-    console.print(
-        f"Stored {sum(counts.values())} items ({summary['items_new']} new this run) from "
-        f"{summary['sources_ok']} sources; {summary['sources_failed']} failed.\n"
-        f"Included the top {len(included)} stories as issue entries "
-        f"({', '.join(map(str, included))}), each with its other outlets, as an editor would, "
-        "and drafted the issue:"
-    )
+    triaged = summary.get("triage") or {}
+    say = functools.partial(console.print, soft_wrap=True)
+    say(f"Stored {sum(counts.values())} items ({summary['items_new']} new this run) from "
+        f"{summary['sources_ok']} sources; {summary['sources_failed']} failed. Triage: "
+        f"{triaged.get('candidates', 0)} candidates, {triaged.get('filtered', 0)} filtered, "
+        f"{triaged.get('in_stories', 0)} items in {triaged.get('stories', 0)} "
+        "multi-outlet stories.")
+    if notes:
+        say(f"Sources to look at ({len(notes)} of {summary['sources_due']}):")
+        for line in notes:
+            say(f"  {line}")
+    say("Top candidates, with their strongest reason:")
+    for r in top:
+        say(f"  {r['score']:5.1f}  {r['source']}: {r['title']}  [{why(r['reasons'], 1)}]")
     drafted = draft(settings)
+    files = sorted(drafted["paths"].values())
+    stems = {str(Path(p).with_suffix("")) for p in files}
+    shown = ([f"{stems.pop()}.{{{','.join(Path(p).suffix[1:] for p in files)}}}"]
+             if len(stems) == 1 else files)
+    say(f"Included the top {len(included)} stories as issue entries (each with its other "
+        f"outlets), as an editor would, and drafted Vol {drafted['volume']}.{drafted['number']} "
+        f"({drafted['date']}): {drafted['items']} entries, {drafted['needs_writing']} still to "
+        "write:")
+    for path in shown:
+        say(f"  {path}")
     digest = command_hint(sys.argv[0])
-    console.print(
-        f"\nDatabase: {settings.store_path}\nConfig:   {config}\n\n"
+    say(f"Database: {settings.store_path} (config: {config})\n"
         "Open the editor desk on the demo data:\n"
         f"  cd {directory}\n"
-        f"  {digest} users add editor     # asks for a password (8+ characters)\n"
-        f"  {digest} editor       # then open http://{settings.editor.host}:"
+        f"  {digest} users add editor   # asks for a password (8+ characters)\n"
+        f"  {digest} editor             # then open http://{settings.editor.host}:"
         f"{settings.editor.port}/\n"
-        f"Other commands there: {digest} items, {digest} search 日米, {digest} sources list, "
-        f"{digest} entry list, {digest} issue list ({drafted['items']} entries in the draft)"
-    )
+        f"More there: {digest} entry list, {digest} items, {digest} search 日米, "
+        f"{digest} sources list, {digest} issue list; `{digest} users add NAME --role "
+        "publisher` for an account that approves and sends")
     return settings

@@ -41,6 +41,8 @@ class State:
     """Options shared by every command."""
 
     config: str | None = None
+    #: `digest --verbose`: Prefect's own log lines on the console (else in the data folder).
+    verbose: bool = False
 
     def settings(self) -> Settings:
         return load_settings(self.config)
@@ -56,12 +58,31 @@ def main_options(
         typer.Option("--config", envvar="DIGEST_CONFIG",
                      help="digest.toml to use (default ./digest.toml, else the packaged one)."),
     ] = None,
+    verbose: Annotated[
+        bool,
+        typer.Option("--verbose", "-v",
+                     help="Show Prefect's own log lines (default: <data folder>/prefect.log)."),
+    ] = False,
 ) -> None:
     """Alliance Digest."""
     from ..flows import quiet_prefect
 
-    quiet_prefect()  # before any command imports Prefect, which reads its settings once
+    quiet_prefect(verbose)  # before any command imports Prefect, which reads its settings once
     state.config = str(Path(config).expanduser().resolve()) if config else None
+    state.verbose = verbose
+
+
+def route_prefect_logs(settings: Settings) -> None:
+    """Unless --verbose, what Prefect would print goes to its log in the data folder.
+
+    Call it once Prefect is imported, before a flow runs: commands print what the user needs
+    (a summary, where the files are, what failed), not Prefect's internals.
+    """
+    if state.verbose:
+        return
+    from ..flows import PREFECT_LOG, log_prefect_to
+
+    log_prefect_to(settings.data_dir / PREFECT_LOG)
 
 
 def main() -> None:

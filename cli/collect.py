@@ -15,7 +15,7 @@ from rich.table import Table
 from ..errors import CollectRunning, DatabaseDamaged, DigestError
 from ..settings import PACKAGE_DIR, Settings
 from ..timestamps import utc_timestamp
-from . import _db, _fail, app, err, out, print_json, state
+from . import _db, _fail, app, err, out, print_json, route_prefect_logs, state
 
 # --- collect -----------------------------------------------------------------------------------
 
@@ -25,13 +25,19 @@ SET_ASIDE_EXIT = 3
 
 
 def run_collect(settings: Settings, *, force: bool, names: list[str] | None,
-                show_progress: bool = True) -> dict[str, Any]:
-    """Validate config, registry and database up front (one clear line each), then run the flow."""
+                show_progress: bool = True, record_later: bool = True) -> dict[str, Any]:
+    """Validate config, registry and database up front (one clear line each), then collect.
+
+    With a Prefect server (PREFECT_API_URL, a running `digest serve`) or a Dask cluster, the
+    collect flow runs on it. Without one, and with `record_later`, the collect use case runs
+    at once and a detached process records it in Prefect afterwards (`flows.record`): no
+    temporary server on the command's clock. Else the flow runs on a temporary server.
+    """
     import asyncio
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from ..flows.serve import use_server
+    from ..flows.serve import configured_api_url, use_server
     from ..pipeline.scale_check import check_scheduler, remote_workers_warning
     from ..sources.registry import load_registry
     from ..store.db import open_for_writing
@@ -47,14 +53,9 @@ def run_collect(settings: Settings, *, force: bool, names: list[str] | None,
     check_scheduler(settings.scale)  # a dead Dask scheduler: one line, at once
     if holder := lock_holder(settings.store_path):  # before Prefect starts: say so at once
         raise CollectRunning(holder.pid, holder.since)
-    api = use_server(settings)  # a temporary server starts while Prefect is imported
-    if warning := remote_workers_warning(settings.scale, api.url):
-        err.print(f"[yellow]warning:[/yellow] {escape(warning)}", markup=True, soft_wrap=True)
-    from ..flows import collect as collect_flow
-
     bar = Progress(TextColumn("collecting"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("{task.fields[last]}"), TimeElapsedColumn(), console=err,
-                   disable=not show_progress, transient=True)
+                   disable=not show_progress or not err.is_terminal, transient=True)
 
     class BarProgress:
         task_id: Any = None
@@ -66,16 +67,45 @@ def run_collect(settings: Settings, *, force: bool, names: list[str] | None,
             if self.task_id is not None:
                 bar.update(self.task_id, advance=1, last=outcome.name[:40])
 
+    config = str(settings.config_path) if settings.config_path else None
+    if record_later and not settings.scale.dask_address and configured_api_url(settings) is None:
+        with bar:
+            return collect_now_record_later(settings, force=force, names=names,
+                                            progress=BarProgress(), config=config)
+    api = use_server(settings)  # a temporary server starts while Prefect is imported
+    if warning := remote_workers_warning(settings.scale, api.url):
+        err.print(f"[yellow]warning:[/yellow] {escape(warning)}", markup=True, soft_wrap=True)
+    from ..flows import collect as collect_flow
+
+    route_prefect_logs(settings)
     with api.connected(), bar, collect_flow.reporting_to(BarProgress()):
         summary: dict[str, Any] = asyncio.run(
-            collect_flow.collect_with_runner()(
-                force=force, sources=names or None,
-                config=str(settings.config_path) if settings.config_path else None,
-            )
+            collect_flow.collect_with_runner()(force=force, sources=names or None, config=config)
         )
     if "skipped" in summary:  # another collect took the lock after the check above
         raise CollectRunning(summary.get("pid"), summary.get("since"))
     return summary
+
+
+def collect_now_record_later(settings: Settings, *, force: bool, names: list[str] | None,
+                             progress: Any, config: str | None) -> dict[str, Any]:
+    """The collect use case in this process; Prefect records the run after the command.
+
+    The run is the same as the flow's (`collect_once` with its default batches and triage);
+    only its record in Prefect comes later, from a detached process (`flows.record`).
+    """
+    from ..flows.record import hand_off
+    from ..pipeline.collect import collect_once, health_report
+
+    summary = collect_once(settings, force=force, names=names or None, progress=progress)
+    result = summary.as_dict()
+    try:
+        hand_off(settings, result, {"force": force, "sources": names or None, "config": config},
+                 health_report(settings, summary.run_id))
+    except OSError as e:  # the run is stored; only its record in Prefect is missing
+        err.print(f"warning: collect run {summary.run_id} is stored but will not appear in "
+                  f"Prefect: {e}", soft_wrap=True)
+    return result
 
 
 def print_run_summary(summary: dict[str, Any]) -> None:
@@ -223,18 +253,10 @@ def demo(
 ) -> None:
     """Offline, end to end: serve bundled feeds on 127.0.0.1, collect them, show the results."""
     from ..demo import run_demo
-    from .drafting import print_draft_summary, run_draft
+    from .drafting import run_draft
 
     def collect_all(settings: Settings) -> dict[str, Any]:
-        summary = run_collect(settings, force=True, names=None)
-        print_run_summary(summary)
-        return summary
+        # The draft starts a Prefect server in this process anyway: the collect shares it.
+        return run_collect(settings, force=True, names=None, record_later=False)
 
-    def draft_now(settings: Settings) -> dict[str, Any]:
-        summary = run_draft(settings)
-        print_draft_summary(summary)
-        return summary
-
-    run_demo(directory.resolve(), out, collect_all, draft_now)
-
-
+    run_demo(directory.resolve(), out, collect_all, run_draft)

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from ..errors import DigestError
 from ..settings import Settings
-from . import _db, app, editor_name, out, print_json, state
+from . import _db, app, editor_name, out, print_json, route_prefect_logs, state
 
 issue_app = typer.Typer(help="Drafted issues: the archive, review, approval, finalising.",
                         no_args_is_help=True)
@@ -45,6 +45,7 @@ def run_draft(settings: Settings, *, date: str | None = None, out_dir: Path | No
     from ..pipeline.draft import parse_date, today
     from ..store.issues import plan_issue
 
+    route_prefect_logs(settings)
     day = parse_date(date) if date else today(settings)
     with _db(settings) as db:
         plan_issue(db, day, settings.issue.first_year, volume=volume, number=number)

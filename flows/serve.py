@@ -275,6 +275,28 @@ class EmbeddedServer:
     def log_path(self) -> Path:
         return self.home / ("digest-temporary-server.log" if self.temporary else "server.log")
 
+    @property
+    def ui_url(self) -> str:
+        """Where a browser opens the Prefect UI this server serves."""
+        return self.url.removesuffix("/api")
+
+    def ui_settings(self) -> dict[str, str]:
+        """The server process's settings that point its UI at this server's API.
+
+        `prefect server start --port N` listens on N but does not tell the UI: the UI asks
+        for the API at PREFECT_SERVER_UI_API_URL, which defaults to PREFECT_API_URL, else to
+        PREFECT_SERVER_API_HOST:PREFECT_SERVER_API_PORT (4200), never to the --port given.
+        So they are set here, in the child's settings (its environment), explicitly: a
+        profile's or the caller's PREFECT_API_URL must not leak into them either. A UI API
+        URL the user set (a reverse proxy's) is kept.
+        """
+        settings = {"PREFECT_SERVER_API_HOST": self.host,
+                    "PREFECT_SERVER_API_PORT": str(self.port), "PREFECT_UI_URL": self.ui_url}
+        if not any(os.environ.get(k) for k in ("PREFECT_SERVER_UI_API_URL",
+                                               "PREFECT_UI_API_URL")):
+            settings["PREFECT_SERVER_UI_API_URL"] = self.url
+        return settings
+
     def start(self) -> None:
         """Start the server (returns at once; see `wait_ready`)."""
         self.home.mkdir(parents=True, exist_ok=True)
@@ -283,6 +305,7 @@ class EmbeddedServer:
         if not self.temporary:
             env["PREFECT_HOME"] = str(self.home)
         env.pop("PREFECT_API_URL", None)
+        env.update(self.ui_settings())
         extra = ["--no-ui", "--no-scheduler", "--no-late-runs"] if self.temporary else []
         self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(
@@ -385,7 +408,7 @@ def serve_forever(settings: Settings, *, host: str = "127.0.0.1", port: int = 0,
             url = server.url
         write_state(state, url, server.process.pid if server and server.process else None)
         runs = next_runs(schedules, count=1)
-        report(f"Prefect API: {url}  (UI: {url.removesuffix('/api')})")
+        report(f"Prefect UI: {url.removesuffix('/api')}/  (API: {url})")
         for name in ("collect", "draft"):
             when = runs[name][0].isoformat() if runs[name] else "never"
             report(f"serving {name}/{DEPLOYMENT_NAME}: next run {when}")

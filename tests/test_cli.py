@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from alliance_digest.feedserver import FeedServer
@@ -122,3 +126,41 @@ def test_demo_runs_offline_end_to_end(tmp_path):
     assert sum("2+2" in h or "Security Consultative" in h for h in heads) <= 1
     draft = next((tmp_path / "demo" / "drafts").glob("*.md")).read_text(encoding="utf-8")
     assert "See also" not in draft and draft.count("[DRAFT — needs writing]") == 5
+    # A short summary: what was stored, the sources to look at, the top candidates, where the
+    # draft and the database are; none of Prefect's own log lines (they go to its log file).
+    lines = done.stdout.splitlines()
+    assert len(lines) <= 30, done.stdout
+    assert not [line for line in lines if line.rstrip().endswith(";")], done.stdout
+    assert done.stderr.strip() == "", done.stderr
+    drafted = next(line.strip() for line in lines if "/drafts/" in line)
+    stem, exts = drafted.removesuffix("}").split(".{")
+    assert sorted(exts.split(",")) == ["html", "md", "txt"]
+    assert all(Path(f"{stem}.{ext}").is_file() for ext in ("html", "md", "txt"))
+    assert f"Database: {tmp_path / 'demo' / 'data' / 'digest.db'}" in done.stdout
+    # A second draft in the same folder (its own process): the summary and nothing else.
+    again = digest("draft", cwd=tmp_path / "demo", env={"PREFECT_HOME": str(tmp_path / "prefect")})
+    assert again.stderr.strip() == "", again.stderr
+    assert again.stdout.startswith("Drafted Vol ") and "EventsWorker" not in again.stdout
+
+
+def test_prefect_console_lines_go_to_the_log_file(tmp_path):
+    """What Prefect would print (its EventsWorker's warning at exit, say) lands in the file."""
+    log = tmp_path / "data" / "prefect.log"
+    code = (
+        "import logging, sys\n"
+        "import prefect  # noqa: F401  (sets up Prefect's logging)\n"
+        "from pathlib import Path\n"
+        "from alliance_digest.flows import log_prefect_to\n"
+        f"log_prefect_to(Path({str(log)!r}))\n"
+        "logging.getLogger('prefect.EventsWorker').warning("
+        "'Still processing items: 3 items remaining...')\n"
+        "logging.getLogger('prefect._internal.concurrency').error('a service failed')\n"
+        "print('ours')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "PREFECT_LOGGING_LEVEL": "WARNING"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "ours\n" and done.stderr == ""
+    text = log.read_text(encoding="utf-8")
+    assert "WARNING prefect.EventsWorker: Still processing items: 3 items remaining" in text
+    assert "ERROR prefect._internal.concurrency: a service failed" in text

@@ -432,3 +432,71 @@ def test_source_health_takes_only_its_fields_and_writes_only_what_changed(tmp_pa
     assert (row["warning"], row["etag"], row["last_status"]) == (None, '"e"', 304)
     assert row["url"] == "http://127.0.0.1/a"  # left as it was
     db.close()
+
+
+def test_parse_processes_start_only_when_a_feed_needs_parsing(tmp_path, feed_server,
+                                                              monkeypatch):
+    """A pass where every source answers 304 starts no parser processes at all."""
+    from alliance_digest.pipeline import collect
+
+    started: list[object] = []
+    real_start = collect.start_parse_pool
+
+    def counting_start(*args: Any) -> Any:
+        pool = real_start(*args)
+        started.append(pool)
+        return pool
+
+    monkeypatch.setattr(collect, "start_parse_pool", counting_start)
+    names = {f"f{n}": f"/feed{n}" for n in range(collect.POOL_THRESHOLD + 2)}
+    for n, path in enumerate(names.values()):
+        feed_server.route(path, body=rss([{"title": f"US-Japan story {n}", "guid": f"g{n}",
+                                           "link": f"https://example.test/{n}"}]),
+                          etag=f'"v{n}"')
+    settings = write_config(tmp_path, feed_server, names)
+    first = run(settings)
+    assert first["sources_ok"] == len(names) and first["items_new"] == len(names)
+    assert len(started) == 1  # parsed in the pool, started once for the whole run
+    second = run(settings)
+    assert second["sources_not_modified"] == len(names) and second["items_new"] == 0
+    assert len(started) == 1  # nothing to parse: no pool
+    # One changed feed among the 304s: the pool starts for it.
+    feed_server.route("/feed0", body=rss([{"title": "US-Japan story 0, revised", "guid": "g0",
+                                           "link": "https://example.test/0"}]), etag='"v0b"')
+    third = run(settings)
+    assert third["sources_ok"] == 1 and third["items_updated"] == 1
+    assert len(started) == 2
+
+
+def test_triage_is_skipped_only_when_nothing_waits_for_it(tmp_path):
+    """An untriaged item (what a killed run leaves) is work for the next run's triage."""
+    from alliance_digest.pipeline.collect import nothing_to_triage, triage_collected
+    from alliance_digest.triage.rules import load_rules
+    from support import collect_into
+
+    config = collect_into(tmp_path, {"Feed": GOOD})  # stored, not triaged
+    settings = load_settings(config)
+    db = open_db(settings.store_path)
+    try:
+        assert not nothing_to_triage(db)
+        first = triage_collected(db, settings, load_rules(settings), {})
+        assert first["scored"] == 2 and first["clustered"] == 2
+        assert nothing_to_triage(db)
+        again = triage_collected(db, settings, load_rules(settings), {})
+        assert again == {**dict.fromkeys(first, 0), "triage_error": None}
+    finally:
+        db.close()
+
+
+def test_parser_processes_are_warmed_only_for_sources_that_will_send_a_body():
+    from alliance_digest.pipeline.collect import bodies_expected
+    from alliance_digest.sources.types import FetchRequest
+
+    def req(name: str, etag: str | None = None) -> FetchRequest:
+        return FetchRequest(name=name, url=f"http://127.0.0.1/{name}", etag=etag)
+
+    rows = {"new": {"last_outcome": None}, "cached": {"last_outcome": "ok"},
+            "down": {"last_outcome": "failed"}, "plain": {"last_outcome": "ok"}}
+    assert bodies_expected(rows, [req("new")])  # never fetched
+    assert bodies_expected(rows, [req("plain")])  # a server without validators
+    assert not bodies_expected(rows, [req("cached", '"v1"'), req("down")])

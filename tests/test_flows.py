@@ -4,6 +4,7 @@ and whole `digest collect` processes for what only a process can show (kill -9).
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sqlite3
@@ -133,6 +134,41 @@ def test_kill_9_leaves_a_sound_database_and_the_next_run_completes(tmp_path):
         assert runs[-1][0] == "completed"
 
 
+def test_a_cold_collect_stores_first_and_prefect_records_the_run_after(tmp_path):
+    """No Prefect server: `digest collect` runs the use case at once and returns; a detached
+    recorder then starts a temporary server and records the run there as a `collect` flow
+    run with its health artifact."""
+    home = tmp_path / "prefect-home"
+    env = {**os.environ, "PREFECT_HOME": str(home)}
+    env.pop("PREFECT_API_URL", None)
+    with FeedServer() as server:
+        for n in range(3):
+            server.route(f"/f{n}", body=feed(n, 4))
+        server.route("/down", status=503)
+        config = write_config(tmp_path / "site", server, ["/f0", "/f1", "/f2", "/down"])
+        done = subprocess.run([sys.executable, "-m", "alliance_digest.cli", "--config",
+                               str(config), "collect", "--force"], env=env, capture_output=True,
+                              text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    assert "Collect run 1" in done.stdout and "failed s3" in done.stdout
+    data = config.parent / "data"
+    conn = sqlite3.connect(data / "digest.db")
+    assert conn.execute("SELECT count(*) FROM items").fetchone()[0] == 12
+    conn.close()
+    deadline = time.monotonic() + 180
+    while list(data.glob(".prefect-record-*")) and time.monotonic() < deadline:
+        time.sleep(0.25)
+    assert not list(data.glob(".prefect-record-*")), (data / "prefect.log").read_text()
+    conn = sqlite3.connect(home / "prefect.db")
+    runs = conn.execute("SELECT f.name, r.name, r.state_type, r.parameters FROM flow_run r "
+                        "JOIN flow f ON f.id = r.flow_id").fetchall()
+    health = conn.execute("SELECT data FROM artifact WHERE key = 'collect-health'").fetchone()
+    conn.close()
+    assert [(r[0], r[1], r[2]) for r in runs] == [("collect", "run-1-completed", "COMPLETED")]
+    assert json.loads(runs[0][3]) == {"force": True, "sources": None, "config": str(config)}
+    assert "| s3 | failed | 503 |" in json.loads(health[0])
+
+
 def test_draft_flow_writes_the_issue_and_publishes_it(tmp_path, prefect_api):
     """collect (real flow) → an editor includes two items → the real draft flow."""
     from alliance_digest.flows.collect import collect_with_runner
@@ -194,15 +230,18 @@ def _children_named(pid: int, needle: bytes) -> list[int]:
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc")
 def test_the_temporary_prefect_server_goes_with_the_command_even_after_kill_9(tmp_path):
     """Prefect's own temporary server outlived a SIGKILLed caller; the one digest starts
-    gets SIGTERM from the kernel when the command dies, and stops with it otherwise."""
+    gets SIGTERM from the kernel when the command dies, and stops with it otherwise.
+
+    `digest draft` starts one (a cold `digest collect` leaves Prefect to a recorder that
+    starts its own the same way, after the command)."""
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect-home")}
     env.pop("PREFECT_API_URL", None)
     with FeedServer() as server:
         for n in range(4):
             server.route(f"/f{n}", body=feed(n, 5), delay=20)  # the run outlasts the test
         config = write_config(tmp_path / "site", server, [f"/f{n}" for n in range(4)])
-        cmd = [sys.executable, "-m", "alliance_digest.cli", "--config", str(config), "collect",
-               "--force"]
+        cmd = [sys.executable, "-m", "alliance_digest.cli", "--config", str(config), "draft",
+               "--out", str(tmp_path / "drafts")]
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
         try:
@@ -211,7 +250,7 @@ def test_the_temporary_prefect_server_goes_with_the_command_even_after_kill_9(tm
             while not servers and time.monotonic() < deadline:
                 servers = _children_named(proc.pid, b"prefect server start")
                 time.sleep(0.1)
-            assert servers, "digest collect started no Prefect server of its own"
+            assert servers, "digest draft started no Prefect server of its own"
             time.sleep(1.0)
         finally:
             proc.kill()  # the command alone, not its children

@@ -474,3 +474,13 @@ def model_warning(db: sqlite_utils.Database) -> str:
             _WARNINGS.clear()
         _WARNINGS[key] = load_current(db)[1]
     return _WARNINGS[key]
+
+
+def with_current_model(db: sqlite_utils.Database, rules: Rules) -> tuple[Rules, str]:
+    """`rules` blended with the current learned model, if any; and a warning, or "".
+
+    A damaged model, or one trained by another version, leaves the rules alone: triage never
+    fails on it.
+    """
+    model, warning = load_current(db)
+    return rules.with_model(model), warning

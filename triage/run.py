@@ -30,7 +30,7 @@ from ..settings import Settings
 from ..store import clusters as cluster_store
 from ..store import set_aside
 from .clusters import cluster_waiting
-from .model import load_current
+from .model import with_current_model
 from .relevance import apply_relevance
 from .rules import Rules, load_rules
 
@@ -125,16 +125,6 @@ def cluster_new(db: sqlite_utils.Database, *, budget_seconds: float | None,
             "stories": len(set(in_stories)), "set_aside": run.set_aside,
             "set_aside_total": now["set_aside"], "retrying": now["retrying"],
             "triage_error": "; ".join(run.errors) or None}
-
-
-def with_current_model(db: sqlite_utils.Database, rules: Rules) -> tuple[Rules, str]:
-    """`rules` blended with the current learned model, if any; and a warning, or "".
-
-    A damaged model, or one trained by another version, leaves the rules alone: triage never
-    fails on it.
-    """
-    model, warning = load_current(db)
-    return rules.with_model(model), warning
 
 
 def triage_new(db: sqlite_utils.Database, settings: Settings,

@@ -1,0 +1,116 @@
+"""Record in Prefect a collect run that `digest collect` ran without a Prefect server.
+
+    digest collect (no PREFECT_API_URL, no `digest serve` running, no Dask):
+        collect_once(...)                  the use case, at once: no server to wait for
+        print the summary
+        hand_off(settings, summary, ...)   payload file in the data folder, then a detached
+                                           `python -m alliance_digest.flows.record FILE`
+    the recorder, after the command has returned:
+        start a temporary Prefect server (as a flow call would), wait for it
+        run the `collect` flow's record of the run: the same flow name and parameters, the
+        run's summary as its result, the "collect-health" artifact
+        stop the server, remove the payload
+
+Why: a temporary Prefect server takes 4-10 s to start on a busy 2-core machine, more than
+a whole pass where every source answers 304; waiting for it put Prefect, not the feeds, on
+the command's clock. A killed command leaves no payload and starts nothing: the database is
+what the collect run left, and the `runs` table says what happened (as it always does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..settings import Settings
+
+#: Where the payloads wait in the data folder (one file per run, removed once recorded).
+PAYLOAD_PREFIX = ".prefect-record-"
+
+
+def hand_off(settings: Settings, summary: dict[str, Any], parameters: dict[str, Any],
+             health: str) -> Path:
+    """Write the run's record and start the detached recorder; returns the payload's path.
+
+    The recorder runs in a session of its own (it outlives the command); its output goes to
+    Prefect's log in the data folder.
+    """
+    from . import PREFECT_LOG
+
+    data = settings.data_dir
+    data.mkdir(parents=True, exist_ok=True)
+    path = data / f"{PAYLOAD_PREFIX}{summary['id']}.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"parameters": parameters, "summary": summary, "health": health},
+                              ensure_ascii=False), encoding="utf-8")
+    os.replace(tmp, path)
+    with (data / PREFECT_LOG).open("ab") as log:
+        subprocess.Popen([sys.executable, "-m", "alliance_digest.flows.record", str(path)],
+                         stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                         start_new_session=True, close_fds=True)
+    return path
+
+
+async def record_run(payload: dict[str, Any]) -> dict[str, Any]:
+    """The `collect` flow's run for a run already done (needs a Prefect API configured)."""
+    from prefect import flow
+    from prefect.artifacts import acreate_markdown_artifact
+
+    summary, health = payload["summary"], payload["health"]
+
+    @flow(name="collect", log_prints=False, validate_parameters=False)
+    async def collect(force: bool = False, sources: list[str] | None = None,
+                      config: str | None = None) -> dict[str, Any]:
+        await acreate_markdown_artifact(key="collect-health", markdown=health,
+                                        description="Source health after this collect run")
+        return summary
+
+    params = payload["parameters"]
+    flow_run_name = f"run-{summary['id']}-{summary['status']}"
+    return await collect.with_options(flow_run_name=flow_run_name)(
+        force=params.get("force", False), sources=params.get("sources"),
+        config=params.get("config"))
+
+
+def main(payload_path: str) -> int:
+    """Record one payload on a temporary server started here, then stop it."""
+    from .serve import EmbeddedServer, prefect_home
+
+    path = Path(payload_path)
+    payload = json.loads(path.read_text(encoding="utf-8"))
+    home = prefect_home()
+    home.mkdir(parents=True, exist_ok=True)
+    # One recorder at a time per PREFECT_HOME: two temporary servers on one SQLite database
+    # were seen to fail with "database is locked". The lock goes with the process.
+    with (home / "digest-recorder.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        server = EmbeddedServer(home, temporary=True)
+        server.start()
+        try:
+            server.wait_ready()
+            from prefect.settings import PREFECT_API_URL, temporary_settings
+
+            with temporary_settings(updates={PREFECT_API_URL: server.url}):
+                asyncio.run(record_run(payload))
+                # The run's events (state changes, the artifact's) go out in the background:
+                # send them before the server goes, not at exit into a closed port.
+                from prefect.events.worker import EventsWorker
+
+                EventsWorker.drain_all(timeout=30)
+        finally:
+            server.stop()
+    path.unlink(missing_ok=True)
+    return 0
+
+
+if __name__ == "__main__":
+    from . import quiet_prefect
+
+    quiet_prefect()
+    sys.exit(main(sys.argv[1]))
