@@ -132,3 +132,38 @@ def test_a_key_on_a_story_row_acts_on_every_item_of_the_story(
         assert entry_of(db, ids) == {}
     finally:
         db.close()
+
+
+def test_two_decisions_on_one_story_and_an_unsaved_paragraph_survives_a_reload(
+    page: Any, desk: tuple[DeskServer, Settings]
+) -> None:
+    server, settings = desk
+    pg = page
+    expect = sync_api.expect
+    lead = fixtures.item_id(settings, "1")
+    pg.goto(server.url + "/?status=all&since=")
+    row = pg.locator(f'tr.row[data-story="{lead}"]')
+    row.locator(".c-score").click()
+    # Each decision carries the versions the row now shows: the second is not "stale".
+    pg.keyboard.press("x")
+    expect(row).to_have_attribute("data-status", "excluded")
+    row.locator(".c-score").click()  # a decision moves the cursor on: back to the row
+    pg.keyboard.press("u")
+    expect(row).to_have_attribute("data-status", "candidate")
+    row.locator(".c-score").click()
+    pg.keyboard.press("i")
+    label = row.locator("[data-entry-label]")
+    expect(label).to_have_text(re.compile(r"in entry \d+"))
+    entry_id = int(label.text_content().split()[-1])
+
+    pg.goto(f"{server.url}/entries/{entry_id}")
+    pg.fill("#e-blurb", "Half a paragraph the browser must not lose")
+    # The tab crashed: a new one on the same entry finds the text the first was writing.
+    other = pg.context.new_page()
+    other.goto(f"{server.url}/entries/{entry_id}")
+    expect(other.locator("#restored")).to_be_visible()
+    assert other.input_value("#e-blurb") == "Half a paragraph the browser must not lose"
+    other.click("#drop-restored")
+    assert other.input_value("#e-blurb") == ""
+    other.close()
+    pg.fill("#e-blurb", "")  # back to what is saved: nothing left to guard

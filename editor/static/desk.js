@@ -349,6 +349,28 @@
     });
   }
 
+  // The text being written, kept in localStorage under `key` on every keystroke, is put back
+  // in `field` after a crash of the browser; "Discard it" (#drop-restored) puts the saved text
+  // back. `changed` runs after either, to refresh what depends on the field.
+  function restoreKept(store, key, field, changed) {
+    let kept = null;
+    try { kept = JSON.parse(store.getItem(key) || "null"); } catch (e) { kept = null; }
+    if (!kept || typeof kept.text !== "string" || kept.text === field.value) return;
+    const original = field.value;
+    field.value = kept.text;
+    const note = document.getElementById("restored");
+    if (note) {
+      note.hidden = false;
+      document.getElementById("drop-restored").addEventListener("click", () => {
+        field.value = original;
+        store.removeItem(key);
+        note.hidden = true;
+        changed();
+      });
+    }
+    setTimeout(changed, 0);
+  }
+
   // --- item page --------------------------------------------------------------------------
   function initItem() {
     const form = document.getElementById("edit-form");
@@ -362,23 +384,7 @@
     if (form && blurb && store && key) {
       if (document.getElementById("saved")) store.removeItem(key);
       markClean(form);
-      let kept = null;
-      try { kept = JSON.parse(store.getItem(key) || "null"); } catch (e) { kept = null; }
-      if (kept && typeof kept.text === "string" && kept.text !== blurb.value) {
-        const original = blurb.value;
-        blurb.value = kept.text;
-        const note = document.getElementById("restored");
-        if (note) {
-          note.hidden = false;
-          document.getElementById("drop-restored").addEventListener("click", () => {
-            blurb.value = original;
-            store.removeItem(key);
-            note.hidden = true;
-            blurb.dispatchEvent(new Event("input"));
-          });
-        }
-        setTimeout(() => blurb.dispatchEvent(new Event("input")), 0);
-      }
+      restoreKept(store, key, blurb, () => blurb.dispatchEvent(new Event("input")));
       blurb.addEventListener("input", () => {
         if (formState(form) === form.dataset.initial) store.removeItem(key);
         else store.setItem(key, JSON.stringify({ text: blurb.value, at: Date.now() }));
@@ -596,23 +602,7 @@
     const keep = "desk:entry:" + id;
     const store = (() => { try { return window.localStorage; } catch (e) { return null; } })();
     if (store) {
-      let kept = null;
-      try { kept = JSON.parse(store.getItem(keep) || "null"); } catch (e) { kept = null; }
-      if (kept && typeof kept.text === "string" && kept.text !== blurb.value) {
-        const original = blurb.value;
-        blurb.value = kept.text;
-        const note = document.getElementById("restored");
-        if (note) {
-          note.hidden = false;
-          document.getElementById("drop-restored").addEventListener("click", () => {
-            blurb.value = original;
-            store.removeItem(keep);
-            note.hidden = true;
-            refresh();
-          });
-        }
-        setTimeout(refresh, 0);
-      }
+      restoreKept(store, keep, blurb, refresh);
       blurb.addEventListener("input", () => {
         if (blurb.value === base.blurb) store.removeItem(keep);
         else store.setItem(keep, JSON.stringify({ text: blurb.value, at: Date.now() }));
