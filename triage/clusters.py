@@ -640,8 +640,8 @@ def cluster_waiting(db: sqlite_utils.Database, ids: Sequence[int], *,
                         pairs=totals["pairs"], candidates=totals["candidates"])
 
 
-def _keys(blob: bytes | None, text: tuple[str | None, str | None] | None) -> StoryKeys:
-    keys = unpack(blob)
+def _keys(keys: StoryKeys | None, text: tuple[str | None, str | None] | None) -> StoryKeys:
+    """Stored keys (unpacked), else the keys of the text (an item stored before keys were)."""
     if keys is None:
         title, summary = text or (None, None)
         keys = story_keys(title, summary)
@@ -655,12 +655,17 @@ def _cluster_chunk(db: sqlite_utils.Database, batch: list[ClusterRow], window_da
     history = [h for h in store.window_items(db, batch[0].day - window_days - _EPS_DAYS,
                                              batch[-1].day + window_days + _EPS_DAYS)
                if h.id not in batch_ids]
-    stale = [r.id for r in batch if unpack(r.tokens) is None and r.title is None]
-    stale += [h.id for h in history if unpack(h.tokens) is None]
+    # Each stored key blob unpacked once (a chunk's history is most of the window).
+    batch_unpacked = [unpack(r.tokens) for r in batch]
+    history_unpacked = [unpack(h.tokens) for h in history]
+    stale = [r.id for r, k in zip(batch, batch_unpacked, strict=True)
+             if k is None and r.title is None]
+    stale += [h.id for h, k in zip(history, history_unpacked, strict=True) if k is None]
     texts = store.texts(db, stale)
-    batch_keys = [_keys(r.tokens, (r.title, r.summary_text) if r.title is not None
-                        else texts.get(r.id)) for r in batch]
-    history_keys = [_keys(h.tokens, texts.get(h.id)) for h in history]
+    batch_keys = [_keys(k, (r.title, r.summary_text) if r.title is not None
+                        else texts.get(r.id)) for r, k in zip(batch, batch_unpacked, strict=True)]
+    history_keys = [_keys(k, texts.get(h.id))
+                    for h, k in zip(history, history_unpacked, strict=True)]
     n = len(batch)
     pool = Pool.build(batch_keys + history_keys,
                       [r.day for r in batch] + [h.day for h in history],
