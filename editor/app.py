@@ -67,7 +67,7 @@ from ..store.sources import get_source_by_id, source_health, sources_by_id
 from ..templates.render import parse_links, safe_url
 from ..triage.clusters import cluster_members
 from ..triage.model import model_warning
-from . import delivery, entry_pages
+from . import delivery, entry_pages, story_pages
 from .guard import (
     DEVICE_COOKIE,
     DEVICE_DAYS,
@@ -509,6 +509,8 @@ def item_page(ctx: Ctx, *, values: Mapping[str, Any] | None = None, error: str =
         "why": [r for r in reasons or [] if isinstance(r, dict)],
         "sections": ctx.settings.issue.sections, "statuses": SETTABLE_STATUSES,
         "error": error, "saved": ctx.request.query_params.get("saved") == "1",
+        "story_message": story_pages.STORY_MESSAGES.get(
+            ctx.request.query_params.get("story", ""), ""),
         "source": item.get("source") or _source_name(ctx.db, item),
         "entry_mark": entry_marks(ctx.db, [item["id"]]).get(item["id"], ""),
         "base_json": json.dumps(base if base is not None else loaded, ensure_ascii=False),
@@ -988,6 +990,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/api/blurb-preview", desk_route(blurb_preview, api=True), methods=["POST"]),
         Route("/api/issue/order", desk_route(issue_order, api=True), methods=["POST"]),
         *entry_pages.routes(desk_route),
+        *story_pages.routes(desk_route),
         Mount("/static", app=StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
     @contextlib.asynccontextmanager

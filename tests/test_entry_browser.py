@@ -167,3 +167,27 @@ def test_two_decisions_on_one_story_and_an_unsaved_paragraph_survives_a_reload(
     assert other.input_value("#e-blurb") == ""
     other.close()
     pg.fill("#e-blurb", "")  # back to what is saved: nothing left to guard
+
+
+def test_m_merges_the_stories_of_the_selected_rows(
+    page: Any, desk: tuple[DeskServer, Settings]
+) -> None:
+    server, settings = desk
+    pg = page
+    pg.goto(server.url + "/?status=all&since=")
+    rows = pg.locator("tr.row")
+    first, second = rows.nth(0), rows.nth(1)
+    a, b = int(first.get_attribute("data-id")), int(second.get_attribute("data-id"))
+    first.locator("input.pick").check()
+    second.locator("input.pick").check()
+    sync_api.expect(pg.locator("#bulk-count")).to_have_text("2")
+    with pg.expect_navigation():
+        pg.keyboard.press("m")
+    db = open_db(settings.store_path)
+    try:
+        stories = {editorial.get_item(db, i)["cluster_id"] for i in (a, b)}
+    finally:
+        db.close()
+    assert len(stories) == 1
+    row = pg.locator(f'tr.row[data-story="{stories.pop()}"]')
+    sync_api.expect(row).to_have_count(1)

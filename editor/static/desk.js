@@ -236,8 +236,21 @@
       const b = ev.target.closest("button");
       if (!b) return;
       if (b.hasAttribute("data-bulk-clear")) { selected.clear(); renderSelection(); return; }
+      if (b.hasAttribute("data-bulk-merge")) { mergeStories(); return; }
       if (b.dataset.bulk) act(b.dataset.bulk);
     });
+
+    // The selected rows' stories are one development: one story, kept by later runs.
+    async function mergeStories() {
+      const chosen = rows.filter((r) => selected.has(r.dataset.id));
+      if (chosen.length < 2) { toast("Select two or more stories to merge (space)", true); return; }
+      try {
+        const data = await postJSON("/api/stories/merge",
+          { item_ids: chosen.map((r) => Number(r.dataset.id)) });
+        toast(data.merged + " stories merged");
+        location.reload();
+      } catch (e) { toast("Not merged: " + e.message, true); }
+    }
 
     document.addEventListener("keydown", (ev) => {
       if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
@@ -263,6 +276,7 @@
         case "i": act("included"); break;
         case "x": act("excluded"); break;
         case "u": act("candidate"); break;
+        case "m": mergeStories(); break;
         case "a": rows.forEach((r, i) => pick(i, true)); renderSelection(); break;
         case "e": case "Enter":
           if (cur >= 0) location.href = "/items/" + rows[cur].dataset.id;
