@@ -52,11 +52,10 @@ def labelled(request, tmp_path_factory):
     db.close()
 
 
-#: What each half reaches (README, "Stories"): ja-en meets the issue's target (recall >= 0.6);
-#: en-en is short of recall 0.85 at precision 0.95 on both halves, so these are the floors
-#: the code holds today, not the target.
-FLOORS = {"dev": {"en-en": (0.95, 0.80), "ja-en": (0.95, 0.80)},
-          "heldout": {"en-en": (0.93, 0.80), "ja-en": (0.95, 0.60)}}
+#: The issue's targets, which both halves reach (README, "Stories"): en-en recall >= 0.85 at
+#: precision >= 0.95, ja-en recall >= 0.6 (dev, which the model was fitted on, holds more).
+FLOORS = {"dev": {"en-en": (0.95, 0.85), "ja-en": (0.95, 0.85)},
+          "heldout": {"en-en": (0.95, 0.85), "ja-en": (0.95, 0.60)}}
 
 
 def test_stories_on_both_halves(labelled):

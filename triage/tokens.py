@@ -48,7 +48,7 @@ WORD, NAME, CONCEPT, CODE = 0, 1, 2, 3
 _CLASS_SHIFT = 30
 _HASH_MASK = (1 << _CLASS_SHIFT) - 1
 #: The packed format's first bytes; anything else (an older format) is made again from text.
-MAGIC = b"SK2"
+MAGIC = b"SK3"  # SK3: hyphenated compounds name their parts' concepts
 #: Summary characters read: the lead paragraphs name the development; later ones drift into
 #: background that differs between outlets, and reading a whole article costs time.
 SUMMARY_CHARS = 700
@@ -302,6 +302,11 @@ def _english_keys(text: str, lower_words: set[str]) -> tuple[set[int], set[str]]
         if low_word not in _NOT_NAMES and low_word not in _STOP and low_word not in lower_words:
             keys.update(_name_keys(word))
     concepts = _english_concepts(words)
+    # A hyphenated compound names each of its parts ("Japan-Australia-India-U.S.",
+    # "U.S.-Japan-ROK"): its countries and terms count as if written apart.
+    if any("-" in w for w in words):
+        parts = [p for w in words for p in (w.split("-") if "-" in w else (w,)) if p]
+        concepts |= _english_concepts(parts)
     keys.update(_key(CONCEPT, c) for c in concepts)
     if any(ch.isdigit() for ch in low):
         _codes(low, keys)
