@@ -85,8 +85,10 @@ NEAREST = 12
 #: Candidates scored per batch item at most (those sharing most searched keys first).
 MAX_CANDIDATES = 24
 #: Batch items handled per chunk (and per transaction): bounds memory on a first run over a
-#: large backlog while keeping a normal collect batch in one chunk.
-CHUNK_ITEMS = 2_000
+#: large backlog while keeping a normal collect batch in one chunk. Each chunk rebuilds its
+#: window's history, so larger chunks cost less time: 6,000 clusters the templated bench
+#: (18,000 series items among 40,000) in 9.7 s and +200 MB where 2,000 took 15.9 s and +147 MB.
+CHUNK_ITEMS = 6_000
 #: Pairs scored per block of sparse products (bounds the products' memory).
 _PAIR_BLOCK = 100_000
 #: Tolerance on day comparisons (julianday doubles carry ~50 µs of rounding).

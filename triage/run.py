@@ -29,13 +29,13 @@ import sqlite_utils
 from ..settings import Settings
 from ..store import clusters as cluster_store
 from ..store import set_aside
-from .clusters import cluster_waiting
+from .clusters import CHUNK_ITEMS, cluster_waiting
 from .model import with_current_model
 from .relevance import apply_relevance
 from .rules import Rules, load_rules
 
 #: Waiting items clustered per chunk (one transaction each); the budget is checked between.
-TRIAGE_CHUNK = 2_000
+TRIAGE_CHUNK = CHUNK_ITEMS
 #: Set-aside items are retried in chunks this small, so one bad item holds back few others.
 RETRY_CHUNK = 100
 #: Later runs retry a set-aside item this many times in all, then leave it to
