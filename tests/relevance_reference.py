@@ -9,7 +9,7 @@ same scores, reasons and flags on the labelled corpus items.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from itertools import pairwise, repeat
 from typing import Any
 
@@ -17,6 +17,14 @@ from alliance_digest.triage.model import CJK_CHARS, MODEL_CHARS, SHOWN_TERMS
 from alliance_digest.triage.relevance import RULES_BAND, Scored
 from alliance_digest.triage.rules import FALSE_FRIEND, Rules, normalise
 from alliance_digest.triage.model import _CJK, _WORD  # noqa: PLC2701
+
+
+def find(matcher: Any, text: str) -> Iterator[tuple[int, int, tuple[Any, ...]]]:
+    """Every term in `text` with its hits, looked up afresh each time (no cache)."""
+    for rx in (matcher.latin, matcher.japanese):
+        if rx is not None:
+            for m in rx.finditer(text):
+                yield m.start(), m.end(1), matcher._lookup(m.group(1))  # noqa: SLF001
 
 
 def features(title_n: str, summary_n: str, source: Mapping[str, Any] | None) -> list[str]:
@@ -75,7 +83,7 @@ def score_text(title: str | None, summary: str | None, source: Mapping[str, Any]
     text = f"{title_n}\x00{summary_n}"
     title_end = len(title_n)
     reasons: list[dict[str, Any]] = []
-    matches = list(rules.matcher.find(text))
+    matches = list(find(rules.matcher, text))
     friends: list[tuple[int, int]] = []
     for start, end, hits in matches:
         if hits and hits[0][0] == FALSE_FRIEND:
