@@ -15,16 +15,18 @@ from typing import Any
 
 from alliance_digest.triage.model import CJK_CHARS, MODEL_CHARS, SHOWN_TERMS
 from alliance_digest.triage.relevance import RULES_BAND, Scored
-from alliance_digest.triage.rules import FALSE_FRIEND, Rules, normalise
+from alliance_digest.triage.rules import _JAPANESE, FALSE_FRIEND, Rules, normalise
 from alliance_digest.triage.model import _CJK, _WORD  # noqa: PLC2701
 
 
 def find(matcher: Any, text: str) -> Iterator[tuple[int, int, tuple[Any, ...]]]:
     """Every term in `text` with its hits, looked up afresh each time (no cache)."""
-    for rx in (matcher.latin, matcher.japanese):
-        if rx is not None:
-            for m in rx.finditer(text):
-                yield m.start(), m.end(1), matcher._lookup(m.group(1))  # noqa: SLF001
+    if matcher.latin is not None:
+        for m in matcher.latin.finditer(text):
+            yield m.start(), m.end(1), matcher._lookup(m.group(1))  # noqa: SLF001
+    if matcher.japanese is not None and _JAPANESE.search(text):
+        for m in matcher.japanese.finditer(text):
+            yield m.start(), m.end(1), matcher._lookup(m.group(1))  # noqa: SLF001
 
 
 def features(title_n: str, summary_n: str, source: Mapping[str, Any] | None) -> list[str]:

@@ -68,6 +68,8 @@ _CACHE_SIZE = 4096
 
 def normalise(text: str) -> str:
     """Text as rules see it: NFKC, US abbreviations as "u.s.", case-folded, plain dashes."""
+    if text.isascii():  # (known without a scan) NFKC keeps it, no dashes, casefold = lower
+        return _US_ABBREV.sub("u.s.", text).lower()
     text = unicodedata.normalize("NFKC", text)
     text = _US_ABBREV.sub("u.s.", text)
     return _DASHES.sub("-", text.casefold())
@@ -141,7 +143,7 @@ class Matcher:
             for m in self.latin.finditer(text):
                 term = m.group(1)
                 out.append((m.start(), m.end(1), cached(term) or hits_for(term)))
-        if self.japanese is not None and _JAPANESE.search(text):
+        if self.japanese is not None and not text.isascii() and _JAPANESE.search(text):
             for m in self.japanese.finditer(text):
                 term = m.group(1)
                 out.append((m.start(), m.end(1), cached(term) or hits_for(term)))
