@@ -13,20 +13,19 @@ from collections.abc import Iterator, Mapping
 from itertools import pairwise, repeat
 from typing import Any
 
-from alliance_digest.triage.model import CJK_CHARS, MODEL_CHARS, SHOWN_TERMS
+from alliance_digest.triage.model import _CJK, _WORD, CJK_CHARS, MODEL_CHARS, SHOWN_TERMS
 from alliance_digest.triage.relevance import RULES_BAND, Scored
 from alliance_digest.triage.rules import _JAPANESE, FALSE_FRIEND, Rules, normalise
-from alliance_digest.triage.model import _CJK, _WORD  # noqa: PLC2701
 
 
 def find(matcher: Any, text: str) -> Iterator[tuple[int, int, tuple[Any, ...]]]:
     """Every term in `text` with its hits, looked up afresh each time (no cache)."""
     if matcher.latin is not None:
         for m in matcher.latin.finditer(text):
-            yield m.start(), m.end(1), matcher._lookup(m.group(1))  # noqa: SLF001
+            yield m.start(), m.end(1), matcher._lookup(m.group(1))
     if matcher.japanese is not None and _JAPANESE.search(text):
         for m in matcher.japanese.finditer(text):
-            yield m.start(), m.end(1), matcher._lookup(m.group(1))  # noqa: SLF001
+            yield m.start(), m.end(1), matcher._lookup(m.group(1))
 
 
 def features(title_n: str, summary_n: str, source: Mapping[str, Any] | None) -> list[str]:
@@ -51,8 +50,9 @@ def features(title_n: str, summary_n: str, source: Mapping[str, Any] | None) -> 
     return found
 
 
-def model_part(model: Any, title_n: str, summary_n: str,
-               source: Mapping[str, Any] | None) -> tuple[float, dict[str, Any]]:
+def model_part(
+    model: Any, title_n: str, summary_n: str, source: Mapping[str, Any] | None
+) -> tuple[float, dict[str, Any]]:
     feats = features(title_n, summary_n, source)
     values = list(map(model.weights.get, feats, repeat(0.0)))
     norm = 1.0 / math.sqrt(len(feats)) if feats else 0.0
@@ -78,8 +78,9 @@ def model_part(model: Any, title_n: str, summary_n: str,
     return points, {"rule": "model", "match": terms, "weight": round(points, 2)}
 
 
-def score_text(title: str | None, summary: str | None, source: Mapping[str, Any] | None,
-               rules: Rules) -> Scored:
+def score_text(
+    title: str | None, summary: str | None, source: Mapping[str, Any] | None, rules: Rules
+) -> Scored:
     title_n = normalise(title or "")
     summary_n = normalise((summary or "")[: rules.summary_chars])
     text = f"{title_n}\x00{summary_n}"
@@ -127,8 +128,9 @@ def score_text(title: str | None, summary: str | None, source: Mapping[str, Any]
             implied.setdefault(g, f"source {name}".strip())
         if prior.weight:
             total += prior.weight
-            reasons.append({"rule": f"prior:{prior.name}", "match": name,
-                            "weight": round(prior.weight, 2)})
+            reasons.append(
+                {"rule": f"prior:{prior.name}", "match": name, "weight": round(prior.weight, 2)}
+            )
     present = {**implied, **found}
     for combo in rules.combos:
         if combo.none & found.keys():
@@ -140,8 +142,13 @@ def score_text(title: str | None, summary: str | None, source: Mapping[str, Any]
             parts.append(present[min(g for g in alternatives if g in present)])
         else:
             total += combo.weight
-            reasons.append({"rule": f"combo:{combo.name}", "match": " + ".join(parts),
-                            "weight": round(combo.weight, 2)})
+            reasons.append(
+                {
+                    "rule": f"combo:{combo.name}",
+                    "match": " + ".join(parts),
+                    "weight": round(combo.weight, 2),
+                }
+            )
     band = RULES_BAND
     if rules.model is not None:
         points, reason = model_part(rules.model, title_n, summary_n, source)
@@ -149,5 +156,9 @@ def score_text(title: str | None, summary: str | None, source: Mapping[str, Any]
         reasons.append(reason)
         band = rules.model.band
     score = round(total, 2)
-    return Scored(score=score, reasons=reasons, relevant=score >= rules.threshold,
-                  borderline=abs(total - rules.threshold) < band)
+    return Scored(
+        score=score,
+        reasons=reasons,
+        relevant=score >= rules.threshold,
+        borderline=abs(total - rules.threshold) < band,
+    )
