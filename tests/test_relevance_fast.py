@@ -109,3 +109,15 @@ def test_the_matcher_memo_is_bounded(rules, monkeypatch):
     score_text(text, "", None, rules)
     assert 0 < len(matcher.cache) <= 16
     assert score_text(text, "", None, rules) == reference.score_text(text, "", None, rules)
+
+
+def test_a_pickled_model_scores_the_same(corpus, rules, model):
+    # The collect flow's parse workers get the rules and model pickled; the model's look-up
+    # tables are rebuilt there, not shipped.
+    import pickle
+
+    blended = rules.with_model(model)
+    copy = pickle.loads(pickle.dumps(blended))
+    assert copy.model == model
+    for item in corpus[::5]:
+        assert score_text(*item, copy) == score_text(*item, blended)

@@ -161,6 +161,11 @@ class LinearModel:
         object.__setattr__(self, "_words", words)
         object.__setattr__(self, "_pairs", pairs)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled (to each parse worker) without the split tables: they are made again there.
+        return (LinearModel, (self.weights, self.intercept, self.scale, self.offset, self.band,
+                              self.version, self.format))
+
     def part(self, title_n: str, summary_n: str,
              source: Mapping[str, Any] | None) -> tuple[float, dict[str, Any]]:
         """The model's points for an item and its reason (the terms that pushed it most).
