@@ -221,7 +221,7 @@ class LinearModel:
                 return others[at - npairs]
 
             found: dict[str, float] = {}
-            for side, wanted in ((ranked[::-1][:8], 2), (ranked[:4], 1)):
+            for side, wanted in ((ranked[:-9:-1], 2), (ranked[:4], 1)):  # top 8, bottom 4
                 got = 0
                 for top in side:
                     if got == wanted or (top > 0) != (side[0] > 0) or not top:
