@@ -13,7 +13,9 @@ read (title and the start of the summary, normalised as `rules.normalise` does):
 
 each weighted 1/sqrt(number of features) so long summaries do not shout. Scoring is a dict
 look-up per feature in plain Python (no scikit-learn, no numpy in the parse workers): about
-50 µs of CPU an item (bench/relevance.py). Only features seen in training carry a weight, so
+40-45 µs of CPU an item (bench/relevance.py), most of it the word scan and look-ups that miss
+the CPU's cache. `LinearModel.part` is that per-item path; `features` and `margin` are what
+training uses, and tests/test_relevance_fast.py checks the two agree. Only features seen in training carry a weight, so
 the model stays small.
 
 The blend (`blend_score`) is in the rules' points so the queue's order and the threshold keep
