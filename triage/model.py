@@ -15,8 +15,8 @@ each weighted 1/sqrt(number of features) so long summaries do not shout. Scoring
 look-up per feature in plain Python (no scikit-learn, no numpy in the parse workers): about
 40-45 µs of CPU an item (bench/relevance.py), most of it the word scan and look-ups that miss
 the CPU's cache. `LinearModel.part` is that per-item path; `features` and `margin` are what
-training uses, and tests/test_relevance_fast.py checks the two agree. Only features seen in training carry a weight, so
-the model stays small.
+training uses, and tests/test_relevance_fast.py checks the two agree. Only features seen in
+training carry a weight, so the model stays small.
 
 The blend (`blend_score`) is in the rules' points so the queue's order and the threshold keep
 their meaning:
