@@ -13,8 +13,10 @@ read (title and the start of the summary, normalised as `rules.normalise` does):
 
 each weighted 1/sqrt(number of features) so long summaries do not shout. Scoring is a dict
 look-up per feature in plain Python (no scikit-learn, no numpy in the parse workers): about
-50 µs of CPU an item (bench/relevance.py). Only features seen in training carry a weight, so
-the model stays small.
+40-45 µs of CPU an item (bench/relevance.py), most of it the word scan and look-ups that miss
+the CPU's cache. `LinearModel.part` is that per-item path; `features` and `margin` are what
+training uses, and tests/test_relevance_fast.py checks the two agree. Only features seen in
+training carry a weight, so the model stays small.
 
 The blend (`blend_score`) is in the rules' points so the queue's order and the threshold keep
 their meaning:
@@ -130,6 +132,11 @@ class LinearModel:
     #: The row in `relevance_models` (0 before it is stored).
     version: int = 0
     format: str = FORMAT
+    #: `weights` split for `part` (see `__post_init__`).
+    _words: Mapping[str, float] = field(default_factory=dict, init=False, repr=False,
+                                        compare=False)
+    _pairs: Mapping[tuple[str, str], float] = field(default_factory=dict, init=False,
+                                                     repr=False, compare=False)
 
     def margin(self, feats: Sequence[str]) -> tuple[float, list[float]]:
         """Log-odds of relevance, and each feature's weight (0 for an unknown one)."""
@@ -137,26 +144,91 @@ class LinearModel:
         norm = 1.0 / math.sqrt(len(feats)) if feats else 0.0
         return self.intercept + norm * sum(values), values
 
+    def __post_init__(self) -> None:
+        # For `part`, the single words' weights apart (a smaller table stays in the CPU's
+        # cache better: the look-ups, not the arithmetic, are most of the model's cost), and
+        # word pairs keyed by (word, word), so the tuples `pairwise` makes are looked up
+        # (their hash reuses the words' own) instead of a new string joined and hashed per
+        # pair. Japanese and the source's features are looked up in `weights`.
+        words: dict[str, float] = {}
+        pairs: dict[tuple[str, str], float] = {}
+        for f, x in self.weights.items():
+            first, space, second = f.partition(" ")
+            if f.startswith("@"):
+                continue
+            if not space:
+                words[f] = x
+            elif second and " " not in second:
+                pairs[first, second] = x
+        object.__setattr__(self, "_words", words)
+        object.__setattr__(self, "_pairs", pairs)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled (to each parse worker) without the split tables: they are made again there.
+        return (LinearModel, (self.weights, self.intercept, self.scale, self.offset, self.band,
+                              self.version, self.format))
+
     def part(self, title_n: str, summary_n: str,
              source: Mapping[str, Any] | None) -> tuple[float, dict[str, Any]]:
-        """The model's points for an item and its reason (the terms that pushed it most)."""
-        feats = features(title_n, summary_n, source)
-        margin, values = self.margin(feats)
+        """The model's points for an item and its reason (the terms that pushed it most).
+
+        The same as `margin(features(...))` and its reason, but the per-item path of the parse
+        workers: each feature's weight is looked up without the feature list being built (pairs
+        by `_pairs`, Japanese only in non-ASCII text), and a feature's name is made only for
+        the few terms shown.
+        """
+        text = f"{title_n[:MODEL_CHARS]} \n {summary_n[:MODEL_CHARS]}"
+        words = _WORD.findall(text)
+        values = list(map(self._words.get, words, repeat(0.0)))
+        values += map(self._pairs.get, pairwise(words), repeat(0.0))
+        others: list[str] = []  # Japanese character pairs, then the source's features
+        if not text.isascii():
+            budget = CJK_CHARS
+            for run in _CJK.findall(text):
+                run = run[:budget]
+                budget -= len(run)
+                if len(run) == 1:
+                    others.append(run)
+                else:
+                    others += map(str.__add__, run, run[1:])
+                if budget <= 0:
+                    break
+        if source:
+            for key in ("category", "country"):
+                value = source.get(key)
+                if value:
+                    others.append(f"@{key}={str(value).casefold()}")
+        if others:
+            values += map(self.weights.get, others, repeat(0.0))
+        n = len(values)
+        norm = 1.0 / math.sqrt(n) if n else 0.0
+        margin = self.intercept + norm * sum(values)
         points = self.scale * margin + self.offset
         shown: dict[str, float] = {}
-        if feats:
-            unit = self.scale / math.sqrt(len(feats))
+        if n:
+            unit = self.scale / math.sqrt(n)
             # The two heaviest up and the heaviest down: one C sort of the floats, then
             # index() finds them (sorting (weight, feature) pairs cost more than the rest of
             # the model). A term found twice is shown once, with one occurrence's part.
             ranked = sorted(values)
+            nw = len(words)
+            npairs = max(nw - 1, 0)
+
+            def name(at: int) -> str:
+                if at < nw:
+                    return words[at]
+                at -= nw
+                if at < npairs:
+                    return f"{words[at]} {words[at + 1]}"
+                return others[at - npairs]
+
             found: dict[str, float] = {}
-            for side, wanted in ((ranked[::-1][:8], 2), (ranked[:4], 1)):
+            for side, wanted in ((ranked[:-9:-1], 2), (ranked[:4], 1)):  # top 8, bottom 4
                 got = 0
                 for top in side:
                     if got == wanted or (top > 0) != (side[0] > 0) or not top:
                         break
-                    f = feats[values.index(top)]
+                    f = name(values.index(top))
                     if f not in found and not f.startswith("@"):
                         found[f] = unit * top
                         got += 1

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..timestamps import utcnow
-from .rules import FALSE_FRIEND, Rules, normalise
+from .rules import FALSE_FRIEND, PRIOR_FIELDS, Rules, normalise
 
 #: Borderline band around the threshold with the rules alone, in points.
 RULES_BAND = 1.0
@@ -64,7 +64,7 @@ def score_text(title: str | None, summary: str | None, source: Mapping[str, Any]
     title_end = len(title_n)
     reasons: list[dict[str, Any]] = []
 
-    matches = list(rules.matcher.find(text))
+    matches = rules.matcher.scan(text)
     # False friends ("Star Alliance") hide every term inside them ("alliance").
     friends: list[tuple[int, int]] = []
     for start, end, hits in matches:
@@ -76,25 +76,32 @@ def score_text(title: str | None, summary: str | None, source: Mapping[str, Any]
 
     # Per group: term → its weight, the title's when found there.
     per_group: dict[int, dict[str, float]] = {}
+    title_factor = rules.title_factor
     for start, end, hits in matches:
         if friends and any(fs <= start and end <= fe for fs, fe in friends):
             continue
-        factor = rules.title_factor if start < title_end else 1.0
+        factor = title_factor if start < title_end else 1.0
         for index, term, weight in hits:
-            terms = per_group.setdefault(index, {})
+            terms = per_group.get(index)
+            if terms is None:
+                terms = per_group[index] = {}
             w = weight * factor
             if term not in terms or abs(w) > abs(terms[term]):
                 terms[term] = w
 
     total = 0.0
     found: dict[str, str] = {}  # group name → first term found (for combination reasons)
-    for index, group in enumerate(rules.groups):
-        terms = per_group.get(index)
-        if not terms:
+    groups = rules.groups
+    # Groups in their order (the reasons' order); a false friend's own index (-1) is no group.
+    for index in sorted(per_group):
+        if index < 0:
             continue
+        terms = per_group[index]
+        group = groups[index]
         found[group.name] = next(iter(terms))
         room = group.max
-        for term, w in sorted(terms.items(), key=lambda kv: -abs(kv[1])):
+        ordered = sorted(terms.items(), key=_heaviest) if len(terms) > 1 else terms.items()
+        for term, w in ordered:
             if room <= 0 or w == 0:
                 break
             add = max(-room, min(room, w))
@@ -103,30 +110,26 @@ def score_text(title: str | None, summary: str | None, source: Mapping[str, Any]
             reasons.append({"rule": f"group:{group.name}", "match": term, "weight": _r(add)})
 
     implied: dict[str, str] = {}
-    for prior in rules.priors:
-        if not prior.applies(source):
-            continue
-        name = str((source or {}).get("name") or "")
-        for g in prior.implies:
-            implied.setdefault(g, f"source {name}".strip())
-        if prior.weight:
-            total += prior.weight
-            reasons.append({"rule": f"prior:{prior.name}", "match": name,
-                            "weight": _r(prior.weight)})
+    if rules.priors:
+        weights, prior_reasons, implied = _priors(rules, source)
+        for w in weights:  # one by one, as the sum always was (float addition is not exact)
+            total += w
+        reasons += [dict(r) for r in prior_reasons]
 
-    present = {**implied, **found}
-    for combo in rules.combos:
-        if combo.none & found.keys():
-            continue
-        parts = []
-        for alternatives in combo.all:
-            if alternatives.isdisjoint(present):
-                break
-            parts.append(present[min(g for g in alternatives if g in present)])
-        else:
-            total += combo.weight
-            reasons.append({"rule": f"combo:{combo.name}", "match": " + ".join(parts),
-                            "weight": _r(combo.weight)})
+    present = {**implied, **found} if implied else found
+    if present:  # every combination needs a group
+        for combo in rules.combos:
+            if combo.none and not combo.none.isdisjoint(found):
+                continue
+            parts = []
+            for alternatives in combo.all:
+                if alternatives.isdisjoint(present):
+                    break
+                parts.append(present[min(g for g in alternatives if g in present)])
+            else:
+                total += combo.weight
+                reasons.append({"rule": f"combo:{combo.name}", "match": " + ".join(parts),
+                                "weight": _r(combo.weight)})
 
     band = RULES_BAND
     if rules.model is not None:
@@ -184,6 +187,46 @@ def apply_relevance(db: sqlite_utils.Database, rules: Rules, *, only_untriaged: 
                 counts["moved_in" if scored.relevant else "moved_out"] += 1
         write_scores(db, updates)
     return counts
+
+
+def _heaviest(kv: tuple[str, float]) -> float:
+    return -abs(kv[1])
+
+
+#: (rules' priors, the source's fields) → (points, reasons, implied groups): the priors
+#: depend on the source only, and a feed's items all share theirs.
+_PRIORS: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+
+
+def _priors(rules: Rules, source: Mapping[str, Any] | None
+            ) -> tuple[tuple[float, ...], tuple[dict[str, Any], ...], dict[str, str]]:
+    """The priors' weights, reasons (to be copied) and implied groups (not to be changed)."""
+    fields = tuple(source.get(f) for f in PRIOR_FIELDS) if source else None
+    try:
+        key = (id(rules.priors), fields)
+        known = _PRIORS.get(key)
+    except TypeError:  # a field of an unhashable type: no memo
+        key, known = None, None
+    if known is not None and known[3] is rules.priors:
+        return known[:3]
+    weights: list[float] = []
+    reasons: list[dict[str, Any]] = []
+    implied: dict[str, str] = {}
+    for prior in rules.priors:
+        if not prior.applies(source):
+            continue
+        name = str((source or {}).get("name") or "")
+        for g in prior.implies:
+            implied.setdefault(g, f"source {name}".strip())
+        if prior.weight:
+            weights.append(prior.weight)
+            reasons.append({"rule": f"prior:{prior.name}", "match": name,
+                            "weight": _r(prior.weight)})
+    if key is not None:
+        if len(_PRIORS) >= 1024:
+            _PRIORS.clear()
+        _PRIORS[key] = (tuple(weights), tuple(reasons), implied, rules.priors)
+    return tuple(weights), tuple(reasons), implied
 
 
 def _r(x: float) -> float:

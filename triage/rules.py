@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -62,10 +62,14 @@ _US_ABBREV = re.compile(r"U(?<![\w.]U)\.?S\.?(?:A\.?)?(?![\w])")
 _DASHES = re.compile(r"[\u2010-\u2015\u2212\ufe58\ufe63]")
 _SEPARATORS = re.compile(r"[\s\-]+")
 _GROUP_NAME = re.compile(r"^[A-Za-z0-9_]+$")
+#: Matched spellings a Matcher remembers (its `cache`) before it starts again.
+_CACHE_SIZE = 4096
 
 
 def normalise(text: str) -> str:
     """Text as rules see it: NFKC, US abbreviations as "u.s.", case-folded, plain dashes."""
+    if text.isascii():  # (known without a scan) NFKC keeps it, no dashes, casefold = lower
+        return _US_ABBREV.sub("u.s.", text).lower()
     text = unicodedata.normalize("NFKC", text)
     text = _US_ABBREV.sub("u.s.", text)
     return _DASHES.sub("-", text.casefold())
@@ -100,8 +104,23 @@ class Matcher:
     #: Prefix terms (`word*`): (normalised prefix, its hits), longest first.
     prefixes: tuple[tuple[str, tuple[Hit, ...]], ...] = ()
 
+    #: Matched text → its hits (`hits_for`), filled as items are scored: the same few terms
+    #: recur in every feed, and looking them up again (a regex sub, a dict, the prefixes) was
+    #: a fifth of the rules' cost. Bounded (`_CACHE_SIZE`); not part of equality.
+    cache: dict[str, tuple[Hit, ...]] = field(default_factory=dict, compare=False, repr=False)
+
     def hits_for(self, matched: str) -> tuple[Hit, ...]:
         """The terms behind a piece of matched, normalised text."""
+        hits = self.cache.get(matched)
+        if hits is not None:
+            return hits
+        hits = self._lookup(matched)
+        if len(self.cache) >= _CACHE_SIZE:
+            self.cache.clear()  # hostile text of ever new spellings costs a lookup each, no more
+        self.cache[matched] = hits
+        return hits
+
+    def _lookup(self, matched: str) -> tuple[Hit, ...]:
         key = match_key(matched)
         hits = self.exact.get(key)
         if hits is not None:
@@ -113,12 +132,22 @@ class Matcher:
 
     def find(self, text: str) -> Iterator[tuple[int, int, tuple[Hit, ...]]]:
         """(start, end, hits) of every term in normalised `text`, overlaps included."""
+        yield from self.scan(text)
+
+    def scan(self, text: str) -> list[tuple[int, int, tuple[Hit, ...]]]:
+        """`find` as a list: the per-item path (no generator, the cache looked up inline)."""
+        out: list[tuple[int, int, tuple[Hit, ...]]] = []
+        cached = self.cache.get
+        hits_for = self.hits_for
         if self.latin is not None:
             for m in self.latin.finditer(text):
-                yield m.start(), m.end(1), self.hits_for(m.group(1))
-        if self.japanese is not None and _JAPANESE.search(text):
+                term = m.group(1)
+                out.append((m.start(), m.end(1), cached(term) or hits_for(term)))
+        if self.japanese is not None and not text.isascii() and _JAPANESE.search(text):
             for m in self.japanese.finditer(text):
-                yield m.start(), m.end(1), self.hits_for(m.group(1))
+                term = m.group(1)
+                out.append((m.start(), m.end(1), cached(term) or hits_for(term)))
+        return out
 
 
 @dataclass(frozen=True, slots=True)
