@@ -29,7 +29,8 @@ _CHUNK = 500
 
 _ITEM_SELECT = (
     "SELECT items.id, items.url, items.title, items.summary_text, items.language, "
-    "items.published_at, items.status, items.cluster_id, items.score, items.image_url, "
+    "items.published_at, items.status, items.version, items.cluster_id, items.score, "
+    "items.image_url, "
     "items.lead_image, items.image_credit, items.headline AS item_headline, "
     "items.blurb AS item_blurb, items.key_phrase AS item_key_phrase, "
     "sources.name AS source, sources.category AS source_category, "
