@@ -45,6 +45,7 @@ from ..store.issues import (
     IssuePlan,
     as_date,
     find_issue,
+    hold_entries,
     issue_paths,
     plan_issue,
     save_issue,
@@ -159,6 +160,7 @@ def approve(db: sqlite_utils.Database, settings: Settings, ref: str | int, *, ac
     require(role, "approve")
     issue = find_issue(db, ref)
     if issue["status"] == "review":
+        checked = select_entries(db, plan_for(db, settings, issue), settings.issue.sections)
         missing = unwritten_entries(issue_paragraphs(db, settings, issue))
         if missing:
             raise NotReadyError(
@@ -171,6 +173,10 @@ def approve(db: sqlite_utils.Database, settings: Settings, ref: str | int, *, ac
                 f"{store.issue_label(issue)} has {open_count} open comment"
                 f"{'' if open_count == 1 else 's'}: confirm to approve anyway",
                 count=open_count)
+        # What is approved is what is sent: the exports and the email read the entries the
+        # issue holds, so it holds those this check read (entries included since the draft
+        # are in; entries dropped since are out).
+        hold_entries(db, int(issue["id"]), checked)
     return _move(db, ref, "approve", ("review",), "approved", actor=actor, role=role)
 
 
