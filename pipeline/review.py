@@ -52,6 +52,7 @@ from ..store.issues import (
 )
 from ..templates.render import entry_view
 from .draft import stored_path
+from .export import remove_stale_exports
 from .preview import select_entries
 
 #: Which role may take which step. Anything not listed is open to every signed-in account.
@@ -211,6 +212,8 @@ def discard(db: sqlite_utils.Database, settings: Settings, ref: str | int, *, ac
         if path.exists():
             path.unlink()
             removed.append(path)
+    # The PDF and Word files the draft flow or `issue export` wrote beside them go too.
+    removed += remove_stale_exports([stored_path(settings, p) for p in issue_paths(issue).values()])
     return issue, removed
 
 

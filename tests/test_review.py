@@ -261,3 +261,20 @@ def test_draft_out_deletes_nothing_elsewhere_and_paths_are_relative(site: Settin
     third = draft_issue(site, day=SEED_DATE, out_dir=elsewhere, number=5)
     assert {p.name for p in third.removed} == {again.paths[k].name for k in again.paths}
     assert first.paths["md"].exists()
+
+
+def test_discard_removes_the_issues_pdf_and_word_files_too(drafted) -> None:
+    """The draft flow and `digest issue export` write a PDF and a Word file beside the draft's
+    files; discarding the issue ("deletes an unsent issue and its files") takes them too."""
+    from alliance_digest.pipeline.export import export_issue
+
+    settings, _ = drafted
+    exports = [export_issue(settings, "2.3", fmt) for fmt in ("pdf", "docx")]
+    assert all(p.is_file() for p in exports)
+    db = open_db(settings.store_path)
+    try:
+        _, removed = review.discard(db, settings, "2.3", actor="pat")
+    finally:
+        db.close()
+    assert not any(p.exists() for p in exports)
+    assert {p.resolve() for p in exports} <= {p.resolve() for p in removed}
