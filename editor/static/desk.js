@@ -120,6 +120,9 @@
       if (item.version !== undefined) row.dataset.version = String(item.version);
       const label = row.querySelector("[data-status-label]");
       if (label) label.textContent = item.status;
+      // Only an included item is in an entry: any other status took it out of its entry.
+      const entry = row.querySelector("[data-entry-label]");
+      if (entry && item.status !== "included") entry.remove();
       row.classList.remove("flash");
       void row.offsetWidth; // restart the animation
       row.classList.add("flash");
