@@ -200,12 +200,21 @@ def create_entry(
             f"`digest entry move {item_id} ENTRY`"
         )
     values = {k: fields.get(k) for k in ENTRY_FIELDS if k in fields}
-    cursor = db.execute(
-        "INSERT INTO entries (lead_item_id, version, created_by, created_at, edited_by, "
-        "edited_at) VALUES (?, 1, ?, ?, ?, ?)",
-        [lead_item_id, editor, now, editor, now],
+    # SQLite gives a deleted highest rowid again; reviewers' comments and the trail name
+    # entries by number, so a new entry takes a number none of them has named either.
+    entry_id = 1 + max(
+        int(db.execute(sql).fetchone()[0] or 0)
+        for sql in (
+            "SELECT max(id) FROM entries",
+            "SELECT max(CAST(entry AS INTEGER)) FROM issue_comments",
+            "SELECT max(CAST(entry AS INTEGER)) FROM issue_events",
+        )
     )
-    entry_id = int(cursor.lastrowid or 0)
+    db.execute(
+        "INSERT INTO entries (id, lead_item_id, version, created_by, created_at, edited_by, "
+        "edited_at) VALUES (?, ?, 1, ?, ?, ?, ?)",
+        [entry_id, lead_item_id, editor, now, editor, now],
+    )
     if values:
         db["entries"].update(entry_id, values)
     db.conn.executemany(

@@ -26,7 +26,7 @@ from alliance_digest.settings import Settings
 from alliance_digest.store.db import open_db
 from alliance_digest.store.entries import entry_of
 from alliance_digest.store.issues import all_issues, find_issue
-from alliance_digest.store.review import events
+from alliance_digest.store.review import comments, events
 from alliance_digest.store.users import (
     add_user,
     create_session,
@@ -278,3 +278,25 @@ def test_discard_removes_the_issues_pdf_and_word_files_too(drafted) -> None:
         db.close()
     assert not any(p.exists() for p in exports)
     assert {p.resolve() for p in exports} <= {p.resolve() for p in removed}
+
+
+def test_a_dropped_entrys_number_is_not_given_to_the_next_story(drafted) -> None:
+    """Comments and the trail name entries by number: a new entry must not take the number of
+    a dropped one, or its open comments would land on another story."""
+    from alliance_digest.pipeline import entries
+
+    settings, unwritten = drafted
+    db = open_db(settings.store_path)
+    try:
+        dropped = _entry(db, unwritten)
+        review.comment(db, settings, "2.3", str(dropped), "Which coast guards?", actor="pat")
+        entries.drop(db, dropped, editor="ann")
+        (other,) = add_items(db, [{**UNWRITTEN, "title": "Ospreys resume flights",
+                                   "status": "candidate"}])
+        made = entries.include(db, other, editor="ann")
+        assert made["id"] != dropped
+        issue_id = find_issue(db, "2.3")["id"]
+        on_new = [c for c in comments(db, issue_id) if c["entry"] == str(made["id"])]
+        assert on_new == []
+    finally:
+        db.close()
