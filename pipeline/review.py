@@ -110,7 +110,7 @@ def issue_paragraphs(db: sqlite_utils.Database, settings: Settings,
 def unwritten_entries(paragraphs: list[Paragraph]) -> list[str]:
     """The entries an approval must refuse: still `[DRAFT — needs writing]`, or no headline.
 
-    Each named as 'item 12 “its title” (needs writing, no headline)'.
+    Each named as 'entry 12 “its title” (needs writing, no headline)'.
     """
     named = []
     for p in paragraphs:
