@@ -383,8 +383,8 @@ def test_queue_shows_score_reasons_and_story_outlets(client: TestClient) -> None
     html = client.get("/").text
     assert "combo:japan+us" in html and "+6" in html
     # One row per story: the lead's title, its outlets (with language) as chips, its items.
-    rows = re.findall(r'<tr class="row[^"]*" data-id="(\d+)" data-story="(\d+)" '
-                      r'data-story-ids="([\d,]+)"', html)
+    rows = re.findall(r'<tr class="row[^"]*" data-id="(\d+)" data-version="\d+" '
+                      r'data-story="(\d+)" data-story-ids="([\d,]+)"', html)
     stories = [story for _, story, _ in rows]
     assert len(stories) == len(set(stories))
     two_plus_two = next(r for r in rows if len(r[2].split(",")) == 3)
