@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -135,3 +136,39 @@ def test_a_recorded_issue_reordered_on_the_desk_is_exported_in_the_desks_order(c
     finally:
         db.close()
     assert [p.headline for p in document.paragraphs] == ["Story 5", "Story 4", "Story 6"]
+
+
+def test_an_entry_included_after_approval_is_marked_as_not_in_the_approved_issue(
+    client, settings
+):
+    """Approval fixes which entries the issue holds (what is sent); a story included after it
+    is listed on the Issue page, so the page says it will not go out with this issue."""
+    from datetime import date
+
+    from alliance_digest.pipeline import review
+    from alliance_digest.pipeline.draft import draft_issue
+    from alliance_digest.store.db import open_db
+
+    csrf = login(client)
+    h = {"X-CSRF-Token": csrf}
+    first = client.post("/api/entries/include", json={"item_id": item_id(settings, "4")},
+                        headers=h).json()["entry"]
+    saved = client.post(f"/api/entries/{first['id']}", headers=h, json={
+        "version": first["version"], "headline": "Approved story", "blurb": "Written."})
+    assert saved.status_code == 200, saved.text
+    issue_id = draft_issue(settings, day=date(2026, 1, 22)).issue_id
+    db = open_db(settings.store_path)
+    try:
+        review.submit(db, issue_id, actor="alice", role="editor")
+        review.approve(db, settings, issue_id, actor="bob", role="publisher")
+    finally:
+        db.close()
+    page = client.get("/issue").text
+    assert "not in the approved issue" not in page
+    late = client.post("/api/entries/include", json={"item_id": item_id(settings, "5")},
+                       headers=h).json()["entry"]
+    page = client.get("/issue").text
+    row = re.search(rf'data-id="{late["id"]}".*?</li>', page, re.S)
+    assert row and "not in the approved issue" in row.group(0)
+    first_row = re.search(rf'data-id="{first["id"]}".*?</li>', page, re.S)
+    assert first_row and "not in the approved issue" not in first_row.group(0)
