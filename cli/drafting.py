@@ -180,7 +180,8 @@ def issue_discard(ref: Annotated[str, typer.Argument(help=REF_HELP)]) -> None:
     out.print(f"discarded {_what(issue)}; Vol {issue['volume']}.{issue['number']} is free",
               soft_wrap=True)
     for path in removed:
-        out.print(f"  removed {path}", soft_wrap=True)
+        # Stored paths are relative to the data folder ("data/../drafts/…"): say where it was.
+        out.print(f"  removed {path.resolve()}", soft_wrap=True)
 
 
 @issue_app.command("comment")

@@ -210,6 +210,7 @@ def test_discard_frees_the_number_and_unassigns_the_items(drafted) -> None:
     db.close()
     done = digest("issue", "discard", "2.3", cwd=folder)
     assert "discarded Vol 2.3 (2023-02-14" in done.stdout and "2.3 is free" in done.stdout
+    assert f"removed {(folder / 'drafts' / SEED_STEM).resolve()}.md" in done.stdout
     assert not (folder / "drafts" / f"{SEED_STEM}.md").exists()
     db = open_db(settings.store_path)
     assert [(i["volume"], i["number"]) for i in all_issues(db)] == [(2, 1), (2, 2), (2, 4)]
