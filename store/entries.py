@@ -290,6 +290,8 @@ def remove_item(db: sqlite_utils.Database, item_id: int) -> int | None:
     if row is None:
         return None
     entry_id = int(row[0])
+    # A sent issue is frozen: its items stay in their entries (IssueFinalError).
+    check_open(db, entry_row(db, entry_id))
     db.execute("DELETE FROM entry_items WHERE item_id = ?", [item_id])
     rest = [
         r[0]

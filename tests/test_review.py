@@ -301,3 +301,22 @@ def test_a_dropped_entrys_number_is_not_given_to_the_next_story(drafted) -> None
         assert on_new == []
     finally:
         db.close()
+
+
+def test_an_item_of_a_sent_issue_cannot_leave_its_entry(drafted) -> None:
+    """A final issue is frozen: excluding (or shortlisting) one of its items from the queue or
+    `digest tag` must not take it out of the sent issue's entry (the archive would change)."""
+    from alliance_digest.errors import IssueFinalError
+    from alliance_digest.store import editorial
+
+    settings, unwritten = drafted
+    db = open_db(settings.store_path)
+    try:
+        review.finalize(db, "2.3", actor="pat", force=True)
+        entry = _entry(db, unwritten)
+        with pytest.raises(IssueFinalError, match="final"):
+            editorial.update_items(db, [unwritten], {"status": "excluded"}, editor="ann")
+        assert _entry(db, unwritten) == entry
+        assert editorial.get_item(db, unwritten)["status"] == "included"
+    finally:
+        db.close()
