@@ -376,6 +376,7 @@ def follow_lead(db: sqlite_utils.Database, item_id: int, changed: Mapping[str, A
         return
     row = db.execute("SELECT id FROM entries WHERE lead_item_id = ?", [item_id]).fetchone()
     if row is not None:
+        check_open(db, entry_row(db, int(row[0])))  # a sent issue's paragraphs are frozen
         db["entries"].update(row[0], values)
 
 

@@ -24,7 +24,7 @@ from alliance_digest.pipeline.draft import draft_issue
 from alliance_digest.pipeline.preview import preview_issue
 from alliance_digest.settings import Settings
 from alliance_digest.store.db import open_db
-from alliance_digest.store.entries import entry_of
+from alliance_digest.store.entries import entry_of, entry_row
 from alliance_digest.store.issues import all_issues, find_issue
 from alliance_digest.store.review import comments, events
 from alliance_digest.store.users import (
@@ -318,5 +318,10 @@ def test_an_item_of_a_sent_issue_cannot_leave_its_entry(drafted) -> None:
             editorial.update_items(db, [unwritten], {"status": "excluded"}, editor="ann")
         assert _entry(db, unwritten) == entry
         assert editorial.get_item(db, unwritten)["status"] == "included"
+        # Nor does its lead item's page (or `digest tag --headline`) rewrite its paragraph.
+        with pytest.raises(IssueFinalError, match="final"):
+            editorial.update_items(db, [unwritten], {"headline": "Rewritten"}, editor="ann")
+        assert entry_row(db, entry)["headline"] != "Rewritten"
+        editorial.update_items(db, [unwritten], {"tags": '["kept"]'}, editor="ann")
     finally:
         db.close()
