@@ -66,6 +66,8 @@ def print_draft_summary(summary: dict[str, Any]) -> None:
                   "(paragraphs drafted from their items)", markup=True)
     for path in summary["paths"].values():
         out.print(f"  {path}", soft_wrap=True)
+    for path in summary.get("exports", {}).values():  # the flow's PDF and Word files
+        out.print(f"  {path}", soft_wrap=True)
     for path in summary["removed"]:
         out.print(f"  removed {path}", soft_wrap=True)
 
