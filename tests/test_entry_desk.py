@@ -125,10 +125,12 @@ def test_a_recorded_issue_reordered_on_the_desk_is_exported_in_the_desks_order(c
         made[guid] = entry["id"]
     issue_id = draft_issue(settings, day=date(2026, 1, 22)).issue_id
     # The editor moves the Defense entry up and swaps the two Diplomacy ones.
-    order = {"sections": [
-        {"name": "Diplomacy", "ids": [made["5"], made["4"]]},
-        {"name": "Defense & Security", "ids": [made["6"]]},
-    ]}
+    order = {
+        "sections": [
+            {"name": "Diplomacy", "ids": [made["5"], made["4"]]},
+            {"name": "Defense & Security", "ids": [made["6"]]},
+        ]
+    }
     assert client.post("/api/issue/order", json=order, headers=h).status_code == 200
     db = open_db(settings.store_path)
     try:
@@ -138,9 +140,7 @@ def test_a_recorded_issue_reordered_on_the_desk_is_exported_in_the_desks_order(c
     assert [p.headline for p in document.paragraphs] == ["Story 5", "Story 4", "Story 6"]
 
 
-def test_an_entry_included_after_approval_is_marked_as_not_in_the_approved_issue(
-    client, settings
-):
+def test_an_entry_included_after_approval_is_marked_as_not_in_the_approved_issue(client, settings):
     """Approval fixes which entries the issue holds (what is sent); a story included after it
     is listed on the Issue page, so the page says it will not go out with this issue."""
     from datetime import date
@@ -151,10 +151,14 @@ def test_an_entry_included_after_approval_is_marked_as_not_in_the_approved_issue
 
     csrf = login(client)
     h = {"X-CSRF-Token": csrf}
-    first = client.post("/api/entries/include", json={"item_id": item_id(settings, "4")},
-                        headers=h).json()["entry"]
-    saved = client.post(f"/api/entries/{first['id']}", headers=h, json={
-        "version": first["version"], "headline": "Approved story", "blurb": "Written."})
+    first = client.post(
+        "/api/entries/include", json={"item_id": item_id(settings, "4")}, headers=h
+    ).json()["entry"]
+    saved = client.post(
+        f"/api/entries/{first['id']}",
+        headers=h,
+        json={"version": first["version"], "headline": "Approved story", "blurb": "Written."},
+    )
     assert saved.status_code == 200, saved.text
     issue_id = draft_issue(settings, day=date(2026, 1, 22)).issue_id
     db = open_db(settings.store_path)
@@ -165,8 +169,9 @@ def test_an_entry_included_after_approval_is_marked_as_not_in_the_approved_issue
         db.close()
     page = client.get("/issue").text
     assert "not in the approved issue" not in page
-    late = client.post("/api/entries/include", json={"item_id": item_id(settings, "5")},
-                       headers=h).json()["entry"]
+    late = client.post(
+        "/api/entries/include", json={"item_id": item_id(settings, "5")}, headers=h
+    ).json()["entry"]
     page = client.get("/issue").text
     row = re.search(rf'data-id="{late["id"]}".*?</li>', page, re.S)
     assert row and "not in the approved issue" in row.group(0)
