@@ -66,6 +66,8 @@ def print_draft_summary(summary: dict[str, Any]) -> None:
                   "(paragraphs drafted from their items)", markup=True)
     for path in summary["paths"].values():
         out.print(f"  {path}", soft_wrap=True)
+    for path in summary.get("exports", {}).values():  # the flow's PDF and Word files
+        out.print(f"  {path}", soft_wrap=True)
     for path in summary["removed"]:
         out.print(f"  removed {path}", soft_wrap=True)
 
@@ -180,7 +182,8 @@ def issue_discard(ref: Annotated[str, typer.Argument(help=REF_HELP)]) -> None:
     out.print(f"discarded {_what(issue)}; Vol {issue['volume']}.{issue['number']} is free",
               soft_wrap=True)
     for path in removed:
-        out.print(f"  removed {path}", soft_wrap=True)
+        # Stored paths are relative to the data folder ("data/../drafts/…"): say where it was.
+        out.print(f"  removed {path.resolve()}", soft_wrap=True)
 
 
 @issue_app.command("comment")

@@ -169,8 +169,8 @@ def entry_list(
     with _db(settings) as db:
         issue_id = int(find_issue(db, issue)["id"]) if issue else None
         rows = list_open(db, issue_id=issue_id)
-    if issue_id is None:
-        rows = order_entries(rows, settings.issue.sections)
+    # A recorded issue too: the desk numbers positions within each section.
+    rows = order_entries(rows, settings.issue.sections)
     if as_json:
         print_json(rows)
         return

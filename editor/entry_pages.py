@@ -114,6 +114,7 @@ def _summary(entry: Mapping[str, Any]) -> dict[str, Any]:
                     "url",
                     "published_at",
                     "status",
+                    "version",
                 )
             }
             for i in entry.get("items", [])

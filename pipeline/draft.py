@@ -202,15 +202,17 @@ def issue_paragraphs(db: sqlite_utils.Database, issue_id: int | None, *,
                      sections: Sequence[str] = ()) -> list[EntryParagraph]:
     """Each entry of an issue, in issue order: id, headline, paragraph, whether unwritten.
 
-    `issue_id` is a recorded issue (its entries in the order its draft gave them); None means
-    the coming issue: every entry no final issue holds, ordered by `sections`, position, date.
+    `issue_id` is a recorded issue (its entries); None means the coming issue: every entry no
+    final issue holds. Both are ordered by `sections`, position, date, as the desk's Issue page
+    shows them: the desk numbers positions within each section, so position alone would mix
+    the sections of a recorded issue reordered after its draft.
     The desk's entry preview and the draft's Details both come from here (templates/render).
     """
     if issue_id is None:
         rows = order_entries(list_entries(db, open_only=True), sections)
     else:
         find_issue(db, issue_id)
-        rows = list_entries(db, issue_id=issue_id)
+        rows = order_entries(list_entries(db, issue_id=issue_id), sections)
     out = []
     for entry in rows:
         view = entry_view(entry)

@@ -63,8 +63,12 @@ def grouped(db: sqlite_utils.Database, settings: Settings, plan: IssuePlan | Non
     """The plan and the issue's entries grouped by section in the configured order."""
     plan = plan or next_plan(db, settings)
     rows = select_entries(db, plan, settings.issue.sections)
+    # An approved issue holds the entries its approval checked, and only those are sent: an
+    # entry included since is listed, marked `not_sent`, until a reopen and a new approval.
+    approved = plan.existing if plan.existing and plan.existing["status"] == "approved" else None
     for row in rows:
         row["view"] = entry_view(row)
+        row["not_sent"] = approved is not None and row.get("issue_id") != approved["id"]
     groups = [Group(name) for name in settings.issue.sections]
     by_key = {g.name.casefold(): g for g in groups}
     loose = Group("")

@@ -45,12 +45,14 @@ from ..store.issues import (
     IssuePlan,
     as_date,
     find_issue,
+    hold_entries,
     issue_paths,
     plan_issue,
     save_issue,
 )
 from ..templates.render import entry_view
 from .draft import stored_path
+from .export import remove_stale_exports
 from .preview import select_entries
 
 #: Which role may take which step. Anything not listed is open to every signed-in account.
@@ -108,7 +110,7 @@ def issue_paragraphs(db: sqlite_utils.Database, settings: Settings,
 def unwritten_entries(paragraphs: list[Paragraph]) -> list[str]:
     """The entries an approval must refuse: still `[DRAFT — needs writing]`, or no headline.
 
-    Each named as 'item 12 “its title” (needs writing, no headline)'.
+    Each named as 'entry 12 “its title” (needs writing, no headline)'.
     """
     named = []
     for p in paragraphs:
@@ -159,6 +161,7 @@ def approve(db: sqlite_utils.Database, settings: Settings, ref: str | int, *, ac
     require(role, "approve")
     issue = find_issue(db, ref)
     if issue["status"] == "review":
+        checked = select_entries(db, plan_for(db, settings, issue), settings.issue.sections)
         missing = unwritten_entries(issue_paragraphs(db, settings, issue))
         if missing:
             raise NotReadyError(
@@ -171,6 +174,10 @@ def approve(db: sqlite_utils.Database, settings: Settings, ref: str | int, *, ac
                 f"{store.issue_label(issue)} has {open_count} open comment"
                 f"{'' if open_count == 1 else 's'}: confirm to approve anyway",
                 count=open_count)
+        # What is approved is what is sent: the exports and the email read the entries the
+        # issue holds, so it holds those this check read (entries included since the draft
+        # are in; entries dropped since are out).
+        hold_entries(db, int(issue["id"]), checked)
     return _move(db, ref, "approve", ("review",), "approved", actor=actor, role=role)
 
 
@@ -205,6 +212,8 @@ def discard(db: sqlite_utils.Database, settings: Settings, ref: str | int, *, ac
         if path.exists():
             path.unlink()
             removed.append(path)
+    # The PDF and Word files the draft flow or `issue export` wrote beside them go too.
+    removed += remove_stale_exports([stored_path(settings, p) for p in issue_paths(issue).values()])
     return issue, removed
 
 

@@ -29,7 +29,8 @@ _CHUNK = 500
 
 _ITEM_SELECT = (
     "SELECT items.id, items.url, items.title, items.summary_text, items.language, "
-    "items.published_at, items.status, items.cluster_id, items.score, items.image_url, "
+    "items.published_at, items.status, items.version, items.cluster_id, items.score, "
+    "items.image_url, "
     "items.lead_image, items.image_credit, items.headline AS item_headline, "
     "items.blurb AS item_blurb, items.key_phrase AS item_key_phrase, "
     "sources.name AS source, sources.category AS source_category, "
@@ -199,12 +200,21 @@ def create_entry(
             f"`digest entry move {item_id} ENTRY`"
         )
     values = {k: fields.get(k) for k in ENTRY_FIELDS if k in fields}
-    cursor = db.execute(
-        "INSERT INTO entries (lead_item_id, version, created_by, created_at, edited_by, "
-        "edited_at) VALUES (?, 1, ?, ?, ?, ?)",
-        [lead_item_id, editor, now, editor, now],
+    # SQLite gives a deleted highest rowid again; reviewers' comments and the trail name
+    # entries by number, so a new entry takes a number none of them has named either.
+    entry_id = 1 + max(
+        int(db.execute(sql).fetchone()[0] or 0)
+        for sql in (
+            "SELECT max(id) FROM entries",
+            "SELECT max(CAST(entry AS INTEGER)) FROM issue_comments",
+            "SELECT max(CAST(entry AS INTEGER)) FROM issue_events",
+        )
     )
-    entry_id = int(cursor.lastrowid or 0)
+    db.execute(
+        "INSERT INTO entries (id, lead_item_id, version, created_by, created_at, edited_by, "
+        "edited_at) VALUES (?, ?, 1, ?, ?, ?, ?)",
+        [entry_id, lead_item_id, editor, now, editor, now],
+    )
     if values:
         db["entries"].update(entry_id, values)
     db.conn.executemany(
@@ -280,6 +290,8 @@ def remove_item(db: sqlite_utils.Database, item_id: int) -> int | None:
     if row is None:
         return None
     entry_id = int(row[0])
+    # A sent issue is frozen: its items stay in their entries (IssueFinalError).
+    check_open(db, entry_row(db, entry_id))
     db.execute("DELETE FROM entry_items WHERE item_id = ?", [item_id])
     rest = [
         r[0]
@@ -364,6 +376,7 @@ def follow_lead(db: sqlite_utils.Database, item_id: int, changed: Mapping[str, A
         return
     row = db.execute("SELECT id FROM entries WHERE lead_item_id = ?", [item_id]).fetchone()
     if row is not None:
+        check_open(db, entry_row(db, int(row[0])))  # a sent issue's paragraphs are frozen
         db["entries"].update(row[0], values)
 
 

@@ -238,6 +238,20 @@ def save_issue(db: sqlite_utils.Database, plan: IssuePlan, *, title: str,
     return row
 
 
+def hold_entries(db: sqlite_utils.Database, issue_id: int, entries: Sequence[Mapping[str, Any]]
+                 ) -> None:
+    """Make a recorded issue hold these entries (with their items), in this order, as a
+    redraft would record them but without writing its files: what an approval checked."""
+    item_ids = [item["id"] for e in entries for item in e["items"]]
+    with db.atomic():
+        db.execute("DELETE FROM issue_items WHERE issue_id = ?", [issue_id])
+        db["issue_items"].insert_all(
+            [{"issue_id": issue_id, "item_id": item_id, "position": pos}
+             for pos, item_id in enumerate(dict.fromkeys(item_ids), start=1)]
+        )
+        assign_issue(db, issue_id, [e["id"] for e in entries])
+
+
 def finalize_issue(db: sqlite_utils.Database, ref: str | int) -> tuple[dict[str, Any], bool]:
     """Freeze an issue: (the issue, whether it changed). Finalising twice changes nothing."""
     issue = find_issue(db, ref)

@@ -141,6 +141,8 @@ def test_demo_runs_offline_end_to_end(tmp_path):
     again = digest("draft", cwd=tmp_path / "demo", env={"PREFECT_HOME": str(tmp_path / "prefect")})
     assert again.stderr.strip() == "", again.stderr
     assert again.stdout.startswith("Drafted Vol ") and "EventsWorker" not in again.stdout
+    # The PDF and Word files the draft flow writes beside them are named too.
+    assert f"{stem}.pdf" in again.stdout and f"{stem}.docx" in again.stdout
 
 
 def test_prefect_console_lines_go_to_the_log_file(tmp_path):

@@ -589,3 +589,27 @@ def test_stale_exports_go_with_the_draft_files_a_redraft_removed(tmp_path):
     gone = remove_stale_exports([old, old.with_suffix(".html")])
     assert sorted(p.suffix for p in gone) == [".docx", ".pdf"]
     assert keep.is_file() and old.with_suffix(".txt").is_file()
+
+
+def test_an_entry_written_after_the_draft_and_approved_is_in_what_is_sent(issue, smtp):
+    """Approval checks the issue as a redraft would write it (the desk's Issue page shows
+    every open entry); what it approved is what the exports and the email then hold, not
+    the entries the draft recorded before."""
+    settings, issue_id = issue
+    db = open_db(settings.store_path)
+    add_items(db, [{"title": "Allies open a new logistics hub", "source": "Kyodo",
+                    "published_at": "2023-02-13T08:00:00Z", "section": "Regional",
+                    "headline": "New logistics hub",
+                    "blurb": "The allies opened a logistics hub in Sasebo."}])
+    db.close()
+    approve(settings, issue_id)
+    db = open_db(settings.store_path)
+    try:
+        headlines = [p.headline for p in issue_document(db, settings, find_issue(db, issue_id))
+                     .paragraphs]
+    finally:
+        db.close()
+    assert "New logistics hub" in headlines and set(HEADLINES) <= set(headlines)
+    send_issue(settings, issue_id)
+    body = smtp[0].messages[0][1].get_body(("plain",)).get_content()
+    assert "New logistics hub" in body and "logistics hub in Sasebo" in body

@@ -13,7 +13,7 @@ from alliance_digest.pipeline.draft import draft_issue
 from alliance_digest.settings import Settings
 from alliance_digest.store import editorial
 from alliance_digest.store.db import open_db
-from alliance_digest.store.entries import entry_of
+from alliance_digest.store.entries import entry_of, entry_row
 from test_editor_browser import OUTPUT, DeskServer, fixtures, sync_api
 
 # The desk browser tests' fixtures and marks (a real desk under uvicorn, real Chromium).
@@ -191,3 +191,63 @@ def test_m_merges_the_stories_of_the_selected_rows(
     assert len(stories) == 1
     row = pg.locator(f'tr.row[data-story="{stories.pop()}"]')
     sync_api.expect(row).to_have_count(1)
+
+
+def test_a_story_row_included_then_excluded_needs_no_reload(
+    page: Any, desk: tuple[DeskServer, Settings]
+) -> None:
+    """Including bumps the items' versions; the row must carry them, or the next key on the
+    same row is refused as stale (409) although nobody else touched the story."""
+    server, settings = desk
+    pg = page
+    one = fixtures.item_id(settings, "6")
+    pg.goto(server.url + "/?status=all&since=")
+    row = pg.locator(f'tr.row[data-story="{one}"]')
+    row.locator('button[data-act="included"]').click()
+    sync_api.expect(row.locator("[data-entry-label]")).to_have_text(re.compile(r"in entry \d+"))
+    row.locator('button[data-act="excluded"]').click()
+    sync_api.expect(row).to_have_attribute("data-status", "excluded")
+    sync_api.expect(pg.locator("#toast")).to_have_text("Story excluded")
+    # Out of the issue: the row no longer says it is in an entry.
+    sync_api.expect(row.locator("[data-entry-label]")).to_have_count(0)
+    db = open_db(settings.store_path)
+    try:
+        assert editorial.get_item(db, one)["status"] == "excluded"
+        assert entry_of(db, [one]) == {}
+    finally:
+        db.close()
+
+
+def test_the_entry_page_breaks_no_content_security_rule(
+    page: Any, desk: tuple[DeskServer, Settings]
+) -> None:
+    """The desk's CSP forbids inline script: an inline handler on the entry page was blocked
+    on every load (a console error, and the handler never ran)."""
+    server, settings = desk
+    pg = page
+    one = fixtures.item_id(settings, "7")
+    data = pg.evaluate(
+        """async (id) => {
+            const token = document.querySelector('meta[name=csrf-token]').content;
+            const r = await fetch('/api/entries/include', {method: 'POST',
+              headers: {'Content-Type': 'application/json', 'X-CSRF-Token': token},
+              body: JSON.stringify({item_id: id})});
+            return await r.json();
+        }""",
+        one,
+    )
+    console: list[str] = []
+    pg.on("console", lambda m: console.append(m.text) if m.type == "error" else None)
+    url = server.url + data["entry"]["url"]
+    pg.goto(url)
+    pg.fill("#e-headline", "Logistics talks")
+    pg.press("#e-headline", "Enter")
+    pg.click("#save-entry")
+    sync_api.expect(pg.locator("#toast")).to_have_text("Entry saved")
+    assert pg.url == url
+    assert console == []
+    db = open_db(settings.store_path)
+    try:
+        assert entry_row(db, data["entry"]["id"])["headline"] == "Logistics talks"
+    finally:
+        db.close()

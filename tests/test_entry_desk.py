@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -95,3 +96,84 @@ def test_the_queue_shows_the_coming_issues_window_by_default(client, settings):
     assert "Routine item" not in html and "hold 2+2" in html
     html = client.get("/?since=").text
     assert "Routine item" in html and "Showing items of every date" in html
+
+
+def test_a_recorded_issue_reordered_on_the_desk_is_exported_in_the_desks_order(client, settings):
+    """The desk numbers positions within each section; the delivery formats of a recorded
+    issue (PDF, Word, email, archive) must read them by section too, as the Issue page shows
+    them, not by position alone across sections."""
+    from datetime import date
+
+    from alliance_digest.pipeline.draft import draft_issue
+    from alliance_digest.pipeline.export import issue_document
+    from alliance_digest.store.db import open_db
+    from alliance_digest.store.issues import find_issue
+
+    csrf = login(client)
+    h = {"X-CSRF-Token": csrf}
+    made = {}
+    for guid, section in (("4", "Diplomacy"), ("5", "Diplomacy"), ("6", "Defense & Security")):
+        one = item_id(settings, guid)
+        r = client.post("/api/entries/include", json={"item_id": one}, headers=h)
+        entry = r.json()["entry"]
+        saved = client.post(
+            f"/api/entries/{entry['id']}",
+            json={"version": entry["version"], "section": section, "headline": f"Story {guid}"},
+            headers=h,
+        )
+        assert saved.status_code == 200, saved.text
+        made[guid] = entry["id"]
+    issue_id = draft_issue(settings, day=date(2026, 1, 22)).issue_id
+    # The editor moves the Defense entry up and swaps the two Diplomacy ones.
+    order = {
+        "sections": [
+            {"name": "Diplomacy", "ids": [made["5"], made["4"]]},
+            {"name": "Defense & Security", "ids": [made["6"]]},
+        ]
+    }
+    assert client.post("/api/issue/order", json=order, headers=h).status_code == 200
+    db = open_db(settings.store_path)
+    try:
+        document = issue_document(db, settings, find_issue(db, issue_id))
+    finally:
+        db.close()
+    assert [p.headline for p in document.paragraphs] == ["Story 5", "Story 4", "Story 6"]
+
+
+def test_an_entry_included_after_approval_is_marked_as_not_in_the_approved_issue(client, settings):
+    """Approval fixes which entries the issue holds (what is sent); a story included after it
+    is listed on the Issue page, so the page says it will not go out with this issue."""
+    from datetime import date
+
+    from alliance_digest.pipeline import review
+    from alliance_digest.pipeline.draft import draft_issue
+    from alliance_digest.store.db import open_db
+
+    csrf = login(client)
+    h = {"X-CSRF-Token": csrf}
+    first = client.post(
+        "/api/entries/include", json={"item_id": item_id(settings, "4")}, headers=h
+    ).json()["entry"]
+    saved = client.post(
+        f"/api/entries/{first['id']}",
+        headers=h,
+        json={"version": first["version"], "headline": "Approved story", "blurb": "Written."},
+    )
+    assert saved.status_code == 200, saved.text
+    issue_id = draft_issue(settings, day=date(2026, 1, 22)).issue_id
+    db = open_db(settings.store_path)
+    try:
+        review.submit(db, issue_id, actor="alice", role="editor")
+        review.approve(db, settings, issue_id, actor="bob", role="publisher")
+    finally:
+        db.close()
+    page = client.get("/issue").text
+    assert "not in the approved issue" not in page
+    late = client.post(
+        "/api/entries/include", json={"item_id": item_id(settings, "5")}, headers=h
+    ).json()["entry"]
+    page = client.get("/issue").text
+    row = re.search(rf'data-id="{late["id"]}".*?</li>', page, re.S)
+    assert row and "not in the approved issue" in row.group(0)
+    first_row = re.search(rf'data-id="{first["id"]}".*?</li>', page, re.S)
+    assert first_row and "not in the approved issue" not in first_row.group(0)

@@ -24,9 +24,9 @@ from alliance_digest.pipeline.draft import draft_issue
 from alliance_digest.pipeline.preview import preview_issue
 from alliance_digest.settings import Settings
 from alliance_digest.store.db import open_db
-from alliance_digest.store.entries import entry_of
+from alliance_digest.store.entries import entry_of, entry_row
 from alliance_digest.store.issues import all_issues, find_issue
-from alliance_digest.store.review import events
+from alliance_digest.store.review import comments, events
 from alliance_digest.store.users import (
     add_user,
     create_session,
@@ -210,6 +210,7 @@ def test_discard_frees_the_number_and_unassigns_the_items(drafted) -> None:
     db.close()
     done = digest("issue", "discard", "2.3", cwd=folder)
     assert "discarded Vol 2.3 (2023-02-14" in done.stdout and "2.3 is free" in done.stdout
+    assert f"removed {(folder / 'drafts' / SEED_STEM).resolve()}.md" in done.stdout
     assert not (folder / "drafts" / f"{SEED_STEM}.md").exists()
     db = open_db(settings.store_path)
     assert [(i["volume"], i["number"]) for i in all_issues(db)] == [(2, 1), (2, 2), (2, 4)]
@@ -261,3 +262,66 @@ def test_draft_out_deletes_nothing_elsewhere_and_paths_are_relative(site: Settin
     third = draft_issue(site, day=SEED_DATE, out_dir=elsewhere, number=5)
     assert {p.name for p in third.removed} == {again.paths[k].name for k in again.paths}
     assert first.paths["md"].exists()
+
+
+def test_discard_removes_the_issues_pdf_and_word_files_too(drafted) -> None:
+    """The draft flow and `digest issue export` write a PDF and a Word file beside the draft's
+    files; discarding the issue ("deletes an unsent issue and its files") takes them too."""
+    from alliance_digest.pipeline.export import export_issue
+
+    settings, _ = drafted
+    exports = [export_issue(settings, "2.3", fmt) for fmt in ("pdf", "docx")]
+    assert all(p.is_file() for p in exports)
+    db = open_db(settings.store_path)
+    try:
+        _, removed = review.discard(db, settings, "2.3", actor="pat")
+    finally:
+        db.close()
+    assert not any(p.exists() for p in exports)
+    assert {p.resolve() for p in exports} <= {p.resolve() for p in removed}
+
+
+def test_a_dropped_entrys_number_is_not_given_to_the_next_story(drafted) -> None:
+    """Comments and the trail name entries by number: a new entry must not take the number of
+    a dropped one, or its open comments would land on another story."""
+    from alliance_digest.pipeline import entries
+
+    settings, unwritten = drafted
+    db = open_db(settings.store_path)
+    try:
+        dropped = _entry(db, unwritten)
+        review.comment(db, settings, "2.3", str(dropped), "Which coast guards?", actor="pat")
+        entries.drop(db, dropped, editor="ann")
+        (other,) = add_items(db, [{**UNWRITTEN, "title": "Ospreys resume flights",
+                                   "status": "candidate"}])
+        made = entries.include(db, other, editor="ann")
+        assert made["id"] != dropped
+        issue_id = find_issue(db, "2.3")["id"]
+        on_new = [c for c in comments(db, issue_id) if c["entry"] == str(made["id"])]
+        assert on_new == []
+    finally:
+        db.close()
+
+
+def test_an_item_of_a_sent_issue_cannot_leave_its_entry(drafted) -> None:
+    """A final issue is frozen: excluding (or shortlisting) one of its items from the queue or
+    `digest tag` must not take it out of the sent issue's entry (the archive would change)."""
+    from alliance_digest.errors import IssueFinalError
+    from alliance_digest.store import editorial
+
+    settings, unwritten = drafted
+    db = open_db(settings.store_path)
+    try:
+        review.finalize(db, "2.3", actor="pat", force=True)
+        entry = _entry(db, unwritten)
+        with pytest.raises(IssueFinalError, match="final"):
+            editorial.update_items(db, [unwritten], {"status": "excluded"}, editor="ann")
+        assert _entry(db, unwritten) == entry
+        assert editorial.get_item(db, unwritten)["status"] == "included"
+        # Nor does its lead item's page (or `digest tag --headline`) rewrite its paragraph.
+        with pytest.raises(IssueFinalError, match="final"):
+            editorial.update_items(db, [unwritten], {"headline": "Rewritten"}, editor="ann")
+        assert entry_row(db, entry)["headline"] != "Rewritten"
+        editorial.update_items(db, [unwritten], {"tags": '["kept"]'}, editor="ann")
+    finally:
+        db.close()

@@ -120,6 +120,9 @@
       if (item.version !== undefined) row.dataset.version = String(item.version);
       const label = row.querySelector("[data-status-label]");
       if (label) label.textContent = item.status;
+      // Only an included item is in an entry: any other status took it out of its entry.
+      const entry = row.querySelector("[data-entry-label]");
+      if (entry && item.status !== "included") entry.remove();
       row.classList.remove("flash");
       void row.offsetWidth; // restart the animation
       row.classList.add("flash");
@@ -151,6 +154,10 @@
       for (const row of targetRows) {
         try {
           const data = await postJSON("/api/entries/include", { item_id: Number(row.dataset.id) });
+          // Including bumps each item's version: keep them, or the next key on this row is
+          // refused as stale although nobody else touched the story.
+          data.entry.items.forEach((it) => applyState({ id: it.id, status: it.status,
+            version: it.version }));
           applyState({ id: row.dataset.id, status: "included" });
           let label = row.querySelector("[data-entry-label]");
           if (!label) {
@@ -668,6 +675,9 @@
       }
     }
     document.getElementById("save-entry").addEventListener("click", save);
+    // Never the form's own submission (a GET that would leave the page with the text in its
+    // URL); set here, not inline, which the CSP forbids.
+    if (form) form.addEventListener("submit", (ev) => ev.preventDefault());
 
     document.getElementById("start-draft").addEventListener("click", () => {
       const drafted = document.getElementById("drafted-blurb").value;
