@@ -24,7 +24,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..errors import InputError, NotFoundError
-from ..pipeline import entries
+from ..pipeline import entries, next_issue
 from ..templates.render import DRAFT_MARKER, drafted_nodes, entry_paragraph, entry_view, to_blurb
 
 if TYPE_CHECKING:
@@ -130,6 +130,7 @@ def entry_page(ctx: Ctx) -> Response:
         "entry.html",
         {
             "entry": entry,
+            "neighbours": next_issue.neighbours(ctx.db, ctx.settings, int(entry["id"])),
             "shown": _shown(entry),
             "drafted": _drafted(entry),
             "sections": ctx.settings.issue.sections,

@@ -111,3 +111,17 @@ def save_order(db: sqlite_utils.Database, order: Sequence[tuple[str | None, Sequ
                 entries.update(db, entry_id, changes, editor=editor, sections=list(sections))
                 changed += 1
     return changed
+
+
+def neighbours(db: sqlite_utils.Database, settings: Settings, entry_id: int
+               ) -> dict[str, Any]:
+    """The entries before and after one in issue order (for "‹ previous" / "next ›" after a
+    save), with its place: {"prev", "next", "at", "of"}; {} when it is not in the issue."""
+    _, groups = grouped(db, settings)
+    ids = [int(e["id"]) for g in groups for e in g.items]
+    if entry_id not in ids:
+        return {}
+    at = ids.index(entry_id)
+    return {"prev": ids[at - 1] if at > 0 else None,
+            "next": ids[at + 1] if at + 1 < len(ids) else None,
+            "at": at + 1, "of": len(ids)}

@@ -177,3 +177,16 @@ def test_an_entry_included_after_approval_is_marked_as_not_in_the_approved_issue
     assert row and "not in the approved issue" in row.group(0)
     first_row = re.search(rf'data-id="{first["id"]}".*?</li>', page, re.S)
     assert first_row and "not in the approved issue" not in first_row.group(0)
+
+
+def test_the_entry_page_walks_the_issue_in_order(client, settings):
+    csrf = login(client)
+    h = {"X-CSRF-Token": csrf}
+    made = [client.post("/api/entries/include", json={"item_id": item_id(settings, g)},
+                        headers=h).json()["entry"]["id"] for g in ("1", "5")]
+    first, second = (client.get(f"/entries/{e}").text for e in made)
+    # Two entries in the coming issue: each page links the other, in issue order.
+    links = [re.search(r'href="/entries/(\d+)" id="(next|prev)-entry"', p) for p in (first,
+                                                                                   second)]
+    assert all(links) and "of 2 in the issue" in first
+    assert {int(m.group(1)) for m in links if m} == set(made)
