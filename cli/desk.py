@@ -47,7 +47,7 @@ def editor(
     settings = state.settings()
     host = host or settings.editor.host
     port = port if port is not None else settings.editor.port
-    with _db(settings) as db:
+    with _db(settings, write=False) as db:  # the desk also shows a read-only copy
         accounts = user_count(db)
     if accounts == 0 and not is_loopback(host):
         # Without an account nobody can log in, and the login form would invite guessing from

@@ -59,7 +59,13 @@ from ..pipeline.save_item import save_fields
 from ..settings import Settings
 from ..store import editorial, users
 from ..store import review as review_store
-from ..store.db import open_db, sqlite_error
+from ..store.db import (
+    open_db,
+    open_db_readonly,
+    sqlite_error,
+    with_memory_sessions,
+    writable,
+)
 from ..store.editorial import SETTABLE_STATUSES
 from ..store.entries import entry_marks, entry_of
 from ..store.items import other_sources
@@ -134,12 +140,22 @@ class Desk:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._connections: list[sqlite_utils.Database] = []
-        # Open once up front: migrations run here, not inside the first request.
-        open_db(settings.store_path).close()
+        #: A database this process cannot write (a read-only copy or mount): the desk still
+        #: shows it, opened read-only, with sessions kept in memory; changes answer one line.
+        self.read_only = not writable(settings.store_path)
+        self._shared: sqlite_utils.Database | None = None
+        if self.read_only:
+            self._shared = with_memory_sessions(open_db_readonly(settings.store_path))
+            self._connections.append(self._shared)
+        else:
+            # Open once up front: migrations run here, not inside the first request.
+            open_db(settings.store_path).close()
         self.signer = Signer(server_key(settings.data_dir))
 
     def db(self) -> sqlite_utils.Database:
-        """This thread's connection to the store."""
+        """This thread's connection to the store (read-only: the one shared connection)."""
+        if self._shared is not None:
+            return self._shared
         db = getattr(self._local, "db", None)
         if db is None:
             db = open_db(self.settings.store_path)

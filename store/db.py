@@ -106,6 +106,24 @@ def open_db_readonly(path: str | Path) -> sqlite_utils.Database:
     return db
 
 
+def writable(path: str | Path) -> bool:
+    """Can this process write the database and its folder (journal, -wal and -shm files)?"""
+    path = Path(path)
+    folder_ok = os.access(path.parent, os.W_OK)
+    return folder_ok and (not path.exists() or os.access(path, os.W_OK))
+
+
+def with_memory_sessions(db: sqlite_utils.Database) -> sqlite_utils.Database:
+    """Let a read-only connection log users in: `sessions` becomes a temporary table of this
+    connection (temporary tables are found before the main database's), so store.users works
+    unchanged and nothing is written to the file. The desk shares this one connection between
+    its threads, so every request sees the same sessions; they end when the desk stops.
+    """
+    db.execute("CREATE TEMP TABLE IF NOT EXISTS sessions (token_hash TEXT PRIMARY KEY, "
+               "user_id INTEGER, csrf_token TEXT, created_at TEXT, expires_at TEXT)")
+    return db
+
+
 def _connect_readonly(path: Path) -> sqlite_utils.Database:
     uri = "file:" + quote(str(path.resolve())) + "?mode=ro"
     try:

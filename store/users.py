@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -203,8 +204,13 @@ def authenticate(db: sqlite_utils.Database, name: str, password: str) -> dict[st
         return None
     if not verify_password(password if isinstance(password, str) else "", user["password_hash"]):
         return None
-    with db.atomic():
-        db.execute("UPDATE users SET last_login_at = ? WHERE id = ?", [utcnow(), user["id"]])
+    try:
+        with db.atomic():
+            db.execute("UPDATE users SET last_login_at = ? WHERE id = ?", [utcnow(), user["id"]])
+    except sqlite3.OperationalError as e:
+        # A desk on a read-only database (a copy, a backup): the login is not recorded.
+        if "readonly" not in str(e).lower():
+            raise
     return {"id": user["id"], "name": user["name"]}
 
 

@@ -184,3 +184,58 @@ def test_check_on_a_file_too_damaged_to_open(tmp_path):
     items = digest("items", cwd=tmp_path, check=False)
     lines = items.stderr.strip().splitlines()
     assert items.returncode == 1 and len(lines) == 1 and "digest check" in lines[0]
+
+
+def test_the_desk_shows_a_read_only_data_folder(tmp_path, can_mount_read_only):
+    """The desk on a read-only copy: log in (sessions in memory), read the queue, search and an
+    item; a change answers one line (nothing written, no traceback)."""
+    import re
+    import socket
+    import time
+
+    import httpx
+    from alliance_digest.store.users import add_user
+
+    path = _folder_with_items(tmp_path, count=30)
+    db = open_db(path)
+    add_user(db, "ann", "long enough pw")
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+    before = path.read_bytes()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    data = tmp_path / "data"
+    command = (f"mount --bind -o ro {shlex.quote(str(data))} {shlex.quote(str(data))} && "
+               f"exec {shlex.quote(sys.executable)} -m alliance_digest.cli editor "
+               f"--port {port}")
+    env = {k: v for k, v in os.environ.items() if k != "DIGEST_CONFIG"}
+    desk = subprocess.Popen(["unshare", "-m", "sh", "-c", command], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        with httpx.Client(base_url=base, timeout=10, follow_redirects=True) as client:
+            for _ in range(300):
+                try:
+                    page = client.get("/login")
+                    break
+                except httpx.TransportError:
+                    assert desk.poll() is None, desk.communicate()[1]
+                    time.sleep(0.1)
+            token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+            r = client.post("/login", data={"username": "ann", "password": "long enough pw",
+                                            "csrf_token": token})
+            assert r.status_code == 200 and "Okinawa" in r.text, r.text[:500]
+            csrf = re.search(r'<meta name="csrf-token" content="([^"]+)"', r.text).group(1)
+            assert client.get("/?q=Okinawa").status_code == 200
+            assert client.get("/items/1").status_code == 200
+            refused = client.post("/api/items/status", headers={"X-CSRF-Token": csrf},
+                                  json={"ids": [1], "versions": [0], "status": "shortlisted"})
+            assert refused.status_code >= 400
+            assert "cannot be written here" in refused.json()["error"]
+            assert "Traceback" not in refused.text
+    finally:
+        desk.terminate()
+        _, err = desk.communicate(timeout=30)
+    assert "Traceback" not in err, err
+    assert path.read_bytes() == before
