@@ -32,9 +32,9 @@ from ..errors import ConfigError, DigestError, InputError
 from ..settings import Settings
 from ..store.db import open_db
 from ..store.entries import list_entries
-from ..store.issues import find_issue, order_items, save_issue
+from ..store.issues import find_issue, save_issue
 from ..templates.render import Rendered, entry_paragraph, entry_view
-from .preview import preview_issue
+from .preview import order_entries, preview_issue
 
 #: Output kinds and their file extensions, in the order they are listed.
 EXTENSIONS = {"md": ".md", "html": ".html", "txt": ".txt"}
@@ -222,10 +222,3 @@ def issue_paragraphs(db: sqlite_utils.Database, issue_id: int | None, *,
                                   html=shown["html"], text=shown["text"], section=view.section))
     return out
 
-
-def order_entries(rows: list[dict[str, Any]], sections: Sequence[str]) -> list[dict[str, Any]]:
-    """Entries in issue order (store.issues.order_items on section, position, lead date)."""
-    keyed = [{"section": r["section"], "rank": r["position"],
-              "published_at": (r["items"][0]["published_at"] if r["items"] else ""),
-              "id": r["id"], "row": r} for r in rows]
-    return [k["row"] for k in order_items(keyed, sections)]

@@ -3,7 +3,10 @@
     plan      = store.issues.plan_issue(date)            volume, number and window; a final
                                                          issue's date is refused here
     entries   = select_entries(plan)                     the issue entries (one paragraph
-                                                         each, several items), in issue order
+                                                         each, several items), in issue order;
+                                                         of an approved issue, those it holds
+                                                         (what its approval checked and what
+                                                         is sent), not entries included since
     rows      = their items, entry by entry, lead first  (what `issue_items` records)
     view      = templates.render.issue_view_from_entries(entries)
     rendered  = templates.render.render_issue(view)      Markdown, email HTML and text
@@ -53,10 +56,18 @@ def preview_issue(db: sqlite_utils.Database, settings: Settings, day: date, *,
 
 
 def preview_plan(db: sqlite_utils.Database, settings: Settings, plan: IssuePlan) -> Preview:
-    """The issue for a plan already made: its items selected and rendered."""
-    entries = select_entries(db, plan, settings.issue.sections)
-    rows = [item for entry in entries for item in entry["items"]]
+    """The issue for a plan already made: its items selected and rendered.
+
+    An approved issue is previewed as it will be sent: the entries it holds (the approval
+    fixed them; pipeline.export and pipeline.send read the same), in issue order.
+    """
     own = plan.existing or {}
+    if own.get("status") == "approved":
+        entries = order_entries(entry_store.list_entries(db, issue_id=int(own["id"])),
+                                settings.issue.sections)
+    else:
+        entries = select_entries(db, plan, settings.issue.sections)
+    rows = [item for entry in entries for item in entry["items"]]
     image = own.get("image_url") or None
     credit = own.get("image_credit") or None
     view = issue_view_from_entries(entries, settings, day=plan.date, volume=plan.volume,
@@ -85,3 +96,11 @@ def with_issue_settings(settings: Settings, issue: Mapping[str, Any]) -> Setting
     if not issue.get("footer"):
         return settings
     return replace(settings, issue=replace(settings.issue, footer=str(issue["footer"])))
+
+
+def order_entries(rows: list[dict[str, Any]], sections: Sequence[str]) -> list[dict[str, Any]]:
+    """Entries in issue order (store.issues.order_items on section, position, lead date)."""
+    keyed = [{"section": r["section"], "rank": r["position"],
+              "published_at": (r["items"][0]["published_at"] if r["items"] else ""),
+              "id": r["id"], "row": r} for r in rows]
+    return [k["row"] for k in order_items(keyed, sections)]

@@ -179,6 +179,59 @@ def test_an_entry_included_after_approval_is_marked_as_not_in_the_approved_issue
     assert first_row and "not in the approved issue" not in first_row.group(0)
 
 
+def test_an_approved_issues_preview_shows_what_is_sent(client, settings):
+    """After approval the Issue page's preview is the approved issue (the entries it holds,
+    which the exports and the email read), not an entry included since."""
+    from datetime import date
+
+    from alliance_digest.pipeline import review
+    from alliance_digest.pipeline.draft import draft_issue
+    from alliance_digest.pipeline.export import issue_document
+    from alliance_digest.store.db import open_db
+    from alliance_digest.store.issues import find_issue
+
+    csrf = login(client)
+    h = {"X-CSRF-Token": csrf}
+
+    def include(group: str, headline: str) -> dict:
+        entry = client.post(
+            "/api/entries/include", json={"item_id": item_id(settings, group)}, headers=h
+        ).json()["entry"]
+        saved = client.post(
+            f"/api/entries/{entry['id']}",
+            headers=h,
+            json={"version": entry["version"], "headline": headline, "blurb": "Written."},
+        )
+        assert saved.status_code == 200, saved.text
+        return entry
+
+    include("4", "Approved story")
+    issue_id = draft_issue(settings, day=date(2026, 1, 22)).issue_id
+    db = open_db(settings.store_path)
+    try:
+        review.submit(db, issue_id, actor="alice", role="editor")
+        review.approve(db, settings, issue_id, actor="bob", role="publisher")
+    finally:
+        db.close()
+    include("5", "Included after approval")
+    assert "Included after approval" in client.get("/issue").text  # listed, marked not sent
+    preview = client.get("/issue/preview").text
+    assert "Approved story" in preview and "Included after approval" not in preview
+    db = open_db(settings.store_path)
+    try:
+        sent = issue_document(db, settings, find_issue(db, issue_id))
+    finally:
+        db.close()
+    assert [p.headline for p in sent.paragraphs] == ["Approved story"]
+    # Reopened, the issue is a draft again and its preview takes the new entry in.
+    db = open_db(settings.store_path)
+    try:
+        review.reopen(db, issue_id, actor="bob", role="publisher")
+    finally:
+        db.close()
+    assert "Included after approval" in client.get("/issue/preview").text
+
+
 def test_the_entry_page_walks_the_issue_in_order(client, settings):
     csrf = login(client)
     h = {"X-CSRF-Token": csrf}
