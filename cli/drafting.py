@@ -35,20 +35,20 @@ def draft(
 
 def run_draft(settings: Settings, *, date: str | None = None, out_dir: Path | None = None,
               volume: int | None = None, number: int | None = None) -> dict[str, Any]:
-    """Check the plan (one clear line for a final issue or a taken number), then run the flow."""
+    """Check the plan (one clear line for a final or approved issue or a taken number), then
+    run the flow."""
     import asyncio
 
     from ..flows.serve import use_server
 
     api = use_server(settings)  # a temporary server starts while Prefect is imported
     from ..flows import draft as draft_flow
-    from ..pipeline.draft import parse_date, today
-    from ..store.issues import plan_issue
+    from ..pipeline.draft import parse_date, plan_draft, today
 
     route_prefect_logs(settings)
     day = parse_date(date) if date else today(settings)
     with _db(settings) as db:
-        plan_issue(db, day, settings.issue.first_year, volume=volume, number=number)
+        plan_draft(db, settings, day, volume=volume, number=number)
     with api.connected():
         return asyncio.run(draft_flow.draft(
             date=day.isoformat(), out=str(out_dir.expanduser().resolve()) if out_dir else None,

@@ -32,7 +32,7 @@ from ..errors import ConfigError, DigestError, InputError
 from ..settings import Settings
 from ..store.db import open_db
 from ..store.entries import list_entries
-from ..store.issues import find_issue, save_issue
+from ..store.issues import IssuePlan, approved_redraft, find_issue, plan_issue, save_issue
 from ..templates.render import Rendered, entry_paragraph, entry_view
 from .preview import order_entries, preview_issue
 
@@ -137,6 +137,16 @@ def discard_staged(staged: dict[str, files.Staged]) -> None:
         files.discard(one)
 
 
+def plan_draft(db: sqlite_utils.Database, settings: Settings, day: dt.date, *,
+               volume: int | None = None, number: int | None = None) -> IssuePlan:
+    """The plan of a (re)draft for `day`, refusing what it may not write: a final issue
+    (store.issues.plan_issue), a taken number, and an approved issue (reopen it first)."""
+    plan = plan_issue(db, day, settings.issue.first_year, volume=volume, number=number)
+    if plan.existing and plan.existing["status"] == "approved":
+        raise approved_redraft(plan.existing)
+    return plan
+
+
 def draft_issue(settings: Settings, *, day: dt.date | None = None,
                 out_dir: str | os.PathLike[str] | None = None, volume: int | None = None,
                 number: int | None = None) -> DraftResult:
@@ -148,6 +158,7 @@ def draft_issue(settings: Settings, *, day: dt.date | None = None,
     day = day or today(settings)
     db = open_db(settings.store_path)
     try:
+        plan_draft(db, settings, day, volume=volume, number=number)
         preview = preview_issue(db, settings, day, volume=volume, number=number)
         plan, rows = preview.plan, preview.rows
         stem = issue_stem(settings.issue.title, plan.volume, plan.number, day)

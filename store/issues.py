@@ -22,7 +22,7 @@ from typing import Any
 
 import sqlite_utils
 
-from ..errors import IssueFinalError, IssueNumberError, NotFoundError
+from ..errors import IssueFinalError, IssueNumberError, IssueStateError, NotFoundError
 from ..timestamps import utcnow
 from .entries import assign_issue
 
@@ -220,6 +220,8 @@ def save_issue(db: sqlite_utils.Database, plan: IssuePlan, *, title: str,
                 f"issue {current['volume']}.{current['number']} of {current['date']} "
                 "is final and cannot be redrafted"
             )
+        if current and current["status"] == "approved":
+            raise approved_redraft(current)
         if current:
             issue_id = int(current["id"])
             db["issues"].update(issue_id, values)
@@ -236,6 +238,16 @@ def save_issue(db: sqlite_utils.Database, plan: IssuePlan, *, title: str,
     row = dict(db["issues"].get(issue_id))
     row["previous_paths"] = issue_paths(current) if current else {}
     return row
+
+
+def approved_redraft(issue: Mapping[str, Any]) -> IssueStateError:
+    """The refusal of a redraft of an approved issue: its approval fixed what is sent (the
+    entries it holds), and a redraft would rewrite them and its files behind the approval;
+    like any other change to what is sent, it goes through a reopen."""
+    vol_num = f"{issue['volume']}.{issue['number']}"
+    return IssueStateError(
+        f"issue {vol_num} of {issue['date']} is approved and cannot be redrafted: "
+        f"reopen it first (digest issue reopen {vol_num})")
 
 
 def hold_entries(db: sqlite_utils.Database, issue_id: int, entries: Sequence[Mapping[str, Any]]

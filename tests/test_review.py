@@ -200,6 +200,44 @@ def test_review_from_the_command_line(drafted) -> None:
     assert "is now final" in digest("issue", "finalize", "2.3", cwd=folder).stdout
 
 
+def test_an_approved_issue_is_not_redrafted_until_reopened(drafted) -> None:
+    """A redraft rewrites what an issue holds and its files: of an approved issue (whose
+    approval fixed what is sent) it is refused in one line naming the reopen, nothing
+    written; the issue stays approved, holding what was approved."""
+    settings, unwritten = drafted
+    folder = settings.base_dir
+    db = open_db(settings.store_path)
+    db["items"].update(unwritten, {"blurb": "They **met**.", "headline": "They met"})
+    review.submit(db, "2.3", actor="ann", role="editor")
+    approved, _ = review.approve(db, settings, "2.3", actor="pat", role="publisher")
+    held = {e["id"] for e in db.query("SELECT id FROM entries WHERE issue_id = ?",
+                                      [approved["id"]])}
+    (late,) = add_items(db, [{**UNWRITTEN, "title": "Included after approval"}])
+    db.close()
+    md = folder / "drafts" / f"{SEED_STEM}.md"
+    before = md.read_text(encoding="utf-8")
+    with pytest.raises(IssueStateError, match=r"2\.3 of 2023-02-14 is approved and cannot "
+                       r"be redrafted: reopen it first \(digest issue reopen 2\.3\)"):
+        draft_issue(settings, day=SEED_DATE)
+    refused = digest("draft", "--date", SEED_DATE.isoformat(), cwd=folder, check=False)
+    assert refused.returncode == 1 and len(refused.stderr.strip().splitlines()) == 1
+    assert "digest issue reopen 2.3" in refused.stderr
+    assert md.read_text(encoding="utf-8") == before
+    db = open_db(settings.store_path)
+    issue = find_issue(db, "2.3")
+    assert issue["status"] == "approved" and issue["updated_at"] == approved["updated_at"]
+    assert {e["id"] for e in db.query("SELECT id FROM entries WHERE issue_id = ?",
+                                      [issue["id"]])} == held
+    review.reopen(db, "2.3", actor="pat")
+    db.close()
+    redrafted = draft_issue(settings, day=SEED_DATE)
+    assert redrafted.status == "draft"
+    assert "Included after approval" in md.read_text(encoding="utf-8")
+    db = open_db(settings.store_path)
+    assert entry_row(db, _entry(db, late))["issue_id"] == issue["id"]
+    db.close()
+
+
 def test_discard_frees_the_number_and_unassigns_the_items(drafted) -> None:
     settings, unwritten = drafted
     folder = settings.base_dir
