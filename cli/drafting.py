@@ -232,5 +232,6 @@ def issue_comments(
         out.print("no open comments" if not show_all else "no comments")
     for r in rows:
         done = f" (resolved by {r['resolved_by']})" if r["resolved_at"] else ""
-        out.print(f"{r['id']}  entry {r['entry']}  {r['author']}: {r['text']}{done}",
+        gone = " (dropped)" if r["entry_dropped"] else ""
+        out.print(f"{r['id']}  entry {r['entry']}{gone}  {r['author']}: {r['text']}{done}",
                   soft_wrap=True)

@@ -201,7 +201,7 @@ def move(
         if source == entry_id:
             raise EditError(f"item {item_id} is already in entry {entry_id}")
         _open_entry(db, source, None)
-        left = store.remove_item(db, item_id)
+        left = store.remove_item(db, item_id, editor=editor_name)
         if left is not None:
             store.touch(db, left, editor=editor_name, now=now)
         store.add_item(db, entry_id, item_id)
@@ -234,7 +234,7 @@ def drop(
         if stray:
             raise EditError(f"item {stray[0]} is not in entry {entry_id}")
         for item_id in targets:
-            store.remove_item(db, item_id)
+            store.remove_item(db, item_id, editor=editor_name)
         editorial.update_items(db, targets, {"status": DROPPED_STATUS}, editor=editor_name)
         _record(db, targets, f"dropped from entry {entry_id}", editor=editor_name, now=now)
         if len(targets) < len(members):

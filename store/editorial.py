@@ -452,7 +452,7 @@ def _write(db: sqlite_utils.Database, row: Mapping[str, Any], wanted: Mapping[st
         if changed["status"] == "included":
             entries.ensure_entry(db, {**row, **changed}, editor=editor, now=now)
         elif row["status"] == "included":
-            entries.remove_item(db, int(row["id"]))
+            entries.remove_item(db, int(row["id"]), editor=editor)
     update.update(version=int(row["version"] or 0) + 1, edited_by=editor, edited_at=now)
     db.table("items").update(row["id"], update)
     # The lead item's page (and `digest tag`) still edits its entry's paragraph: the fields

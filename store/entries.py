@@ -21,6 +21,7 @@ from typing import Any
 import sqlite_utils
 
 from ..errors import EditError, IssueFinalError, NotFoundError, StaleEntry
+from .review import resolve_entry_comments
 
 #: The fields an editor writes on an entry.
 ENTRY_FIELDS = ("headline", "key_phrase", "blurb", "section", "position", "note")
@@ -281,10 +282,11 @@ def add_item(db: sqlite_utils.Database, entry_id: int, item_id: int) -> None:
     )
 
 
-def remove_item(db: sqlite_utils.Database, item_id: int) -> int | None:
+def remove_item(db: sqlite_utils.Database, item_id: int, *, editor: str) -> int | None:
     """Take an item out of its entry; returns that entry's id if it still has items.
 
-    When the lead leaves, the next item leads; an entry left without items is deleted.
+    When the lead leaves, the next item leads; an entry left without items is deleted, and
+    its open review comments are resolved by `editor` (store.review.resolve_entry_comments).
     """
     row = db.execute("SELECT entry_id FROM entry_items WHERE item_id = ?", [item_id]).fetchone()
     if row is None:
@@ -303,6 +305,7 @@ def remove_item(db: sqlite_utils.Database, item_id: int) -> int | None:
     ]
     if not rest:
         db.execute("DELETE FROM entries WHERE id = ?", [entry_id])
+        resolve_entry_comments(db, str(entry_id), actor=editor)
         return None
     lead = db.execute("SELECT lead_item_id FROM entries WHERE id = ?", [entry_id]).fetchone()[0]
     if lead == item_id:

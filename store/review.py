@@ -2,7 +2,8 @@
 
     issues.status        draft → review → approved → final (reopen: back to draft)
     issue_events         one row per state move, comment, resolution, settings change, discard
-    issue_comments       reviewers' comments on an entry; open until resolved
+    issue_comments       reviewers' comments on an entry; open until resolved (or until
+                         the entry is gone: resolved by whoever dropped it)
 
 The rules (who may, from which state, what must be written first) are in pipeline/review.py;
 this module only writes what it is told, each change and its event in one transaction.
@@ -122,13 +123,38 @@ def resolve_comment(db: sqlite_utils.Database, issue: Mapping[str, Any],
     return dict(db["issue_comments"].get(comment["id"]))
 
 
+def resolve_entry_comments(db: sqlite_utils.Database, entry: str, *, actor: str,
+                           now: str | None = None) -> int:
+    """Resolve the open comments on an entry that is gone (its last item dropped, moved or
+    taken out from the queue), as `actor`; returns how many.
+
+    Nobody can act on them any more: left open they would count against an approval and
+    clutter the Issue page for good. Each gets its `resolve` event, saying why. Runs in the
+    caller's transaction (the one that deletes the entry).
+    """
+    rows = list(db.query(
+        "SELECT c.*, i.volume, i.number, i.date FROM issue_comments c "
+        "JOIN issues i ON i.id = c.issue_id WHERE c.entry = ? AND c.resolved_at IS NULL "
+        "ORDER BY c.id", [str(entry)]))
+    now = now or utcnow()
+    for row in rows:
+        db["issue_comments"].update(row["id"], {"resolved_by": actor, "resolved_at": now})
+        issue = {"id": row["issue_id"], "volume": row["volume"], "number": row["number"],
+                 "date": row["date"]}
+        _event(db, issue, "resolve", actor, entry=row["entry"],
+               detail=f"comment {row['id']}: {row['text']} (entry {entry} dropped)", at=now)
+    return len(rows)
+
+
 def comments(db: sqlite_utils.Database, issue_id: int, *, open_only: bool = False,
              ) -> list[dict[str, Any]]:
-    """The issue's comments, oldest first (only the open ones if asked)."""
-    where = " AND resolved_at IS NULL" if open_only else ""
+    """The issue's comments, oldest first (only the open ones if asked); `entry_dropped` is 1
+    for a comment whose entry is gone (its comments were resolved when it was dropped)."""
+    where = " AND c.resolved_at IS NULL" if open_only else ""
     return list(db.query(
-        f"SELECT * FROM issue_comments WHERE issue_id = ?{where} ORDER BY created_at, id",
-        [issue_id]))
+        "SELECT c.*, e.id IS NULL AS entry_dropped FROM issue_comments c "
+        "LEFT JOIN entries e ON e.id = CAST(c.entry AS INTEGER) "
+        f"WHERE c.issue_id = ?{where} ORDER BY c.created_at, c.id", [issue_id]))
 
 
 def events(db: sqlite_utils.Database, issue_id: int | None = None, *, limit: int = 200,

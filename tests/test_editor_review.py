@@ -121,6 +121,33 @@ def test_settings_and_discard_from_the_desk(alice: tuple[TestClient, str],
     assert 'id="issue-state">not drafted' in b.get("/issue").text
 
 
+def test_dropping_an_entry_resolves_its_comments(alice: tuple[TestClient, str],
+                                                 bob: tuple[TestClient, str],
+                                                 settings: Settings) -> None:
+    """Dropped from the desk, an entry's open comments are resolved by the one who dropped
+    it and listed as on a dropped entry; approval no longer asks to confirm them."""
+    a, a_csrf = alice
+    b, b_csrf = bob
+    _post(a, a_csrf, "/issue/record")
+    issue = _issue_id(a.get("/issue").text)
+    unwritten = item_id(settings, "4")
+    db = open_db(settings.store_path)
+    entry = entry_of(db, [unwritten])[unwritten]
+    db.close()
+    assert _post(b, b_csrf, f"/issues/{issue}/comments", entry=str(entry),
+                 text="Is this news?").status_code == 303
+    assert "1 open" in a.get("/issue").text
+    r = a.post(f"/api/entries/{entry}/drop", json={}, headers={"X-CSRF-Token": a_csrf})
+    assert r.status_code == 200 and r.json()["entry"] is None
+    page = a.get("/issue").text
+    assert "0 open" in page
+    listed = re.search(r'<ul class="comments" id="comments">(.*?)</ul>', page, re.S)
+    assert listed and f"entry {entry} (dropped)" in listed.group(1)
+    assert "resolved by alice" in listed.group(1)
+    _post(a, a_csrf, f"/issues/{issue}/submit")
+    assert _post(b, b_csrf, f"/issues/{issue}/approve").status_code == 303
+
+
 def test_times_are_shown_in_the_schedule_zone_and_labelled() -> None:
     from datetime import UTC, datetime
     from zoneinfo import ZoneInfo

@@ -238,6 +238,43 @@ def test_an_approved_issue_is_not_redrafted_until_reopened(drafted) -> None:
     db.close()
 
 
+def test_a_dropped_entrys_open_comments_are_resolved_by_who_dropped_it(drafted) -> None:
+    """An entry dropped from the issue (its items dropped, or its only item taken out from
+    the queue) takes its open comments with it: resolved by whoever dropped it, each with a
+    trail row saying why, listed as on a dropped entry; no longer asking approval to confirm."""
+    from alliance_digest.pipeline import entries
+    from alliance_digest.store import editorial
+
+    settings, unwritten = drafted
+    db = open_db(settings.store_path)
+    (lone,) = add_items(db, [{**UNWRITTEN, "title": "Only item of its entry",
+                              "blurb": "Written.", "headline": "Lone"}])
+    dropped, excluded = str(_entry(db, unwritten)), str(_entry(db, lone))
+    kept = next(p.entry for p in review.issue_paragraphs(db, settings, find_issue(db, "2.3"))
+                if p.entry not in (dropped, excluded))
+    issue_id = find_issue(db, "2.3")["id"]
+    for entry in (dropped, excluded, kept):
+        review.comment(db, settings, "2.3", entry, f"On {entry}", actor="pat")
+    done = review.comment(db, settings, "2.3", dropped, "Already done", actor="pat")
+    review.resolve(db, done["id"], actor="pat")
+    entries.drop(db, int(dropped), editor="ann")
+    editorial.update_item(db, lone, {"status": "excluded"}, editor="bob")
+    assert [c["entry"] for c in comments(db, issue_id, open_only=True)] == [kept]
+    by_entry = {(c["entry"], c["text"]): c for c in comments(db, issue_id)}
+    assert by_entry[(dropped, f"On {dropped}")]["resolved_by"] == "ann"
+    assert by_entry[(dropped, "Already done")]["resolved_by"] == "pat"  # not resolved twice
+    assert by_entry[(excluded, f"On {excluded}")]["resolved_by"] == "bob"
+    assert [c["entry_dropped"] for c in comments(db, issue_id)] == [1, 1, 0, 1]
+    trail = [(e["actor"], e["detail"]) for e in events(db, issue_id) if e["event"] == "resolve"]
+    assert ("ann", f"comment {by_entry[(dropped, f'On {dropped}')]['id']}: On {dropped} "
+            f"(entry {dropped} dropped)") in trail and len(trail) == 3
+    db.close()
+    listed = digest("issue", "comments", "2.3", "--all", cwd=settings.base_dir).stdout
+    assert f"entry {dropped} (dropped)" in listed and f"entry {kept} (dropped)" not in listed
+    only_open = digest("issue", "comments", "2.3", cwd=settings.base_dir).stdout
+    assert f"On {kept}" in only_open and f"On {dropped}" not in only_open
+
+
 def test_discard_frees_the_number_and_unassigns_the_items(drafted) -> None:
     settings, unwritten = drafted
     folder = settings.base_dir
