@@ -12,7 +12,8 @@
     │   └── RecipientError              an empty recipient list or a malformed address
     ├── NotFoundError (LookupError)     a named source, item or issue does not exist
     ├── ConflictError                   the change is based on something that moved on
-    │   ├── StaleEdit                   someone saved the item since the form was loaded
+    │   ├── StaleSave                   a save based on a version saved over since (who, when)
+    │   │   └── StaleEdit, StaleEntry   the item / the issue entry
     │   ├── FieldConflict               fields someone else changed since the form was loaded
     │   ├── IssueFinalError             a final (sent) issue is frozen
     │   ├── CollectRunning              another collect run holds the database's collect lock
@@ -51,9 +52,10 @@ value of `SourceErrorKind`, not the class name, so renaming a class changes noth
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import ClassVar
+from typing import Any, ClassVar
 
 
 class DigestError(Exception):
@@ -108,38 +110,48 @@ class ConflictError(DigestError):
     """A change was based on a state that has moved on since; nothing was changed."""
 
 
-class StaleEdit(ConflictError):
-    """The item was saved by someone else since the page this save came from was loaded."""
+class StaleSave(ConflictError):
+    """A save based on a version someone else has saved over since; names who and when.
 
-    def __init__(self, item_id: int, *, expected_version: int, version: int,
+    `describe(when)` is the message with the time shown by `when` (the desk shows it in its
+    zone, labelled); str() shows it as stored (UTC).
+    """
+
+    kind = "item"
+
+    def __init__(self, object_id: int, *, expected_version: int, version: int,
                  edited_by: str | None, edited_at: str | None) -> None:
-        who = edited_by or "someone"
-        when = f" at {edited_at}" if edited_at else ""
-        super().__init__(
-            f"item {item_id} was changed by {who}{when} after you opened it "
-            f"(version {version}, yours {expected_version}); reload it and redo your change"
-        )
-        self.item_id = item_id
         self.expected_version = expected_version
         self.version = version
         self.edited_by = edited_by
         self.edited_at = edited_at
+        self._id = object_id
+        super().__init__(self.describe())
+
+    def describe(self, when: Callable[[str], str] | None = None) -> str:
+        shown = (when or str)(self.edited_at) if self.edited_at else ""
+        return (f"{self.kind} {self._id} was changed by {self.edited_by or 'someone'}"
+                f"{f' at {shown}' if shown else ''} after you opened it "
+                f"(version {self.version}, yours {self.expected_version}); reload it and "
+                "redo your change")
 
 
-class StaleEntry(ConflictError):
+class StaleEdit(StaleSave):
+    """The item was saved by someone else since the page this save came from was loaded."""
+
+    def __init__(self, item_id: int, **kwargs: Any) -> None:
+        super().__init__(item_id, **kwargs)
+        self.item_id = item_id
+
+
+class StaleEntry(StaleSave):
     """The issue entry was saved by someone else since the page this save came from was loaded."""
 
-    def __init__(self, entry_id: int, *, expected_version: int, version: int,
-                 edited_by: str | None, edited_at: str | None) -> None:
-        who = edited_by or "someone"
-        when = f" at {edited_at}" if edited_at else ""
-        super().__init__(
-            f"entry {entry_id} was changed by {who}{when} after you opened it "
-            f"(version {version}, yours {expected_version}); reload it and redo your change"
-        )
+    kind = "entry"
+
+    def __init__(self, entry_id: int, **kwargs: Any) -> None:
+        super().__init__(entry_id, **kwargs)
         self.entry_id = entry_id
-        self.expected_version = expected_version
-        self.version = version
 
 
 class IssueFinalError(ConflictError):

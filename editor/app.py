@@ -50,6 +50,7 @@ from ..errors import (
     NotFoundError,
     OpenComments,
     StaleEdit,
+    StaleSave,
     TemplateRenderError,
 )
 from ..pipeline import next_issue, review
@@ -292,18 +293,19 @@ def digest_error(request: Request, error: Exception) -> Response:
     """
     assert isinstance(error, DigestError)
     status = error_status(error)
+    desk: Desk = request.app.state.desk
+    message = error_message(error, desk.zone)
     if request.url.path.startswith("/api/"):
-        body: dict[str, Any] = {"error": str(error)}
+        body: dict[str, Any] = {"error": message}
         if isinstance(error, FieldConflict):
             body["fields"] = {k: {"theirs": a, "yours": b} for k, (a, b) in error.fields.items()}
         return JSONResponse(body, status_code=status)
-    desk: Desk = request.app.state.desk
     session = getattr(request.state, "session", None) or {}
     template = error.template if isinstance(error, TemplateRenderError) else None
     framed = request.url.path == PREVIEW_PATH
     context = {
         "editor": session.get("user_name", ""), "csrf_token": session.get("csrf_token", ""),
-        "path": request.url.path, "message": str(error), "framed": framed,
+        "path": request.url.path, "message": message, "framed": framed,
         "heading": ("The issue template could not be rendered" if template is not None
                     else ERROR_HEADINGS[status]),
         "template": template,
@@ -313,6 +315,14 @@ def digest_error(request: Request, error: Exception) -> Response:
     if framed:
         response.headers.update(PREVIEW_HEADERS)
     return response
+
+
+def error_message(error: DigestError, zone: tzinfo) -> str:
+    """The error's line for the desk: a stale save's time as the desk shows every time (in
+    [schedule] timezone, labelled: format_when), not the stored UTC timestamp."""
+    if isinstance(error, StaleSave):
+        return error.describe(lambda value: format_when(value, zone))
+    return str(error)
 
 
 def store_failure(request: Request, error: Exception) -> Response:
@@ -648,8 +658,8 @@ def item_save(ctx: Ctx) -> Response:
                          error=f"Not saved: {e}. Your text is kept in the form; save again "
                                "to keep yours.", conflicts=rows, base=now)
     except StaleEdit as e:
-        return refuse(f"Not saved: {e}. Your text is kept below; reload to see their "
-                      "changes.", 409)
+        return refuse(f"Not saved: {error_message(e, ctx.desk.zone)}. Your text is kept "
+                      "below; reload to see their changes.", 409)
     except InputError as e:
         return refuse(str(e), 400)
     return RedirectResponse(f"/items/{item_id}?saved=1", status_code=303)

@@ -13,10 +13,11 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from alliance_digest.editor.app import create_app
+from alliance_digest.editor.app import create_app, format_when
 from alliance_digest.editor.guard import KEY_FILE, Signer
 from alliance_digest.feedserver import FeedServer
 from alliance_digest.settings import Settings, load_settings
@@ -145,6 +146,12 @@ def test_a_bulk_decision_on_a_changed_row_is_refused(settings: Settings) -> None
         )
         assert r.status_code == 409 and "bob" in r.json()["error"]
     db = open_db(settings.store_path)
+    # When bob saved is said as the desk says every time (its zone, labelled), not raw UTC.
+    saved_at = editorial.get_item(db, one)["edited_at"]
+    shown = format_when(saved_at, ZoneInfo(settings.schedule.timezone))
+    assert saved_at.endswith("Z") and shown != saved_at
+    assert f"changed by bob at {shown} after" in r.json()["error"]
+    assert saved_at not in r.json()["error"]
     assert editorial.get_item(db, one)["status"] == "shortlisted"
     assert editorial.get_item(db, two)["status"] == "candidate"  # all or nothing
     db.close()

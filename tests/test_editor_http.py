@@ -14,9 +14,10 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
-from alliance_digest.editor.app import create_app
+from alliance_digest.editor.app import create_app, format_when
 from alliance_digest.settings import Settings, load_settings
 from alliance_digest.store import editorial
 from alliance_digest.store.clusters import assign
@@ -332,6 +333,10 @@ def test_a_stale_save_is_refused_naming_who_saved(settings: Settings) -> None:
                                           "blurb": "Alice's long paragraph"})
         assert r.status_code == 409
         assert "Not saved: item" in r.text and "changed by bob" in r.text
+        # Said in the desk's zone and labelled, as every time on the desk.
+        saved_at = editorial.get_item(open_db(settings.store_path), one)["edited_at"]
+        assert saved_at not in r.text
+        assert f"changed by bob at {format_when(saved_at, ZoneInfo('America/New_York'))}" in r.text
         assert "Alice&#39;s" in r.text  # her text is kept in the form
         assert "Alice&#39;s long paragraph</textarea>" in r.text
     db = open_db(settings.store_path)

@@ -52,6 +52,9 @@ def test_include_a_story_edit_its_paragraph_and_preview_it(client, settings):
         f"/api/entries/{entry['id']}", json={"version": entry["version"], "blurb": "x"}, headers=h
     )
     assert stale.status_code == 409 and "reload it" in stale.json()["error"]
+    # Who saved it and when, in the desk's zone and labelled, not a raw UTC timestamp.
+    assert re.search(r"changed by alice at \w{3} \d\d \d\d:\d\d E[SD]T after",
+                     stale.json()["error"]), stale.json()["error"]
     issue = client.get("/issue").text
     assert f'href="/entries/{entry["id"]}"' in issue and "Allies hold 2+2" in issue
     preview_html = client.get("/issue/preview").text
