@@ -157,6 +157,18 @@ def source_notes(health: list[dict[str, Any]]) -> list[str]:
 DEMO_TOP = 5
 
 
+def draft_files(drafted: dict[str, Any]) -> list[str]:
+    """The files a draft run wrote, for the summary: the Markdown, HTML and text, then the
+    PDF and Word files the draft flow exported beside them — only those that are there; one
+    `stem.{md,html,…}` line when they share a name."""
+    files = [*map(str, drafted["paths"].values()),
+             *(str(p) for p in drafted.get("exports", {}).values() if Path(p).is_file())]
+    stems = {str(Path(p).with_suffix("")) for p in files}
+    if len(stems) != 1:
+        return files
+    return [f"{stems.pop()}.{{{','.join(Path(p).suffix[1:] for p in files)}}}"]
+
+
 def run_demo(directory: Path, console: Console,
              collect: Callable[[Settings], dict[str, Any]],
              draft: Callable[[Settings], dict[str, Any]]) -> Settings:
@@ -193,10 +205,7 @@ def run_demo(directory: Path, console: Console,
     for r in top:
         say(f"  {r['score']:5.1f}  {r['source']}: {r['title']}  [{why(r['reasons'], 1)}]")
     drafted = draft(settings)
-    files = sorted(drafted["paths"].values())
-    stems = {str(Path(p).with_suffix("")) for p in files}
-    shown = ([f"{stems.pop()}.{{{','.join(Path(p).suffix[1:] for p in files)}}}"]
-             if len(stems) == 1 else files)
+    shown = draft_files(drafted)
     say(f"Included the top {len(included)} stories as issue entries (each with its other "
         f"outlets), as an editor would, and drafted Vol {drafted['volume']}.{drafted['number']} "
         f"({drafted['date']}): {drafted['items']} entries, {drafted['needs_writing']} still to "

@@ -109,6 +109,26 @@ def test_demo_hints_name_a_command_that_works_after_cd(tmp_path, monkeypatch):
     assert command_hint("/usr/lib/python3/site-packages/alliance_digest/cli.py") == "digest"
 
 
+def test_the_demo_names_the_exports_that_exist(tmp_path):
+    from alliance_digest.demo import draft_files
+
+    stem = tmp_path / "drafts" / "digest-vol-5-1_2026-12-05"
+    stem.parent.mkdir()
+    for ext in ("md", "html", "txt", "pdf"):
+        Path(f"{stem}.{ext}").write_text("x", encoding="utf-8")
+    drafted = {"paths": {k: f"{stem}.{k}" for k in ("md", "html", "txt")},
+               "exports": {k: f"{stem}.{k}" for k in ("pdf", "docx")}}
+    # The Word file was not written (say, removed since): it is not named.
+    assert draft_files(drafted) == [f"{stem}.{{md,html,txt,pdf}}"]
+    Path(f"{stem}.docx").write_text("x", encoding="utf-8")
+    assert draft_files(drafted) == [f"{stem}.{{md,html,txt,pdf,docx}}"]
+    elsewhere = tmp_path / "out" / "digest-vol-5-1_2026-12-05.pdf"
+    elsewhere.parent.mkdir()
+    elsewhere.write_text("x", encoding="utf-8")
+    drafted["exports"]["pdf"] = str(elsewhere)
+    assert draft_files(drafted)[-2:] == [str(elsewhere), f"{stem}.docx"]
+
+
 def test_demo_runs_offline_end_to_end(tmp_path):
     done = digest("demo", "--dir", str(tmp_path / "demo"), cwd=tmp_path,
                   env={"PREFECT_HOME": str(tmp_path / "prefect")})
@@ -134,8 +154,9 @@ def test_demo_runs_offline_end_to_end(tmp_path):
     assert done.stderr.strip() == "", done.stderr
     drafted = next(line.strip() for line in lines if "/drafts/" in line)
     stem, exts = drafted.removesuffix("}").split(".{")
-    assert sorted(exts.split(",")) == ["html", "md", "txt"]
-    assert all(Path(f"{stem}.{ext}").is_file() for ext in ("html", "md", "txt"))
+    # The PDF and Word files the draft flow writes beside the draft are named too.
+    assert exts.split(",") == ["md", "html", "txt", "pdf", "docx"], drafted
+    assert all(Path(f"{stem}.{ext}").is_file() for ext in exts.split(","))
     assert f"Database: {tmp_path / 'demo' / 'data' / 'digest.db'}" in done.stdout
     # A second draft in the same folder (its own process): the summary and nothing else.
     again = digest("draft", cwd=tmp_path / "demo", env={"PREFECT_HOME": str(tmp_path / "prefect")})
