@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping
-from itertools import pairwise, repeat
+from itertools import repeat
 from typing import Any
 
 from alliance_digest.triage.model import _CJK, _WORD, CJK_CHARS, MODEL_CHARS, SHOWN_TERMS
@@ -30,8 +30,7 @@ def find(matcher: Any, text: str) -> Iterator[tuple[int, int, tuple[Any, ...]]]:
 
 def features(title_n: str, summary_n: str, source: Mapping[str, Any] | None) -> list[str]:
     text = f"{title_n[:MODEL_CHARS]} \n {summary_n[:MODEL_CHARS]}"
-    words = _WORD.findall(text)
-    found = [*words, *map(" ".join, pairwise(words))]
+    found = _WORD.findall(text)
     budget = CJK_CHARS
     for run in _CJK.findall(text):
         run = run[:budget]
@@ -63,10 +62,12 @@ def model_part(
         unit = model.scale / math.sqrt(len(feats))
         ranked = sorted(values)
         found: dict[str, float] = {}
-        for side, wanted in ((ranked[::-1][:8], 2), (ranked[:4], 1)):
+        ups = [v for v in ranked[::-1][:8] if v > 0]
+        downs = [v for v in ranked[:4] if v < 0]
+        for side, wanted in ((ups, 2), (downs, 1)):
             got = 0
             for top in side:
-                if got == wanted or (top > 0) != (side[0] > 0) or not top:
+                if got == wanted:
                     break
                 f = feats[values.index(top)]
                 if f not in found and not f.startswith("@"):

@@ -7,16 +7,19 @@ tests/data/relevance-labels.tsv with its texts). Items nobody decided are not la
 The model (`LinearModel`) is a logistic regression over binary features of the text the rules
 read (title and the start of the summary, normalised as `rules.normalise` does):
 
-    words and word pairs        "takaichi", "cabinet", "self-defense force"
+    words                       "takaichi", "cabinet", "self-defense"
     Japanese and Chinese runs   character pairs ("防衛", "衛費"), no segmenter needed
     the source                  "@category=government", "@country=jp"
 
 each weighted 1/sqrt(number of features) so long summaries do not shout. Scoring is a dict
-look-up per feature in plain Python (no scikit-learn, no numpy in the parse workers): about
-40-45 µs of CPU an item (bench/relevance.py), most of it the word scan and look-ups that miss
-the CPU's cache. `LinearModel.part` is that per-item path; `features` and `margin` are what
-training uses, and tests/test_relevance_fast.py checks the two agree. Only features seen in
-training carry a weight, so the model stays small.
+look-up per feature in plain Python (no scikit-learn, no numpy in the parse workers), so its
+cost is the number of features an item makes: the model reads the title and the summary's
+lede (MODEL_CHARS, CJK_CHARS) and no word pairs. Pairs and twice the text doubled the
+look-ups for no gain in cross-validation on the tuning part (precision 0.907 / recall 0.951
+with them, 0.907 / 0.951 without; bench/relevance.py reports the held-out figures).
+`LinearModel.part` is the per-item path; `features` and `margin` are what training uses, and
+tests/test_relevance_fast.py checks the two agree. Only features seen in training carry a
+weight, so the model stays small.
 
 The blend (`blend_score`) is in the rules' points so the queue's order and the threshold keep
 their meaning:
@@ -45,7 +48,7 @@ import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.resources import files
-from itertools import pairwise, repeat
+from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ModelError
@@ -60,7 +63,8 @@ __all__ = [
 ]
 
 #: The model's format: a stored model of another format is not used (rules alone, a warning).
-FORMAT = "alliance-digest-relevance/1"
+#: /2: words without word pairs, over less text (a /1 model's pair weights would go unused).
+FORMAT = "alliance-digest-relevance/2"
 #: Fewer labels than this of either kind: no model is trained (the rules stay alone).
 MIN_LABELS = 30
 #: Inverse regularisation of the logistic regression (chosen on the tuning part).
@@ -68,10 +72,10 @@ _C = 20.0
 #: Cross-validated recall the blend's threshold is chosen to hold.
 RECALL_TARGET = 0.95
 #: How much of the summary the model reads (the lede; the rules read more).
-MODEL_CHARS = 600
+MODEL_CHARS = 400
 #: How many Japanese (or Chinese) characters it reads: each makes a feature, where an English
 #: word of five or six characters makes two.
-CJK_CHARS = 240
+CJK_CHARS = 160
 #: Borderline band around the threshold, in the blend's log-odds (about p 0.27-0.73).
 BAND_LOGIT = 1.0
 #: Terms shown in an item's reasons.
@@ -81,6 +85,10 @@ SHIPPED = "relevance-train.jsonl.gz"
 
 _WORD = re.compile(r"[a-z0-9](?:[a-z0-9'.\-]*[a-z0-9])?")
 _CJK = re.compile(r"[\u3005\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f]+")
+
+
+def _heaviest_term(item: tuple[str, float]) -> float:
+    return -abs(item[1])
 
 
 def held_out(url: str) -> bool:
@@ -98,8 +106,17 @@ def features(title_n: str, summary_n: str, source: Mapping[str, Any] | None) -> 
     """
     # Both capped: a hostile feed's megabyte title costs what a normal one does.
     text = f"{title_n[:MODEL_CHARS]} \n {summary_n[:MODEL_CHARS]}"
-    words = _WORD.findall(text)
-    found = [*words, *map(" ".join, pairwise(words))]
+    found = _WORD.findall(text)
+    if not text.isascii():
+        found += _cjk_pairs(text)
+    if source:
+        found += _source_features(source)
+    return found
+
+
+def _cjk_pairs(text: str) -> list[str]:
+    """Character pairs of the Japanese (or Chinese) runs in `text`, CJK_CHARS characters at most."""
+    found: list[str] = []
     budget = CJK_CHARS
     for run in _CJK.findall(text):
         run = run[:budget]
@@ -110,12 +127,24 @@ def features(title_n: str, summary_n: str, source: Mapping[str, Any] | None) -> 
             found += map(str.__add__, run, run[1:])
         if budget <= 0:
             break
-    if source:
-        for key in ("category", "country"):
-            value = source.get(key)
-            if value:
-                found.append(f"@{key}={str(value).casefold()}")
     return found
+
+
+#: (category, country) → the source's features: a feed's items all share theirs.
+_SOURCE_FEATURES: dict[tuple[str, str], tuple[str, ...]] = {}
+
+
+def _source_features(source: Mapping[str, Any]) -> tuple[str, ...]:
+    category, country = source.get("category"), source.get("country")
+    key = (str(category or ""), str(country or ""))
+    known = _SOURCE_FEATURES.get(key)
+    if known is None:
+        known = tuple(f"@{name}={value.casefold()}"
+                      for name, value in zip(("category", "country"), key, strict=True) if value)
+        if len(_SOURCE_FEATURES) >= 1024:  # bounded, whatever the sources table holds
+            _SOURCE_FEATURES.clear()
+        _SOURCE_FEATURES[key] = known
+    return known
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,109 +161,43 @@ class LinearModel:
     #: The row in `relevance_models` (0 before it is stored).
     version: int = 0
     format: str = FORMAT
-    #: `weights` split for `part` (see `__post_init__`).
-    _words: Mapping[str, float] = field(default_factory=dict, init=False, repr=False,
-                                        compare=False)
-    _pairs: Mapping[tuple[str, str], float] = field(default_factory=dict, init=False,
-                                                     repr=False, compare=False)
-
     def margin(self, feats: Sequence[str]) -> tuple[float, list[float]]:
         """Log-odds of relevance, and each feature's weight (0 for an unknown one)."""
         values = list(map(self.weights.get, feats, repeat(0.0)))
         norm = 1.0 / math.sqrt(len(feats)) if feats else 0.0
         return self.intercept + norm * sum(values), values
 
-    def __post_init__(self) -> None:
-        # For `part`, the single words' weights apart (a smaller table stays in the CPU's
-        # cache better: the look-ups, not the arithmetic, are most of the model's cost), and
-        # word pairs keyed by (word, word), so the tuples `pairwise` makes are looked up
-        # (their hash reuses the words' own) instead of a new string joined and hashed per
-        # pair. Japanese and the source's features are looked up in `weights`.
-        words: dict[str, float] = {}
-        pairs: dict[tuple[str, str], float] = {}
-        for f, x in self.weights.items():
-            first, space, second = f.partition(" ")
-            if f.startswith("@"):
-                continue
-            if not space:
-                words[f] = x
-            elif second and " " not in second:
-                pairs[first, second] = x
-        object.__setattr__(self, "_words", words)
-        object.__setattr__(self, "_pairs", pairs)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # Pickled (to each parse worker) without the split tables: they are made again there.
-        return (LinearModel, (self.weights, self.intercept, self.scale, self.offset, self.band,
-                              self.version, self.format))
-
     def part(self, title_n: str, summary_n: str,
              source: Mapping[str, Any] | None) -> tuple[float, dict[str, Any]]:
         """The model's points for an item and its reason (the terms that pushed it most).
 
-        The same as `margin(features(...))` and its reason, but the per-item path of the parse
-        workers: each feature's weight is looked up without the feature list being built (pairs
-        by `_pairs`, Japanese only in non-ASCII text), and a feature's name is made only for
-        the few terms shown.
+        The same as `margin(features(...))` and its reason, written for the parse workers:
+        the weights are summed in C, and only the few terms shown are looked for.
         """
-        text = f"{title_n[:MODEL_CHARS]} \n {summary_n[:MODEL_CHARS]}"
-        words = _WORD.findall(text)
-        values = list(map(self._words.get, words, repeat(0.0)))
-        values += map(self._pairs.get, pairwise(words), repeat(0.0))
-        others: list[str] = []  # Japanese character pairs, then the source's features
-        if not text.isascii():
-            budget = CJK_CHARS
-            for run in _CJK.findall(text):
-                run = run[:budget]
-                budget -= len(run)
-                if len(run) == 1:
-                    others.append(run)
-                else:
-                    others += map(str.__add__, run, run[1:])
-                if budget <= 0:
-                    break
-        if source:
-            for key in ("category", "country"):
-                value = source.get(key)
-                if value:
-                    others.append(f"@{key}={str(value).casefold()}")
-        if others:
-            values += map(self.weights.get, others, repeat(0.0))
+        feats = features(title_n, summary_n, source)
+        values = list(map(self.weights.get, feats, repeat(0.0)))
         n = len(values)
-        norm = 1.0 / math.sqrt(n) if n else 0.0
-        margin = self.intercept + norm * sum(values)
-        points = self.scale * margin + self.offset
-        shown: dict[str, float] = {}
-        if n:
-            unit = self.scale / math.sqrt(n)
-            # The two heaviest up and the heaviest down: one C sort of the floats, then
-            # index() finds them (sorting (weight, feature) pairs cost more than the rest of
-            # the model). A term found twice is shown once, with one occurrence's part.
-            ranked = sorted(values)
-            nw = len(words)
-            npairs = max(nw - 1, 0)
-
-            def name(at: int) -> str:
-                if at < nw:
-                    return words[at]
-                at -= nw
-                if at < npairs:
-                    return f"{words[at]} {words[at + 1]}"
-                return others[at - npairs]
-
-            found: dict[str, float] = {}
-            for side, wanted in ((ranked[:-9:-1], 2), (ranked[:4], 1)):  # top 8, bottom 4
-                got = 0
-                for top in side:
-                    if got == wanted or (top > 0) != (side[0] > 0) or not top:
-                        break
-                    f = name(values.index(top))
-                    if f not in found and not f.startswith("@"):
-                        found[f] = unit * top
-                        got += 1
-            for f in sorted(found, key=lambda f: -abs(found[f]))[:SHOWN_TERMS]:
-                shown[f] = found[f]
-        terms = ", ".join(f'"{f}" {x:+.1f}' for f, x in shown.items()) or "no known term"
+        if not n:
+            points = self.scale * self.intercept + self.offset
+            return points, {"rule": "model", "match": "no known term", "weight": round(points, 2)}
+        root = math.sqrt(n)
+        points = self.scale * (self.intercept + 1.0 / root * sum(values)) + self.offset
+        unit = self.scale / root
+        # The two heaviest up and the heaviest down: one C sort of the known features'
+        # weights, then index() finds them. A term found twice is shown once.
+        ranked = sorted(filter(None, values))
+        found: dict[str, float] = {}
+        for side, wanted, up in ((ranked[:-9:-1], 2, True), (ranked[:4], 1, False)):
+            got = 0  # of the top 8, the first two terms up; of the bottom 4, one down
+            for top in side:
+                if got == wanted or (top > 0) is not up:
+                    break
+                f = feats[values.index(top)]
+                if f not in found and not f.startswith("@"):
+                    found[f] = unit * top
+                    got += 1
+        shown = sorted(found.items(), key=_heaviest_term)[:SHOWN_TERMS]
+        terms = ", ".join(f'"{f}" {x:+.1f}' for f, x in shown) or "no known term"
         return points, {"rule": "model", "match": terms, "weight": round(points, 2)}
 
     # --- storage -------------------------------------------------------------------------------
