@@ -8,7 +8,9 @@ same scores, reasons and flags on the labelled corpus items.
 
 from __future__ import annotations
 
+import functools
 import math
+import re
 from collections.abc import Iterator, Mapping
 from itertools import repeat
 from typing import Any
@@ -16,15 +18,27 @@ from typing import Any
 from alliance_digest.triage.model import _CJK, _WORD, CJK_CHARS, MODEL_CHARS, SHOWN_TERMS
 from alliance_digest.triage.relevance import RULES_BAND, Scored
 from alliance_digest.triage.rules import _JAPANESE, FALSE_FRIEND, Rules, normalise
+from alliance_digest.triage.rules import _WORD as _WORD_CHAR
+
+
+@functools.lru_cache(maxsize=8)
+def _lookaheads(latin_terms: str | None, japanese_terms: str | None
+                ) -> tuple[re.Pattern[str] | None, re.Pattern[str] | None]:
+    """The zero-width patterns the matcher scanned with before: tried at every position."""
+    latin = (re.compile(f"(?<!{_WORD_CHAR})(?=({latin_terms})(?!{_WORD_CHAR}))")
+             if latin_terms is not None else None)
+    japanese = re.compile(f"(?=({japanese_terms}))") if japanese_terms is not None else None
+    return latin, japanese
 
 
 def find(matcher: Any, text: str) -> Iterator[tuple[int, int, tuple[Any, ...]]]:
     """Every term in `text` with its hits, looked up afresh each time (no cache)."""
-    if matcher.latin is not None:
-        for m in matcher.latin.finditer(text):
+    latin, japanese = _lookaheads(matcher.latin_terms, matcher.japanese_terms)
+    if latin is not None:
+        for m in latin.finditer(text):
             yield m.start(), m.end(1), matcher._lookup(m.group(1))
-    if matcher.japanese is not None and _JAPANESE.search(text):
-        for m in matcher.japanese.finditer(text):
+    if japanese is not None and _JAPANESE.search(text):
+        for m in japanese.finditer(text):
             yield m.start(), m.end(1), matcher._lookup(m.group(1))
 
 

@@ -26,6 +26,11 @@ EDGES = [
     ("ＵＳＦＪ司令官が来日", "Ｕ．Ｓ．－Ｊａｐａｎ talks — Okinawa basing", {"country": "jp"}),
     ("Quad quad QUAD", "quad " * 500, {"category": "news", "name": "n"}),
     ("zzzq qqqz", "xyzzy plugh", None),  # no known term at all
+    # Terms at the very start and end, after the title, against kana, and inside longer ones.
+    ("Japan", "Japan", None),
+    ("在日米軍USFJ", "USFJ司令官 u.s.", {"country": "JP"}),
+    ("Okinawans and Okinawa's", "Quad-plus, Japan-U.S. -- alliance.", None),
+    ("日米", "米", {}),
 ]
 
 

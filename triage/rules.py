@@ -16,11 +16,19 @@ Terms holding Japanese script match anywhere (Japanese has no spaces between wor
 
 All terms of all groups compile into one matcher: one regex alternation for Latin-script
 terms, built from a trie (a scan tries one branch per character, not every term at every
-position), and one for Japanese terms. It runs as a zero-width lookahead at every word start,
-so it also finds terms inside or overlapping longer ones ("Japan" in "U.S.-Japan alliance"),
-and shorter terms sharing a start ("U.S." in "U.S.-Japan") come from a table made at compile
-time. One scan of title and summary per item, whatever the number of groups: 100,000 items
-score in seconds.
+position), and one for Japanese terms. Each match is the longest term at a word start (any
+position for Japanese); the next search starts one character after that start, so terms
+inside or overlapping longer ones are found too ("Japan" in "U.S.-Japan alliance"), and
+shorter terms sharing a start ("U.S." in "U.S.-Japan") come from a table made at compile time.
+One scan of title and summary per item, whatever the number of groups: 100,000 items score in
+seconds.
+
+The patterns consume what they match, rather than looking ahead from every position, because
+then they begin with something the regex engine can skip to in C: the Latin one with the
+non-word character before a term (a space, a dash, a kanji), the Japanese one with the first
+characters of its terms. Japanese text, which the lookahead tried term by term at every
+character, scans in less than half the time. `Matcher.latin_terms`/`japanese_terms` keep the
+tries' alternations: tests/relevance_reference.py scans with the lookaheads they replaced.
 """
 
 from __future__ import annotations
@@ -53,6 +61,7 @@ _JAPANESE = re.compile(f"[{_JAPANESE_CHARS}]")
 # A word character for Latin terms' boundaries: Japanese script does not count, since Japanese
 # text runs Latin words straight into kana ("USFJ司令官").
 _WORD = f"[^\\W{_JAPANESE_CHARS}]"
+_NON_WORD = f"[\\W{_JAPANESE_CHARS}]"
 _IS_WORD = re.compile(_WORD)
 # Upper-case US abbreviations, read before case folding (the pronoun "us" must not match).
 # The "U" comes before the look-behind (which then checks the character before it) so that
@@ -95,14 +104,18 @@ FALSE_FRIEND = -1
 class Matcher:
     """Compiled terms (of every group): regexes, and the way back from a match to the terms."""
 
-    #: Latin-script terms, as `(?<!word)(?=(alternation))`: at every word start, the longest.
+    #: Latin-script terms, as `non-word (?=first characters)(alternation)(?!word)`: the
+    #: character before a word start, then the longest term there (group 1).
     latin: re.Pattern[str] | None
-    #: Japanese terms, as `(?=(alternation))`: every position.
+    #: Japanese terms, as `(alternation)`: the longest term at the next position holding one.
     japanese: re.Pattern[str] | None
     #: Normalised match key → the hits of that term and of the shorter terms it starts with.
     exact: Mapping[str, tuple[Hit, ...]]
     #: Prefix terms (`word*`): (normalised prefix, its hits), longest first.
     prefixes: tuple[tuple[str, tuple[Hit, ...]], ...] = ()
+    #: The tries' alternations the two patterns are built on (None: no such terms).
+    latin_terms: str | None = None
+    japanese_terms: str | None = None
 
     #: Matched text → its hits (`hits_for`), filled as items are scored: the same few terms
     #: recur in every feed, and looking them up again (a regex sub, a dict, the prefixes) was
@@ -140,13 +153,24 @@ class Matcher:
         cached = self.cache.get
         hits_for = self.hits_for
         if self.latin is not None:
-            for m in self.latin.finditer(text):
+            # A space first: a term at the very start has its non-word character before it.
+            # Positions in `padded` are one more than in `text`.
+            padded = " " + text
+            search = self.latin.search
+            m = search(padded)
+            while m is not None:
+                start = m.start(1)
                 term = m.group(1)
-                out.append((m.start(), m.end(1), cached(term) or hits_for(term)))
+                out.append((start - 1, m.end(1) - 1, cached(term) or hits_for(term)))
+                m = search(padded, start)  # the next non-word character is at `start` or after
         if self.japanese is not None and not text.isascii() and _JAPANESE.search(text):
-            for m in self.japanese.finditer(text):
+            search = self.japanese.search
+            m = search(text)
+            while m is not None:
+                start = m.start()
                 term = m.group(1)
-                out.append((m.start(), m.end(1), cached(term) or hits_for(term)))
+                out.append((start, m.end(), cached(term) or hits_for(term)))
+                m = search(text, start + 1)
         return out
 
 
@@ -477,17 +501,25 @@ def compile_terms(where: str, terms: Iterable[tuple[int, str, float]]) -> Matche
         ((p, with_shorter(p, hits)) for p, hits in stars.items()), key=lambda ph: -len(ph[0])
     )
     latin_rx = japanese_rx = None
+    latin_terms = japanese_terms = None
     if latin:
-        # Whole words only: a word start before, and no word character after, each term. The
-        # check after the group backtracks into the trie (a lookahead is atomic only once it
-        # has matched), so it picks the longest term that ends a word, as a check at each of
-        # the trie's term ends would; written once, the pattern compiles ~10x faster (its
-        # character class is costly to compile, and the collect flow's parse workers each
-        # compile the rules).
-        latin_rx = re.compile(f"(?<!{_WORD})(?=(" + _trie_regex(latin, "") + f")(?!{_WORD}))")
+        # Whole words only: a non-word character before (Matcher.scan puts a space before
+        # the text), and no word character after, each term. The check after the group
+        # backtracks into the trie, so it picks the longest term that ends a word, as a check
+        # at each of the trie's term ends would; written once, the pattern compiles ~10x
+        # faster (its character classes are costly to compile, and the collect flow's parse
+        # workers each compile the rules). The class of first characters turns most word
+        # starts (and every kanji of a Japanese text) away before the trie is tried.
+        latin_terms = _trie_regex(latin, "")
+        first = "".join(sorted(re.escape(atom) for atom in latin))
+        latin_rx = re.compile(f"{_NON_WORD}(?=[{first}])({latin_terms})(?!{_WORD})")
     if japanese:
-        japanese_rx = re.compile("(?=(" + _trie_regex(japanese, "") + "))")
-    return Matcher(latin=latin_rx, japanese=japanese_rx, exact=exact, prefixes=tuple(prefixes))
+        # It begins with a literal in every branch: the engine skips in C to the next
+        # character that starts a term.
+        japanese_terms = _trie_regex(japanese, "")
+        japanese_rx = re.compile(f"({japanese_terms})")
+    return Matcher(latin=latin_rx, japanese=japanese_rx, exact=exact, prefixes=tuple(prefixes),
+                   latin_terms=latin_terms, japanese_terms=japanese_terms)
 
 
 def _atoms(key: str) -> list[str]:
