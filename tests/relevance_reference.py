@@ -74,21 +74,16 @@ def model_part(
     shown: dict[str, float] = {}
     if feats:
         unit = model.scale / math.sqrt(len(feats))
-        ranked = sorted(values)
-        found: dict[str, float] = {}
-        ups = [v for v in ranked[::-1][:8] if v > 0]
-        downs = [v for v in ranked[:4] if v < 0]
-        for side, wanted in ((ups, 2), (downs, 1)):
-            got = 0
-            for top in side:
-                if got == wanted:
-                    break
-                f = feats[values.index(top)]
-                if f not in found and not f.startswith("@"):
-                    found[f] = unit * top
-                    got += 1
-        for f in sorted(found, key=lambda f: -abs(found[f]))[:SHOWN_TERMS]:
-            shown[f] = found[f]
+        # Each weight of a text feature, with the first term in the text that has it; then the
+        # two heaviest up and the heaviest down, shown heaviest first.
+        first: dict[float, str] = {}
+        for f, v in zip(feats, values, strict=True):
+            if not f.startswith("@"):
+                first.setdefault(v, f)
+        ups = sorted((v for v in first if v > 0), reverse=True)[:2]
+        downs = sorted(v for v in first if v < 0)[:1]
+        for v in sorted(ups + downs, key=lambda v: -abs(v))[:SHOWN_TERMS]:
+            shown[first[v]] = unit * v
     terms = ", ".join(f'"{f}" {x:+.1f}' for f, x in shown.items()) or "no known term"
     return points, {"rule": "model", "match": terms, "weight": round(points, 2)}
 

@@ -102,15 +102,21 @@ def features(title_n: str, summary_n: str, source: Mapping[str, Any] | None) -> 
     """The model's features of a normalised title and summary, repeats kept (module docstring).
 
     A list, not a set: finding words with one `findall` and looking them up with `map` keeps
-    the per-item cost in C; a feature found twice counts twice.
+    the per-item cost in C; a feature found twice counts twice. The text's features come
+    first, the source's last.
     """
+    found = _text_features(title_n, summary_n)
+    if source:
+        found += _source_features(source)
+    return found
+
+
+def _text_features(title_n: str, summary_n: str) -> list[str]:
     # Both capped: a hostile feed's megabyte title costs what a normal one does.
     text = f"{title_n[:MODEL_CHARS]} \n {summary_n[:MODEL_CHARS]}"
     found = _WORD.findall(text)
     if not text.isascii():
         found += _cjk_pairs(text)
-    if source:
-        found += _source_features(source)
     return found
 
 
@@ -171,11 +177,28 @@ class LinearModel:
              source: Mapping[str, Any] | None) -> tuple[float, dict[str, Any]]:
         """The model's points for an item and its reason (the terms that pushed it most).
 
-        The same as `margin(features(...))` and its reason, written for the parse workers:
-        the weights are summed in C, and only the few terms shown are looked for.
+        The points are `margin(features(...))`'s, written for the parse workers: the weights
+        are looked up and summed in C. The reason shows the heaviest term up, the next
+        heaviest up (of a lower weight) and the heaviest down, each the first in the text of
+        the terms with its weight: two `max`, one `min` and their `index`, no sort. A term
+        found twice is shown once; the source's features are never shown.
         """
-        feats = features(title_n, summary_n, source)
-        values = list(map(self.weights.get, feats, repeat(0.0)))
+        get = self.weights.get
+        feats = _text_features(title_n, summary_n)
+        values = list(map(get, feats, repeat(0.0)))
+        shown: list[tuple[str, float]] = []
+        if values:
+            top = max(values)
+            if top > 0:
+                shown.append((feats[values.index(top)], top))
+                second = max(filter(top.__gt__, values), default=0.0)
+                if second > 0:
+                    shown.append((feats[values.index(second)], second))
+            bottom = min(values)
+            if bottom < 0:
+                shown.append((feats[values.index(bottom)], bottom))
+        if source:  # after the text's, as `features` puts them: the same sum, to the last bit
+            values += map(get, _source_features(source), repeat(0.0))
         n = len(values)
         if not n:
             points = self.scale * self.intercept + self.offset
@@ -183,20 +206,8 @@ class LinearModel:
         root = math.sqrt(n)
         points = self.scale * (self.intercept + 1.0 / root * sum(values)) + self.offset
         unit = self.scale / root
-        # The two heaviest up and the heaviest down: one C sort of the known features'
-        # weights, then index() finds them. A term found twice is shown once.
-        ranked = sorted(filter(None, values))
-        found: dict[str, float] = {}
-        for side, wanted, up in ((ranked[:-9:-1], 2, True), (ranked[:4], 1, False)):
-            got = 0  # of the top 8, the first two terms up; of the bottom 4, one down
-            for top in side:
-                if got == wanted or (top > 0) is not up:
-                    break
-                f = feats[values.index(top)]
-                if f not in found and not f.startswith("@"):
-                    found[f] = unit * top
-                    got += 1
-        shown = sorted(found.items(), key=_heaviest_term)[:SHOWN_TERMS]
+        shown.sort(key=_heaviest_term)
+        shown = [(f, unit * x) for f, x in shown[:SHOWN_TERMS]]
         terms = ", ".join(f'"{f}" {x:+.1f}' for f, x in shown) or "no known term"
         return points, {"rule": "model", "match": terms, "weight": round(points, 2)}
 
