@@ -9,6 +9,7 @@ with the same Japanese ministers in the same city.
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
@@ -345,6 +346,30 @@ def test_candidate_search_finds_every_likely_pair():
     assert wanted, "the coverage has stories"
     i, j = candidate_pairs(pool, len(texts), DEFAULT_WINDOW_DAYS)
     assert wanted <= set(zip(i.tolist(), j.tolist(), strict=True))
+
+
+def test_pairs_are_scored_in_blocks_bounded_by_the_keys_their_rows_hold(monkeypatch):
+    """However long the items, a block of pair products gathers a bounded number of keys;
+    blocking changes no probability."""
+    from alliance_digest.triage import clusters
+
+    texts = [(v[2], v[3]) for v in COVERAGE.values()]
+    days = [datetime.fromisoformat(v[1]).timestamp() / 86400 for v in COVERAGE.values()]
+    pool = Pool.build([story_keys(*t) for t in texts], days, list(range(len(texts))))
+    n = len(texts)
+    i, j = np.array([(a, b) for a in range(n) for b in range(a + 1, n)]).T
+    whole = pair_probability(pool, i, j)
+    per_item = np.diff(pool.keys.indptr)
+    budget = int(per_item.max()) * 3  # a block holds one or two pairs
+    monkeypatch.setattr(clusters, "_PAIR_KEYS", budget)
+    blocks = list(clusters._pair_blocks(pool, i, j))
+    assert blocks[0][0] == 0 and blocks[-1][1] == len(i)
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(blocks))
+    assert len(blocks) > len(i) // 3
+    for start, stop in blocks:
+        held = int((per_item[i[start:stop]] + per_item[j[start:stop]]).sum())
+        assert held <= budget or stop == start + 1
+    np.testing.assert_allclose(pair_probability(pool, i, j), whole, rtol=0, atol=1e-12)
 
 
 def test_keys_cross_languages_through_names_concepts_and_codes():

@@ -89,8 +89,11 @@ MAX_CANDIDATES = 24
 #: window's history, so larger chunks cost less time: 6,000 clusters the templated bench
 #: (18,000 series items among 40,000) in 9.7 s and +200 MB where 2,000 took 15.9 s and +147 MB.
 CHUNK_ITEMS = 6_000
-#: Pairs scored per block of sparse products (bounds the products' memory).
+#: Pairs scored per block of sparse products at most, and the keys their rows hold at most
+#: (both bound the products' memory: rows gathered for 100,000 pairs of long items, ~150
+#: keys each, took 250 MB; 2,000,000 keys are ~50 MB whatever the items' length).
 _PAIR_BLOCK = 100_000
+_PAIR_KEYS = 2_000_000
 #: Tolerance on day comparisons (julianday doubles carry ~50 µs of rounding).
 _EPS_DAYS = 1e-6
 
@@ -277,10 +280,24 @@ def probability(features: np.ndarray) -> np.ndarray:
 def pair_probability(pool: Pool, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     """The pair model on pairs of pool items, in blocks (bounded memory)."""
     out = np.empty(len(i))
-    for start in range(0, len(i), _PAIR_BLOCK):
-        stop = start + _PAIR_BLOCK
+    for start, stop in _pair_blocks(pool, i, j):
         out[start:stop] = probability(pair_features(pool, i[start:stop], j[start:stop]))
     return out
+
+
+def _pair_blocks(pool: Pool, i: np.ndarray, j: np.ndarray) -> Iterator[tuple[int, int]]:
+    """(start, stop) of consecutive pairs whose rows hold at most _PAIR_KEYS keys together
+    (at least one pair, at most _PAIR_BLOCK pairs a block)."""
+    i, j = np.asarray(i, dtype=np.int64), np.asarray(j, dtype=np.int64)
+    per_item = np.diff(pool.keys.indptr)
+    spent = np.cumsum(per_item[i] + per_item[j])
+    start = 0
+    while start < len(i):
+        before = int(spent[start - 1]) if start else 0
+        stop = int(np.searchsorted(spent, before + _PAIR_KEYS, side="right"))
+        stop = min(max(stop, start + 1), start + _PAIR_BLOCK)
+        yield start, stop
+        start = stop
 
 
 def pair_probability_one(pool: Pool, a: int, b: int) -> float:
