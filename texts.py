@@ -10,6 +10,8 @@ fields drop them all. On the ground floor with no project imports, like urls.py.
 
 from __future__ import annotations
 
+import re
+
 __all__ = ["BIDI_CONTROLS", "strip_bidi"]
 
 BIDI_CONTROLS = frozenset(
@@ -21,9 +23,11 @@ BIDI_CONTROLS = frozenset(
         "\u061c",
     ]
 )
-_DROP = {ord(c): None for c in BIDI_CONTROLS}
+# A character class, not str.translate: translate looks every character up in a dict, which
+# made this a tenth of a parse worker's time on non-ASCII feeds; the regex scans in C.
+_BIDI = re.compile("[" + "".join(sorted(BIDI_CONTROLS)) + "]")
 
 
 def strip_bidi(text: str) -> str:
     """`text` without bidirectional control characters."""
-    return text.translate(_DROP) if not text.isascii() else text
+    return _BIDI.sub("", text) if not text.isascii() else text

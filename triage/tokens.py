@@ -105,6 +105,7 @@ _EN_PREVIEW = re.compile(
     r"will visit|will meet|will hold|set to|plans to|to meet|to hold|to host|upcoming|"
     r"next week|expected to)\b")
 _JA_PREVIEW = re.compile(r"(?:予定|前に|事前|見通し|調整|来週|あす)")
+_DIGIT = re.compile(r"\d")
 _CLOCK = re.compile(r"\b\d{1,2}:\d{2}(?:\s*[ap]\.?\s?m\b\.?)?", re.IGNORECASE)
 #: Romanisation to a consonant skeleton: spellings that Japanese katakana folds together
 #: (l/r, v/b, th/s, m/n before consonants…) are folded the same way in English.
@@ -291,8 +292,10 @@ def _english_keys(text: str, lower_words: set[str]) -> tuple[set[int], set[str]]
     low = text.lower()
     if ":" in low:
         low = _CLOCK.sub(" ", low)
-    words = [w.removesuffix("'s") for w in _WORD.findall(low)]
-    keys = {_word_key(w) for w in set(words)}
+    words = _WORD.findall(low)
+    if "'s" in low:
+        words = [w.removesuffix("'s") for w in words]
+    keys = set(map(_word_key, set(words)))  # one C loop through the memo
     keys.discard(None)
     # A capitalised word is a name when the item never uses it in lower case ("Framework"
     # in a Title Case headline is "framework" in the summary).
@@ -304,11 +307,11 @@ def _english_keys(text: str, lower_words: set[str]) -> tuple[set[int], set[str]]
     concepts = _english_concepts(words)
     # A hyphenated compound names each of its parts ("Japan-Australia-India-U.S.",
     # "U.S.-Japan-ROK"): its countries and terms count as if written apart.
-    if any("-" in w for w in words):
+    if "-" in low and any("-" in w for w in words):
         parts = [p for w in words for p in (w.split("-") if "-" in w else (w,)) if p]
         concepts |= _english_concepts(parts)
     keys.update(_key(CONCEPT, c) for c in concepts)
-    if any(ch.isdigit() for ch in low):
+    if _DIGIT.search(low):  # every pattern below needs a digit (\d)
         _codes(low, keys)
         for m in _EN_DAY.finditer(low):
             keys.add(_key(CODE, f"day{int(m.group(1))}"))
