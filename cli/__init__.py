@@ -19,6 +19,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from .. import store as _store  # noqa: F401  (first: sqlite-utils without numpy, see there)
 from ..errors import DigestError
 from ..settings import Settings, load_settings
 

@@ -105,10 +105,12 @@ class Matcher:
     """Compiled terms (of every group): regexes, and the way back from a match to the terms."""
 
     #: Latin-script terms, as `non-word (?=first characters)(alternation)(?!word)`: the
-    #: character before a word start, then the longest term there (group 1).
-    latin: re.Pattern[str] | None
+    #: character before a word start, then the longest term there (group 1). A pattern's
+    #: source: it is compiled at the first scan (`patterns`), so a collect that scores
+    #: nothing (every source answered 304) never pays the tenth of a second it takes.
+    latin: str | None
     #: Japanese terms, as `(alternation)`: the longest term at the next position holding one.
-    japanese: re.Pattern[str] | None
+    japanese: str | None
     #: Normalised match key → the hits of that term and of the shorter terms it starts with.
     exact: Mapping[str, tuple[Hit, ...]]
     #: Prefix terms (`word*`): (normalised prefix, its hits), longest first.
@@ -121,6 +123,16 @@ class Matcher:
     #: recur in every feed, and looking them up again (a regex sub, a dict, the prefixes) was
     #: a fifth of the rules' cost. Bounded (`_CACHE_SIZE`); not part of equality.
     cache: dict[str, tuple[Hit, ...]] = field(default_factory=dict, compare=False, repr=False)
+    #: The compiled (latin, japanese) patterns, once `patterns` has compiled them.
+    compiled: list[tuple[re.Pattern[str] | None, re.Pattern[str] | None]] = field(
+        default_factory=list, compare=False, repr=False)
+
+    def patterns(self) -> tuple[re.Pattern[str] | None, re.Pattern[str] | None]:
+        """The compiled (latin, japanese) patterns (None where there are no such terms)."""
+        if not self.compiled:  # two threads may both compile: the same patterns either way
+            self.compiled.append(tuple(  # type: ignore[arg-type]
+                re.compile(p) if p is not None else None for p in (self.latin, self.japanese)))
+        return self.compiled[0]
 
     def hits_for(self, matched: str) -> tuple[Hit, ...]:
         """The terms behind a piece of matched, normalised text."""
@@ -152,19 +164,20 @@ class Matcher:
         out: list[tuple[int, int, tuple[Hit, ...]]] = []
         cached = self.cache.get
         hits_for = self.hits_for
-        if self.latin is not None:
+        latin, japanese = self.compiled[0] if self.compiled else self.patterns()
+        if latin is not None:
             # A space first: a term at the very start has its non-word character before it.
             # Positions in `padded` are one more than in `text`.
             padded = " " + text
-            search = self.latin.search
+            search = latin.search
             m = search(padded)
             while m is not None:
                 start = m.start(1)
                 term = m.group(1)
                 out.append((start - 1, m.end(1) - 1, cached(term) or hits_for(term)))
                 m = search(padded, start)  # the next non-word character is at `start` or after
-        if self.japanese is not None and not text.isascii() and _JAPANESE.search(text):
-            search = self.japanese.search
+        if japanese is not None and not text.isascii() and _JAPANESE.search(text):
+            search = japanese.search
             m = search(text)
             while m is not None:
                 start = m.start()
@@ -500,7 +513,7 @@ def compile_terms(where: str, terms: Iterable[tuple[int, str, float]]) -> Matche
     prefixes = sorted(
         ((p, with_shorter(p, hits)) for p, hits in stars.items()), key=lambda ph: -len(ph[0])
     )
-    latin_rx = japanese_rx = None
+    latin_pattern = japanese_pattern = None
     latin_terms = japanese_terms = None
     if latin:
         # Whole words only: a non-word character before (Matcher.scan puts a space before
@@ -512,14 +525,15 @@ def compile_terms(where: str, terms: Iterable[tuple[int, str, float]]) -> Matche
         # starts (and every kanji of a Japanese text) away before the trie is tried.
         latin_terms = _trie_regex(latin, "")
         first = "".join(sorted(re.escape(atom) for atom in latin))
-        latin_rx = re.compile(f"{_NON_WORD}(?=[{first}])({latin_terms})(?!{_WORD})")
+        latin_pattern = f"{_NON_WORD}(?=[{first}])({latin_terms})(?!{_WORD})"
     if japanese:
         # It begins with a literal in every branch: the engine skips in C to the next
         # character that starts a term.
         japanese_terms = _trie_regex(japanese, "")
-        japanese_rx = re.compile(f"({japanese_terms})")
-    return Matcher(latin=latin_rx, japanese=japanese_rx, exact=exact, prefixes=tuple(prefixes),
-                   latin_terms=latin_terms, japanese_terms=japanese_terms)
+        japanese_pattern = f"({japanese_terms})"
+    return Matcher(latin=latin_pattern, japanese=japanese_pattern, exact=exact,
+                   prefixes=tuple(prefixes), latin_terms=latin_terms,
+                   japanese_terms=japanese_terms)
 
 
 def _atoms(key: str) -> list[str]:
