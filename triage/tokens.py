@@ -197,17 +197,18 @@ def _concepts() -> _Concepts:
 def _english_concepts(words: list[str]) -> set[str]:
     """Concepts of a lower-cased word list: at each word the longest phrase that starts there."""
     table = _concepts()
+    starts, english = table.starts, table.english
     found: set[str] = set()
-    k, n = 0, len(words)
-    while k < n:
-        for length in table.starts.get(words[k], ()):
-            concept = table.english.get(tuple(words[k:k + length]))
+    after = 0  # a phrase found covers its words: the next one starts after it
+    for k in [k for k, w in enumerate(words) if w in starts]:
+        if k < after:
+            continue
+        for length in starts[words[k]]:
+            concept = english.get(tuple(words[k:k + length]))
             if concept is not None:
                 found.add(concept)
-                k += length
+                after = k + length
                 break
-        else:
-            k += 1
     return found
 
 
@@ -299,11 +300,15 @@ def _english_keys(text: str, lower_words: set[str]) -> tuple[set[int], set[str]]
     keys.discard(None)
     # A capitalised word is a name when the item never uses it in lower case ("Framework"
     # in a Title Case headline is "framework" in the summary).
-    for word in set(_CAPITALISED.findall(text)):
-        word = word.removesuffix("'s").removesuffix("’s")
-        low_word = word.lower()
-        if low_word not in _NOT_NAMES and low_word not in _STOP and low_word not in lower_words:
-            keys.update(_name_keys(word))
+    # (A name's keys depend only on its lower case: one look-up per distinct lower-case
+    # word, and the set differences in C.)
+    capitalised = set(_CAPITALISED.findall(text))
+    if "'s" in text or "’s" in text:
+        lowered = {w.removesuffix("'s").removesuffix("’s").lower() for w in capitalised}
+    else:
+        lowered = set(map(str.lower, capitalised))
+    for low_word in lowered.difference(_NOT_NAMES, _STOP, lower_words):
+        keys.update(_name_keys(low_word))
     concepts = _english_concepts(words)
     # A hyphenated compound names each of its parts ("Japan-Australia-India-U.S.",
     # "U.S.-Japan-ROK"): its countries and terms count as if written apart.
