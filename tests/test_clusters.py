@@ -405,7 +405,9 @@ def test_title_facts_and_the_packed_format_round_trip():
     assert facts.level == 1 << tokens.LEVELS.index("defense-minister")
     assert facts.meeting == 2 and facts.day == 5 and not facts.preview
     assert tokens.Facts.unpack(facts.pack()) == facts
-    assert tokens.unpack(tokens.pack(keys)) == keys
+    back = tokens.unpack(tokens.pack(keys))
+    assert back is not None and back.facts == keys.facts
+    assert (tuple(back.keys), tuple(back.title_keys)) == (keys.keys, keys.title_keys)
     # An older format (or nothing) is not read: the text is tokenised again.
     assert tokens.unpack(b"\x01\x02\x03\x04") is None and tokens.unpack(None) is None
 
