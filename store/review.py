@@ -115,12 +115,17 @@ def resolve_comment(db: sqlite_utils.Database, issue: Mapping[str, Any],
     """Mark a comment resolved (resolving twice changes nothing)."""
     if comment.get("resolved_at"):
         return dict(comment)
-    now = utcnow()
     with db.atomic():
-        db["issue_comments"].update(comment["id"], {"resolved_by": actor, "resolved_at": now})
-        _event(db, issue, "resolve", actor, entry=comment["entry"],
-               detail=f"comment {comment['id']}: {comment['text']}", at=now)
+        _resolve(db, issue, comment, actor=actor, now=utcnow())
     return dict(db["issue_comments"].get(comment["id"]))
+
+
+def _resolve(db: sqlite_utils.Database, issue: Mapping[str, Any], comment: Mapping[str, Any],
+             *, actor: str, now: str, why: str = "") -> None:
+    """Mark one open comment resolved and write its `resolve` event (`why` ends the detail)."""
+    db["issue_comments"].update(comment["id"], {"resolved_by": actor, "resolved_at": now})
+    _event(db, issue, "resolve", actor, entry=comment["entry"],
+           detail=f"comment {comment['id']}: {comment['text']}{why}", at=now)
 
 
 def resolve_entry_comments(db: sqlite_utils.Database, entry: str, *, actor: str,
@@ -138,11 +143,9 @@ def resolve_entry_comments(db: sqlite_utils.Database, entry: str, *, actor: str,
         "ORDER BY c.id", [str(entry)]))
     now = now or utcnow()
     for row in rows:
-        db["issue_comments"].update(row["id"], {"resolved_by": actor, "resolved_at": now})
         issue = {"id": row["issue_id"], "volume": row["volume"], "number": row["number"],
                  "date": row["date"]}
-        _event(db, issue, "resolve", actor, entry=row["entry"],
-               detail=f"comment {row['id']}: {row['text']} (entry {entry} dropped)", at=now)
+        _resolve(db, issue, row, actor=actor, now=now, why=f" (entry {entry} dropped)")
     return len(rows)
 
 
