@@ -8,6 +8,7 @@ scores, reasons, candidate and borderline flags must be the same, rules alone an
 
 from __future__ import annotations
 
+import random
 import zlib
 
 import pytest
@@ -15,7 +16,7 @@ import relevance_reference as reference
 from alliance_digest.triage import rules as rules_module
 from alliance_digest.triage.model import LinearModel, features, shipped_examples, train
 from alliance_digest.triage.relevance import score_text
-from alliance_digest.triage.rules import DEFAULT_RULES, load_rules_file, normalise
+from alliance_digest.triage.rules import DEFAULT_RULES, is_japanese, load_rules_file, normalise
 
 EDGES = [
     ("", "", None),
@@ -126,3 +127,23 @@ def test_a_pickled_model_scores_the_same(corpus, rules, model):
     assert copy.model == model
     for item in corpus[::5]:
         assert score_text(*item, copy) == score_text(*item, blended)
+
+
+def test_each_spelling_of_the_latin_pattern_finds_what_the_reference_finds(rules):
+    # The Latin pattern has three spellings, chosen by the text (ASCII; holding Japanese;
+    # other): on terms glued to word characters, kana, kanji, dashes and punctuation on either
+    # side, at the start and the end, each finds the terms and positions the reference does.
+    rnd = random.Random(12)
+    keys = sorted(rules.matcher.exact)
+    latin = [k for k in keys if not is_japanese(k)]
+    japanese = [k for k in keys if is_japanese(k)]
+    glue = [" ", "-", " - ", "x", "_", "1", ".", ",", "", "日", "の", "カ", "’", "é", "\x00"]
+    for _ in range(4000):
+        pieces = [rnd.choice(latin) if rnd.random() < 0.45 else
+                  rnd.choice(japanese) if rnd.random() < 0.15 else rnd.choice(glue)
+                  for _ in range(rnd.randint(1, 10))]
+        text = "".join(pieces)
+        for variant in (text, text.encode("ascii", "ignore").decode(),
+                        text.replace("日", "’").replace("の", " ").replace("カ", "é")):
+            assert rules.matcher.scan(variant) == list(reference.find(rules.matcher, variant)), (
+                variant)

@@ -22,11 +22,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..timestamps import utcnow
-from .rules import FALSE_FRIEND, PRIOR_FIELDS, Combo, Rules, normalise
+from .rules import FALSE_FRIEND, Combo, Rules, normalise
 
 #: Borderline band around the threshold with the rules alone, in points.
 RULES_BAND = 1.0
@@ -37,9 +36,8 @@ if TYPE_CHECKING:
 __all__ = ["Scored", "apply_relevance", "score_item", "score_text"]
 
 
-@dataclass(frozen=True, slots=True)
-class Scored:
-    """One item's relevance."""
+class Scored(NamedTuple):
+    """One item's relevance (a named tuple: made for every item a parse worker reads)."""
 
     score: float
     #: Why: [{"rule": "group:japan", "match": "Kishida", "weight": 3.0}, …], JSON-ready.
@@ -60,54 +58,66 @@ def score_text(title: str | None, summary: str | None, source: Mapping[str, Any]
     # One text, one scan: the title, a separator no term can cross, then the summary.
     title_n = normalise(title or "")
     summary_n = normalise((summary or "")[: rules.summary_chars])
-    text = f"{title_n}\x00{summary_n}"
     title_end = len(title_n)
     reasons: list[dict[str, Any]] = []
-
-    matches = rules.matcher.scan(text)
-    # False friends ("Star Alliance") hide every term inside them ("alliance").
-    friends: list[tuple[int, int]] = []
-    for start, end, hits in matches:
-        if hits and hits[0][0] == FALSE_FRIEND:
-            friends.append((start, end))
-            reason = {"rule": "false friend", "match": hits[0][1], "weight": 0.0}
-            if reason not in reasons:
-                reasons.append(reason)
-
-    # Per group: term → its weight, the title's when found there.
-    per_group: dict[int, dict[str, float]] = {}
-    title_factor = rules.title_factor
-    for start, end, hits in matches:
-        if friends and any(fs <= start and end <= fe for fs, fe in friends):
-            continue
-        factor = title_factor if start < title_end else 1.0
-        for index, term, weight in hits:
-            terms = per_group.get(index)
-            if terms is None:
-                terms = per_group[index] = {}
-            w = weight * factor
-            if term not in terms or abs(w) > abs(terms[term]):
-                terms[term] = w
-
     total = 0.0
     found: dict[str, str] = {}  # group name → first term found (for combination reasons)
-    groups = rules.groups
-    # Groups in their order (the reasons' order); a false friend's own index (-1) is no group.
-    for index in sorted(per_group):
-        if index < 0:
-            continue
-        terms = per_group[index]
-        group = groups[index]
-        found[group.name] = next(iter(terms))
-        room = group.max
-        ordered = sorted(terms.items(), key=_heaviest) if len(terms) > 1 else terms.items()
-        for term, w in ordered:
-            if room <= 0 or w == 0:
-                break
-            add = max(-room, min(room, w))
-            room -= abs(add)
-            total += add
-            reasons.append({"rule": f"group:{group.name}", "match": term, "weight": _r(add)})
+
+    matches = rules.matcher.scan(f"{title_n}\x00{summary_n}")
+    if matches:
+        # False friends ("Star Alliance") hide every term inside them ("alliance").
+        friends: list[tuple[int, int]] = []
+        for start, end, hits in matches:
+            if hits and hits[0][0] == FALSE_FRIEND:
+                friends.append((start, end))
+                reason = {"rule": "false friend", "match": hits[0][1], "weight": 0.0}
+                if reason not in reasons:
+                    reasons.append(reason)
+
+        # Per group: term → its weight, the title's when found there.
+        per_group: dict[int, dict[str, float]] = {}
+        title_factor = rules.title_factor
+        for start, end, hits in matches:
+            if friends and any(fs <= start and end <= fe for fs, fe in friends):
+                continue
+            factor = title_factor if start < title_end else 1.0
+            for index, term, weight in hits:
+                terms = per_group.get(index)
+                if terms is None:
+                    per_group[index] = {term: weight * factor}
+                    continue
+                w = weight * factor
+                known = terms.get(term)
+                if known is None or abs(w) > abs(known):
+                    terms[term] = w
+
+        groups = rules.groups
+        # Groups in their order (the reasons' order); a false friend's own index (-1) is no
+        # group.
+        for index in sorted(per_group) if len(per_group) > 1 else per_group:
+            if index < 0:
+                continue
+            terms = per_group[index]
+            group = groups[index]
+            rule = group.rule
+            if len(terms) == 1:  # most groups: one term, no sort, one reason
+                [(term, w)] = terms.items()
+                found[group.name] = term
+                if w == 0 or group.max <= 0:
+                    continue
+                add = max(-group.max, min(group.max, w))
+                total += add
+                reasons.append({"rule": rule, "match": term, "weight": round(add, 2)})
+                continue
+            found[group.name] = next(iter(terms))
+            room = group.max
+            for term, w in sorted(terms.items(), key=_heaviest):
+                if room <= 0 or w == 0:
+                    break
+                add = max(-room, min(room, w))
+                room -= abs(add)
+                total += add
+                reasons.append({"rule": rule, "match": term, "weight": round(add, 2)})
 
     implied: dict[str, str] = {}
     if rules.priors:
@@ -121,7 +131,7 @@ def score_text(title: str | None, summary: str | None, source: Mapping[str, Any]
         for rule, weight, chosen in _combos(rules.combos, found, present):
             total += weight
             reasons.append({"rule": rule, "match": " + ".join([present[g] for g in chosen]),
-                            "weight": _r(weight)})
+                            "weight": round(weight, 2)})
 
     band = RULES_BAND
     if rules.model is not None:
@@ -129,9 +139,8 @@ def score_text(title: str | None, summary: str | None, source: Mapping[str, Any]
         total += points
         reasons.append(reason)
         band = rules.model.band
-    score = _r(total)
-    return Scored(score=score, reasons=reasons, relevant=score >= rules.threshold,
-                  borderline=abs(total - rules.threshold) < band)
+    score = round(total, 2)
+    return Scored(score, reasons, score >= rules.threshold, abs(total - rules.threshold) < band)
 
 
 def score_item(row: Mapping[str, Any], rules: Rules) -> Scored:
@@ -193,7 +202,8 @@ _PRIORS: dict[tuple[Any, ...], tuple[Any, ...]] = {}
 def _priors(rules: Rules, source: Mapping[str, Any] | None
             ) -> tuple[tuple[float, ...], tuple[dict[str, Any], ...], dict[str, str]]:
     """The priors' weights, reasons (to be copied) and implied groups (not to be changed)."""
-    fields = tuple(source.get(f) for f in PRIOR_FIELDS) if source else None
+    fields = ((source.get("name"), source.get("category"), source.get("owner"),
+               source.get("country")) if source else None)
     try:
         key = (id(rules.priors), fields)
         known = _PRIORS.get(key)

@@ -27,14 +27,17 @@ The patterns consume what they match, rather than looking ahead from every posit
 then they begin with something the regex engine can skip to in C: the Latin one with the
 non-word character before a term (a space, a dash, a kanji), the Japanese one with the first
 characters of its terms. Japanese text, which the lookahead tried term by term at every
-character, scans in less than half the time. `Matcher.latin_terms`/`japanese_terms` keep the
-tries' alternations: tests/relevance_reference.py scans with the lookaheads they replaced.
+character, scans in less than half the time. The Latin pattern comes in three spellings of
+one meaning, chosen by the text: ASCII classes for ASCII text; for text holding Japanese,
+the alternation first (with the look-behind after a term's first character), so the engine
+skips over the kanji and kana, where the non-word character first would stop at each.
+`Matcher.latin_terms`/`japanese_terms` keep the tries' alternations:
+tests/relevance_reference.py scans with the lookaheads they replaced.
 """
 
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -42,6 +45,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..settings import DEFAULT_CONFIG, PACKAGE_DIR, Settings, read_toml
+from ..texts import nfkc
 
 #: The packaged default rules.
 DEFAULT_RULES = PACKAGE_DIR / "relevance.toml"
@@ -79,7 +83,7 @@ def normalise(text: str) -> str:
     """Text as rules see it: NFKC, US abbreviations as "u.s.", case-folded, plain dashes."""
     if text.isascii():  # (known without a scan) NFKC keeps it, no dashes, casefold = lower
         return _US_ABBREV.sub("u.s.", text).lower()
-    text = unicodedata.normalize("NFKC", text)
+    text = nfkc(text)
     text = _US_ABBREV.sub("u.s.", text)
     return _DASHES.sub("-", text.casefold())
 
@@ -106,8 +110,9 @@ class Matcher:
 
     #: Latin-script terms, as `non-word (?=first characters)(alternation)(?!word)`: the
     #: character before a word start, then the longest term there (group 1). A pattern's
-    #: source: it is compiled at the first scan (`patterns`), so a collect that scores
-    #: nothing (every source answered 304) never compiles it (~10 ms each time the rules load).
+    #: source, like the others: each is compiled at the first scan that needs it (`pattern`),
+    #: so a collect that scores nothing (every source answered 304) never compiles one (~10
+    #: ms each time the rules load).
     latin: str | None
     #: Japanese terms, as `(alternation)`: the longest term at the next position holding one.
     japanese: str | None
@@ -118,21 +123,30 @@ class Matcher:
     #: The tries' alternations the two patterns are built on (None: no such terms).
     latin_terms: str | None = None
     japanese_terms: str | None = None
+    #: `latin` for ASCII text: ASCII classes for the word characters (compiled with
+    #: re.ASCII), which the engine tests faster than Unicode's \W.
+    latin_ascii: str | None = None
+    #: `latin` for text holding Japanese: the alternation first, each first character followed
+    #: by a look-behind at the character before it, so the engine skips in C over kanji and
+    #: kana to the next character a term starts with (`latin` stops at each of them, since
+    #: Japanese script is not part of words).
+    latin_lead: str | None = None
 
     #: Matched text → its hits (`hits_for`), filled as items are scored: the same few terms
     #: recur in every feed, and looking them up again (a regex sub, a dict, the prefixes) was
     #: a fifth of the rules' cost. Bounded (`_CACHE_SIZE`); not part of equality.
     cache: dict[str, tuple[Hit, ...]] = field(default_factory=dict, compare=False, repr=False)
-    #: The compiled (latin, japanese) patterns, once `patterns` has compiled them.
-    compiled: list[tuple[re.Pattern[str] | None, re.Pattern[str] | None]] = field(
-        default_factory=list, compare=False, repr=False)
+    #: Field name → its pattern, compiled (None where there are no such terms).
+    compiled: dict[str, re.Pattern[str] | None] = field(
+        default_factory=dict, compare=False, repr=False)
 
-    def patterns(self) -> tuple[re.Pattern[str] | None, re.Pattern[str] | None]:
-        """The compiled (latin, japanese) patterns (None where there are no such terms)."""
-        if not self.compiled:  # two threads may both compile: the same patterns either way
-            self.compiled.append(tuple(  # type: ignore[arg-type]
-                re.compile(p) if p is not None else None for p in (self.latin, self.japanese)))
-        return self.compiled[0]
+    def pattern(self, name: str) -> re.Pattern[str] | None:
+        """The compiled pattern of field `name` (None where there are no such terms)."""
+        if name not in self.compiled:  # two threads may both compile: the same pattern
+            source = getattr(self, name)
+            self.compiled[name] = (None if source is None else
+                                   re.compile(source, re.ASCII if name == "latin_ascii" else 0))
+        return self.compiled[name]
 
     def hits_for(self, matched: str) -> tuple[Hit, ...]:
         """The terms behind a piece of matched, normalised text."""
@@ -164,8 +178,23 @@ class Matcher:
         out: list[tuple[int, int, tuple[Hit, ...]]] = []
         cached = self.cache.get
         hits_for = self.hits_for
-        latin, japanese = self.compiled[0] if self.compiled else self.patterns()
-        if latin is not None:
+        compiled = self.compiled
+        if text.isascii():
+            japanese_text = False
+            name = "latin_ascii"
+        else:
+            japanese_text = _JAPANESE.search(text) is not None
+            name = "latin_lead" if japanese_text else "latin"
+        latin = compiled[name] if name in compiled else self.pattern(name)
+        if latin is not None and japanese_text:
+            search = latin.search
+            m = search(text)
+            while m is not None:
+                start = m.start()
+                term = m.group(1)
+                out.append((start, m.end(1), cached(term) or hits_for(term)))
+                m = search(text, start + 1)
+        elif latin is not None:
             # A space first: a term at the very start has its non-word character before it.
             # Positions in `padded` are one more than in `text`.
             padded = " " + text
@@ -176,14 +205,17 @@ class Matcher:
                 term = m.group(1)
                 out.append((start - 1, m.end(1) - 1, cached(term) or hits_for(term)))
                 m = search(padded, start)  # the next non-word character is at `start` or after
-        if japanese is not None and not text.isascii() and _JAPANESE.search(text):
-            search = japanese.search
-            m = search(text)
-            while m is not None:
-                start = m.start()
-                term = m.group(1)
-                out.append((start, m.end(), cached(term) or hits_for(term)))
-                m = search(text, start + 1)
+        if japanese_text:
+            japanese = (compiled["japanese"] if "japanese" in compiled
+                        else self.pattern("japanese"))
+            if japanese is not None:
+                search = japanese.search
+                m = search(text)
+                while m is not None:
+                    start = m.start()
+                    term = m.group(1)
+                    out.append((start, m.end(), cached(term) or hits_for(term)))
+                    m = search(text, start + 1)
         return out
 
 
@@ -198,6 +230,11 @@ class Group:
     #: distinct term found adds its weight.
     max: float
     description: str = ""
+    #: The rule its reasons name ("group:japan"), made once.
+    rule: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rule", f"group:{self.name}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -513,7 +550,7 @@ def compile_terms(where: str, terms: Iterable[tuple[int, str, float]]) -> Matche
     prefixes = sorted(
         ((p, with_shorter(p, hits)) for p, hits in stars.items()), key=lambda ph: -len(ph[0])
     )
-    latin_pattern = japanese_pattern = None
+    latin_pattern = japanese_pattern = latin_ascii = latin_lead = None
     latin_terms = japanese_terms = None
     if latin:
         # Whole words only: a non-word character before (Matcher.scan puts a space before
@@ -526,6 +563,8 @@ def compile_terms(where: str, terms: Iterable[tuple[int, str, float]]) -> Matche
         latin_terms = _trie_regex(latin, "")
         first = "".join(sorted(re.escape(atom) for atom in latin))
         latin_pattern = f"{_NON_WORD}(?=[{first}])({latin_terms})(?!{_WORD})"
+        latin_ascii = f"[^a-zA-Z0-9_](?=[{first}])({latin_terms})(?![a-zA-Z0-9_])"
+        latin_lead = f"({_trie_regex(latin, '', f'(?<!{_WORD}.)')})(?!{_WORD})"
     if japanese:
         # It begins with a literal in every branch: the engine skips in C to the next
         # character that starts a term.
@@ -533,7 +572,7 @@ def compile_terms(where: str, terms: Iterable[tuple[int, str, float]]) -> Matche
         japanese_pattern = f"({japanese_terms})"
     return Matcher(latin=latin_pattern, japanese=japanese_pattern, exact=exact,
                    prefixes=tuple(prefixes), latin_terms=latin_terms,
-                   japanese_terms=japanese_terms)
+                   japanese_terms=japanese_terms, latin_ascii=latin_ascii, latin_lead=latin_lead)
 
 
 def _atoms(key: str) -> list[str]:
@@ -547,14 +586,17 @@ def _insert(trie: dict[str, Any], atoms: list[str], end: str) -> None:
     node[end] = {}
 
 
-def _trie_regex(node: Mapping[str, Any], end: str) -> str:
-    """A regex for a trie, with `end` where a term ends; longer continuations are tried first."""
+def _trie_regex(node: Mapping[str, Any], end: str, after_first: str = "") -> str:
+    """A regex for a trie, with `end` where a term ends; longer continuations are tried first.
+
+    `after_first` follows each term's first character (a look-behind at the one before it).
+    """
     branches = []
     for atom, child in node.items():
         if atom in (_END, _STAR):
             continue
         piece = r"[\s\-]+" if atom == _SEP else re.escape(atom)
-        branches.append(piece + _trie_regex(child, end))
+        branches.append(piece + after_first + _trie_regex(child, end))
     endings = []
     if _STAR in node:
         endings.append(r"\w*" + end)

@@ -42,6 +42,8 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+from ..texts import nfkc
+
 __all__ = ["StoryKeys", "pack", "story_keys", "token_set", "unpack"]
 
 #: Key classes, in the top two bits of each hash. Words compare within one language only.
@@ -396,8 +398,8 @@ def _facts(title: str, lead: str, japanese: bool, title_concepts: set[str],
 
 def story_keys(title: str | None, summary_text: str | None) -> StoryKeys:
     """The keys and title facts of one item (see the module docstring)."""
-    title = unicodedata.normalize("NFKC", title or "").strip()
-    summary = unicodedata.normalize("NFKC", (summary_text or "")[:SUMMARY_CHARS]).strip()
+    title = nfkc(title or "").strip()
+    summary = nfkc((summary_text or "")[:SUMMARY_CHARS]).strip()
     japanese = _is_japanese(title + summary)
     make = _japanese_keys if japanese else _english_keys
     lower_words = set() if japanese else set(_LOWER_WORD.findall(f"{title} {summary}"))
