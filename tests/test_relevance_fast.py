@@ -9,14 +9,17 @@ scores, reasons, candidate and borderline flags must be the same, rules alone an
 from __future__ import annotations
 
 import random
+import re
 import zlib
 
 import pytest
 import relevance_reference as reference
+from alliance_digest.triage import model as model_module
 from alliance_digest.triage import rules as rules_module
 from alliance_digest.triage.model import LinearModel, features, shipped_examples, train
 from alliance_digest.triage.relevance import score_text
 from alliance_digest.triage.rules import DEFAULT_RULES, is_japanese, load_rules_file, normalise
+from support import random_texts
 
 EDGES = [
     ("", "", None),
@@ -105,6 +108,27 @@ def test_a_model_with_every_feature_known_shows_the_same_terms(rules, model):
         }
         probe = LinearModel(weights=weights, intercept=0.1, scale=2.0, offset=-1.0, band=1.0)
         assert probe.part(t, s, None) == reference.model_part(probe, t, s, None)
+
+
+def test_shown_terms_match_the_reference_for_random_weights_with_ties():
+    # Weights drawn from a few values, either sign, some features unknown: ties between the
+    # heaviest down and the two up (|down| == up), repeats, all-up and all-down items.
+    rng = random.Random(12)
+    words = [f"w{i}" for i in range(12)]
+    for _ in range(2000):
+        weights = {w: rng.choice((-1.5, -0.5, 0.5, 1.5, 1.0, -1.0))
+                   for w in rng.sample(words, rng.randint(0, len(words)))}
+        probe = LinearModel(weights=weights, intercept=rng.uniform(-1, 1), scale=1.7,
+                            offset=-0.3, band=1.0)
+        title = " ".join(rng.choices(words, k=rng.randint(0, 8)))
+        source = rng.choice((None, {"category": "news", "country": "JP"}))
+        assert probe.part(title, "", source) == reference.model_part(probe, title, "", source)
+
+
+def test_the_possessive_word_pattern_finds_the_plain_words():
+    plain = re.compile(r"[a-z0-9](?:[a-z0-9'.\-]*[a-z0-9])?")
+    for text in random_texts("ab9'.- -x\u3042", seed=5, count=30_000):
+        assert model_module._WORD.findall(text) == plain.findall(text), text
 
 
 def test_the_matcher_memo_is_bounded(rules, monkeypatch):

@@ -128,7 +128,7 @@ def score_text(title: str | None, summary: str | None, source: Mapping[str, Any]
 
     present = {**implied, **found} if implied else found
     if present and rules.combos:  # every combination needs a group
-        for rule, weight, chosen in _combos(rules.combos, found, present):
+        for rule, weight, chosen in _combos(rules.combos, found, present, implied):
             total += weight
             reasons.append({"rule": rule, "match": " + ".join([present[g] for g in chosen]),
                             "weight": round(weight, 2)})
@@ -231,20 +231,27 @@ def _priors(rules: Rules, source: Mapping[str, Any] | None
     return tuple(weights), tuple(reasons), implied
 
 
-#: (combinations, groups found, groups present) → the combinations that hold: a few sets of
-#: groups recur across thousands of items, and testing ten combinations was a tenth of the
-#: rules' cost.
+#: (combinations, groups found, the priors' implied groups) → the combinations that hold: a
+#: few sets of groups recur across thousands of items, and testing ten combinations was a
+#: tenth of the rules' cost.
 _COMBOS: dict[tuple[Any, ...], tuple[Any, ...]] = {}
 
 
-def _combos(combos: tuple[Combo, ...], found: Mapping[str, str], present: Mapping[str, str]
-            ) -> tuple[tuple[str, float, tuple[str, ...]], ...]:
+def _combos(combos: tuple[Combo, ...], found: Mapping[str, str], present: Mapping[str, str],
+            implied: Mapping[str, str]) -> tuple[tuple[str, float, tuple[str, ...]], ...]:
     """(reason's rule, weight, group chosen for each `all` element) of each combination that
     holds: every element has a group present and no `none` group was found. The group shown
-    for an element is the first of its alternatives present, by name."""
-    key = (id(combos), frozenset(found), frozenset(present))
+    for an element is the first of its alternatives present, by name.
+
+    `present` is `implied` (the priors' groups) with `found`. The memo's key is the groups
+    found, in the order `score_text` finds them (the groups' order, so one set of groups is
+    one tuple), and the implied groups' dict itself: `_priors` hands out one dict per source,
+    and the memo keeps it (an `is` check), so its id cannot stand for another dict.
+    """
+    own = implied or None
+    key = (id(combos), tuple(found), id(own))
     known = _COMBOS.get(key)
-    if known is not None and known[1] is combos:
+    if known is not None and known[1] is combos and known[2] is own:
         return known[0]  # type: ignore[no-any-return]
     held: list[tuple[str, float, tuple[str, ...]]] = []
     for combo in combos:
@@ -259,7 +266,7 @@ def _combos(combos: tuple[Combo, ...], found: Mapping[str, str], present: Mappin
             held.append((f"combo:{combo.name}", combo.weight, tuple(chosen)))
     if len(_COMBOS) >= 4096:  # bounded, whatever the items
         _COMBOS.clear()
-    _COMBOS[key] = (tuple(held), combos)
+    _COMBOS[key] = (tuple(held), combos, own)
     return tuple(held)
 
 
