@@ -154,9 +154,10 @@ def test_a_pickled_model_scores_the_same(corpus, rules, model):
 
 
 def test_each_spelling_of_the_latin_pattern_finds_what_the_reference_finds(rules):
-    # The Latin pattern has three spellings, chosen by the text (ASCII; holding Japanese;
-    # other): on terms glued to word characters, kana, kanji, dashes and punctuation on either
-    # side, at the start and the end, each finds the terms and positions the reference does.
+    # The Latin pattern has three spellings, chosen by the text (ASCII, or ASCII but for
+    # typographic quotes; holding Japanese; other): on terms glued to word characters, kana,
+    # kanji, dashes, quotes, non-ASCII spaces and punctuation on either side, at the start and
+    # the end, each finds the terms and positions the reference does.
     rnd = random.Random(12)
     keys = sorted(rules.matcher.exact)
     latin = [k for k in keys if not is_japanese(k)]
@@ -168,6 +169,11 @@ def test_each_spelling_of_the_latin_pattern_finds_what_the_reference_finds(rules
                   for _ in range(rnd.randint(1, 10))]
         text = "".join(pieces)
         for variant in (text, text.encode("ascii", "ignore").decode(),
-                        text.replace("日", "’").replace("の", " ").replace("カ", "é")):
+                        text.replace("日", "’").replace("の", " ").replace("カ", "é"),
+                        text.replace("日", "’").replace("の", "“").replace("カ", "\u2028"),
+                        text.replace("日", "”").replace("の", "‘").replace("カ", "")
+                        .replace("é", "\x85"),
+                        text.encode("ascii", "ignore").decode().replace(" ", "\u2028"),
+                        text.replace("日", "’").replace(" ", "\x85")):
             assert rules.matcher.scan(variant) == list(reference.find(rules.matcher, variant)), (
                 variant)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 import unicodedata
 
-from alliance_digest.texts import nfkc
+from alliance_digest.texts import ascii_but_quotes, nfkc
 
 
 def nf(text: str) -> str:
@@ -40,3 +40,12 @@ def test_random_mixes_normalise_as_unicodedata_does() -> None:
 def test_normalised_and_ascii_text_come_back_as_they_are() -> None:
     for text in ("", "U.S.-Japan alliance", "日米同盟の強化", "“Quad” talks"):
         assert nfkc(text) is text
+
+
+def test_ascii_but_quotes_is_every_character_ascii_or_a_typographic_quote() -> None:
+    rng = random.Random(3)
+    alphabet = "ab ’‘“”é\u2028\x85日\x7f\x80"
+    for _ in range(20_000):
+        text = "".join(rng.choices(alphabet, k=rng.randint(0, 12)))
+        expected = all(ch.isascii() or ch in "‘’“”" for ch in text)
+        assert ascii_but_quotes(text) is expected, text

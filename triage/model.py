@@ -54,6 +54,7 @@ from operator import add
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ModelError
+from ..texts import ascii_but_quotes
 from .rules import Rules, normalise
 
 if TYPE_CHECKING:
@@ -120,7 +121,7 @@ def _text_features(title_n: str, summary_n: str) -> list[str]:
     # Both capped: a hostile feed's megabyte title costs what a normal one does.
     text = f"{title_n[:MODEL_CHARS]} \n {summary_n[:MODEL_CHARS]}"
     found = _WORD.findall(text)
-    if not text.isascii():
+    if not ascii_but_quotes(text):
         found += _cjk_pairs(text)
     return found
 

@@ -45,7 +45,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..settings import DEFAULT_CONFIG, PACKAGE_DIR, Settings, read_toml
-from ..texts import nfkc
+from ..texts import ascii_but_quotes, nfkc
 
 #: The packaged default rules.
 DEFAULT_RULES = PACKAGE_DIR / "relevance.toml"
@@ -179,7 +179,7 @@ class Matcher:
         cached = self.cache.get
         hits_for = self.hits_for
         compiled = self.compiled
-        if text.isascii():
+        if ascii_but_quotes(text):  # quotes are no word characters in either spelling
             japanese_text = False
             name = "latin_ascii"
         else:
