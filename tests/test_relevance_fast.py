@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import re
+import unicodedata
 import zlib
 
 import pytest
@@ -129,6 +130,17 @@ def test_the_possessive_word_pattern_finds_the_plain_words():
     plain = re.compile(r"[a-z0-9](?:[a-z0-9'.\-]*[a-z0-9])?")
     for text in random_texts("ab9'.- -x\u3042", seed=5, count=30_000):
         assert model_module._WORD.findall(text) == plain.findall(text), text
+
+
+def test_normalise_is_its_plain_definition():
+    # The shortcut for ASCII text (and ASCII but for typographic quotes) gives what NFKC, the
+    # US abbreviations, case folding and plain dashes give.
+    def plain(text: str) -> str:
+        text = unicodedata.normalize("NFKC", text)
+        return rules_module._DASHES.sub("-", rules_module._US_ABBREV.sub("u.s.", text).casefold())
+
+    for text in random_texts("US.A aß’‘“”—\u2010é\uff21ﬁ", seed=8, count=30_000):
+        assert normalise(text) == plain(text), text
 
 
 def test_the_matcher_memo_is_bounded(rules, monkeypatch):

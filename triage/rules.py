@@ -81,7 +81,7 @@ _CACHE_SIZE = 4096
 
 def normalise(text: str) -> str:
     """Text as rules see it: NFKC, US abbreviations as "u.s.", case-folded, plain dashes."""
-    if text.isascii():  # (known without a scan) NFKC keeps it, no dashes, casefold = lower
+    if ascii_but_quotes(text):  # NFKC keeps it (and the quotes), no dashes, casefold = lower
         return _US_ABBREV.sub("u.s.", text).lower()
     text = nfkc(text)
     text = _US_ABBREV.sub("u.s.", text)
