@@ -81,8 +81,15 @@ _CACHE_SIZE = 4096
 
 def normalise(text: str) -> str:
     """Text as rules see it: NFKC, US abbreviations as "u.s.", case-folded, plain dashes."""
-    if ascii_but_quotes(text):  # NFKC keeps it (and the quotes), no dashes, casefold = lower
+    if text.isascii():  # (known without a scan) NFKC keeps it, no dashes, casefold = lower
         return _US_ABBREV.sub("u.s.", text).lower()
+    # English set with typographic quotes, dashes and ellipses: NFKC keeps the quotes and
+    # dashes and makes the ellipsis three dots, `_DASHES` makes the dashes plain ones, which
+    # the US abbreviations cannot tell apart; with nothing else outside ASCII, neither NFKC nor
+    # full case folding has anything left to do.
+    plain = text.replace("\u2014", "-").replace("\u2013", "-").replace("\u2026", "...")
+    if ascii_but_quotes(plain):
+        return _US_ABBREV.sub("u.s.", plain).lower()
     text = nfkc(text)
     text = _US_ABBREV.sub("u.s.", text)
     return _DASHES.sub("-", text.casefold())
