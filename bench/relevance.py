@@ -12,7 +12,9 @@ labelled set. The held-out third is never shipped: it is what the figures are me
 The benchmark trains on the shipped set, measures rules alone, model alone and the blend on
 the held-out third, times training on 10,000 labels (the shipped ones with their words
 shuffled into new items), reports the stored model's size and the µs to score an item with
-the rules alone, with rules + model, and the model's part alone. (tests/test_relevance_fast.py
+the rules alone, with rules + model, and the model's part alone, on the held-out items (half of
+them Japanese or typographic English, the slow kinds) and on every item of the shared corpus's
+real feeds (`corpus/real`, what parse workers score all day). (tests/test_relevance_fast.py
 checks that the tuned per-item scorer equals the straightforward one it replaced.)
 """
 
@@ -30,6 +32,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from alliance_digest.errors import ParseError
 from alliance_digest.sources.feeds import parse_feed
 from alliance_digest.sources.normalise import canonical_url
 from alliance_digest.triage.evaluate import precision, recall
@@ -99,6 +102,26 @@ def labelled_rows() -> Iterator[dict[str, Any]]:
         yield {"url": lab["url"], "label": int(lab["label"]), "title": entry.title,
                "summary": entry.summary_text[:1500], "source": source_for(origin),
                "held_out": held_out(lab["url"])}
+
+
+def real_items() -> list[tuple[str, str, dict[str, str]]]:
+    """(title, plain summary, source) of every entry of the shared corpus's real feeds (the
+    feeds `corpus/real/MANIFEST.tsv` lists that parse): what parse workers score all day."""
+    manifest = CORPUS / "real" / "MANIFEST.tsv"
+    if not manifest.exists():
+        return []
+    items = []
+    with manifest.open(encoding="utf-8", newline="") as f:
+        for row in csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE):
+            origin = f"real/{row['local_path']}"
+            try:
+                feed = parse_feed(origin_path(origin).read_bytes(), {},
+                                  f"https://corpus.test/{origin}")
+            except (OSError, ParseError):
+                continue
+            source = source_for(origin)
+            items += [(e.title, e.summary_text, source) for e in feed.entries]
+    return items
 
 
 def build() -> None:
@@ -180,6 +203,16 @@ def bench() -> None:
             runs.append((time.process_time() - t0) / len(texts) * 1e6)
         print(f"scoring, {name}: {min(runs):.1f} µs CPU an item (median "
               f"{statistics.median(runs):.1f})")
+    real = real_items()
+    for name, scorer in (("rules alone", rules), ("rules + model", blended)) if real else ():
+        runs = []
+        for _ in range(3):
+            t0 = time.process_time()
+            for title, summary, source in real:
+                score_text(title, summary, source, scorer)
+            runs.append((time.process_time() - t0) / len(real) * 1e6)
+        print(f"scoring the real corpus's {len(real):,} items, {name}: {min(runs):.1f} µs CPU "
+              f"an item (median {statistics.median(runs):.1f})")
     # The model's own part, on texts already normalised (as score_text hands them over).
     normalised = [(normalise(t or ""), normalise((s or "")[: rules.summary_chars]), src)
                   for t, s, src in texts]
