@@ -117,11 +117,13 @@ def features(title_n: str, summary_n: str, source: Mapping[str, Any] | None) -> 
     return found
 
 
-def _text_features(title_n: str, summary_n: str) -> list[str]:
-    # Both capped: a hostile feed's megabyte title costs what a normal one does.
+def _text_features(title_n: str, summary_n: str, plain: bool | None = None) -> list[str]:
+    # Both capped: a hostile feed's megabyte title costs what a normal one does. `plain`: the
+    # whole title and summary are ASCII but for quotes (so no Japanese or Chinese), when the
+    # caller knows it; False or None only costs a look for runs that may not be there.
     text = f"{title_n[:MODEL_CHARS]} \n {summary_n[:MODEL_CHARS]}"
     found = _WORD.findall(text)
-    if not ascii_but_quotes(text):
+    if not (plain or ascii_but_quotes(text)):
         found += _cjk_pairs(text)
     return found
 
@@ -179,18 +181,19 @@ class LinearModel:
         norm = 1.0 / math.sqrt(len(feats)) if feats else 0.0
         return self.intercept + norm * sum(values), values
 
-    def part(self, title_n: str, summary_n: str,
-             source: Mapping[str, Any] | None) -> tuple[float, dict[str, Any]]:
+    def part(self, title_n: str, summary_n: str, source: Mapping[str, Any] | None,
+             plain: bool | None = None) -> tuple[float, dict[str, Any]]:
         """The model's points for an item and its reason (the terms that pushed it most).
 
         The points are `margin(features(...))`'s, written for the parse workers: the weights
         are looked up and summed in C. The reason shows the heaviest term up, the next
         heaviest up (of a lower weight) and the heaviest down, each the first in the text of
         the terms with its weight: one sort of the weights, a bisection and their `index`. A term
-        found twice is shown once; the source's features are never shown.
+        found twice is shown once; the source's features are never shown. `plain`: as
+        `_text_features` takes it (score_text knows it from the rules' scan).
         """
         get = self.weights.get
-        feats = _text_features(title_n, summary_n)
+        feats = _text_features(title_n, summary_n, plain)
         values = list(map(get, feats, repeat(0.0)))
         top = second = bottom = 0.0
         if values:

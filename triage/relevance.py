@@ -24,6 +24,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from ..texts import ascii_but_quotes
 from ..timestamps import utcnow
 from .rules import FALSE_FRIEND, Combo, Rules, normalise
 
@@ -63,7 +64,9 @@ def score_text(title: str | None, summary: str | None, source: Mapping[str, Any]
     total = 0.0
     found: dict[str, str] = {}  # group name → first term found (for combination reasons)
 
-    matches = rules.matcher.scan(f"{title_n}\x00{summary_n}")
+    text = f"{title_n}\x00{summary_n}"
+    plain = ascii_but_quotes(text)  # once, for the scan and the model
+    matches = rules.matcher.scan(text, plain)
     if matches:
         # False friends ("Star Alliance") hide every term inside them ("alliance").
         friends: list[tuple[int, int]] = []
@@ -135,7 +138,7 @@ def score_text(title: str | None, summary: str | None, source: Mapping[str, Any]
 
     band = RULES_BAND
     if rules.model is not None:
-        points, reason = rules.model.part(title_n, summary_n, source)
+        points, reason = rules.model.part(title_n, summary_n, source, plain)
         total += points
         reasons.append(reason)
         band = rules.model.band

@@ -180,13 +180,18 @@ class Matcher:
         """(start, end, hits) of every term in normalised `text`, overlaps included."""
         yield from self.scan(text)
 
-    def scan(self, text: str) -> list[tuple[int, int, tuple[Hit, ...]]]:
-        """`find` as a list: the per-item path (no generator, the cache looked up inline)."""
+    def scan(self, text: str, plain: bool | None = None) -> list[tuple[int, int, tuple[Hit, ...]]]:
+        """`find` as a list: the per-item path (no generator, the cache looked up inline).
+
+        `plain`: `ascii_but_quotes(text)` when the caller knows it (None: found here).
+        """
         out: list[tuple[int, int, tuple[Hit, ...]]] = []
         cached = self.cache.get
         hits_for = self.hits_for
         compiled = self.compiled
-        if ascii_but_quotes(text):  # quotes are no word characters in either spelling
+        if plain is None:
+            plain = ascii_but_quotes(text)
+        if plain:  # quotes are no word characters in either spelling
             japanese_text = False
             name = "latin_ascii"
         else:
