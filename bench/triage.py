@@ -2,6 +2,7 @@
 
     python bench/triage.py [--items 1000000] [--batch 1000] [--years 4] [--repeat 3]
     python bench/triage.py --templated 18000 [--ordinary 40000]
+    python bench/triage.py --model     # the relevance model's costs (bench/relevance.py)
 
 Builds (once, cached under the temp dir) a database of `--items` realistic items spread over
 `--years`: generated events reported by one to five outlets each, English with varied
@@ -307,7 +308,15 @@ def main() -> None:
     parser.add_argument("--cache-dir", type=Path,
                         default=Path(tempfile.gettempdir()) / "alliance-digest-bench")
     parser.add_argument("--rebuild", action="store_true")
+    parser.add_argument("--model", action="store_true",
+                        help="the learned relevance model's costs instead (bench/relevance.py: "
+                             "held-out figures, training on 10,000 labels, size, µs an item)")
     args = parser.parse_args()
+    if args.model:
+        import relevance  # bench/relevance.py, beside this file (on sys.path as its directory)
+
+        relevance.bench()
+        return
     if args.templated:
         templated(args)
         return
