@@ -16,6 +16,7 @@ import pytest
 from alliance_digest.sources.feeds import parse_feed
 from alliance_digest.store import items, sources
 from alliance_digest.store.db import open_db
+from alliance_digest.triage import tokens
 from alliance_digest.triage.clusters import cluster_items
 from alliance_digest.triage.story_eval import (
     evaluate_stories,
@@ -98,3 +99,16 @@ def test_one_pair_probability_equals_the_vectorised_model():
     assert len({bool(pool.facts[a] & 1) for a in i}) == 2  # both languages drawn
     assert (batch > 0.6).sum() >= 5  # some likely pairs among them
     np.testing.assert_allclose(one, batch, rtol=0, atol=1e-9)
+
+
+def test_story_key_memos_are_bounded_and_give_the_function_s_results() -> None:
+    # A hostile feed of ever new words costs one computation a word; the memo never grows
+    # past its size, and a word looked up after it started again gets the same keys.
+    memo = tokens._Memo(tokens._name_keys, 50)
+    words = [f"name{i}x" for i in range(400)]
+    for word in words:
+        assert memo[word] == tokens._name_keys(word)
+        assert len(memo) <= 50
+    assert memo[words[0]] == tokens._name_keys(words[0])
+    assert len(tokens._WORD_KEYS) <= tokens._WORD_KEYS.size
+    assert tokens._WORD_KEYS["ministers"] == tokens._word_key("minister")

@@ -40,9 +40,10 @@ from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
+from itertools import compress
 from typing import Any
 
-from ..texts import nfkc
+from ..texts import ascii_but_quotes, nfkc
 
 __all__ = ["StoryKeys", "pack", "story_keys", "token_set", "unpack"]
 
@@ -90,14 +91,17 @@ lead update updated breaking news photo video"""
 _NOT_NAMES = frozenset(_NOT_NAME_WORDS.split())
 
 _WORD = re.compile(r"[a-z0-9]+(?:[.'+&-][a-z0-9]+)*")
-_CAPITALISED = re.compile(r"\b[A-Z][a-zA-Z'’]+(?:-[A-Z][a-zA-Z]+)*")
+# `\b[A-Z]…` and `\b[a-z]…`, written with the letter first and the word boundary as a look-
+# behind at the character before it: the engine skips in C to the next letter of the class
+# instead of testing a boundary at every character (half the time for capitals).
+_CAPITALISED = re.compile(r"[A-Z](?<!\w.)[a-zA-Z'’]+(?:-[A-Z][a-zA-Z]+)*")
 _CODE = re.compile(
     r"(?<![a-z0-9])([a-z]{1,6}-?\d{1,4}[a-z]?|\d+\+\d+|\d{1,3}-\d{1,3})(?![a-z0-9])")
 _CJK = re.compile(r"[\u3041-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _KANA = re.compile(r"[\u3041-\u30ff]")
 _KATAKANA = re.compile(r"[\u30a0-\u30ff]+")
 _LATIN_TOKEN = re.compile(r"[a-z][a-z0-9+-]*")
-_LOWER_WORD = re.compile(r"\b[a-z][a-z'’-]+")
+_LOWER_WORD = re.compile(r"[a-z](?<!\w.)[a-z'’-]+")
 _MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?"
 _EN_DAY = re.compile(rf"\b{_MONTH}\s+(\d{{1,2}})\b")
 _JA_DAY = re.compile(r"(?:\d{1,2}月)?(\d{1,2})日")
@@ -206,7 +210,8 @@ def _english_concepts(words: list[str]) -> set[str]:
     starts, english = table.starts, table.english
     found: set[str] = set()
     after = 0  # a phrase found covers its words: the next one starts after it
-    for k in [k for k, w in enumerate(words) if w in starts]:
+    # The positions of the words a phrase starts with, found in C (compress over a map).
+    for k in list(compress(range(len(words)), map(starts.__contains__, words))):
         if k < after:
             continue
         for length in starts[words[k]]:
@@ -265,7 +270,24 @@ def _codes(low: str, keys: set[int]) -> None:
         keys.add(_key(CODE, m.group(1).replace("-", "")))
 
 
-@functools.lru_cache(maxsize=1 << 16)
+class _Memo(dict[str, Any]):
+    """A function's results by argument, started again when `size` are held: hostile text of
+    ever new words costs one computation a word, no more. An item's words are looked up with
+    `map(memo.__getitem__, words)`: a dict's own look-up in C, about half of an lru_cache's
+    (which also moves each hit to the front of its list)."""
+
+    def __init__(self, fn: Any, size: int) -> None:
+        super().__init__()
+        self.fn = fn
+        self.size = size
+
+    def __missing__(self, key: str) -> Any:
+        if len(self) >= self.size:
+            self.clear()
+        value = self[key] = self.fn(key)
+        return value
+
+
 def _word_key(word: str) -> int | None:
     """The key of one lower-case English word (plural "s" folded), None for a stop word."""
     word = word.removesuffix("'s")
@@ -278,7 +300,6 @@ def _word_key(word: str) -> int | None:
     return _key(WORD, word)
 
 
-@functools.lru_cache(maxsize=1 << 16)
 def _name_keys(word: str) -> tuple[int, ...]:
     """The keys of a capitalised word taken as a name (each part of "Kim-Jong")."""
     keys: list[int] = []
@@ -289,6 +310,10 @@ def _name_keys(word: str) -> tuple[int, ...]:
             if part.endswith("s") and len(sk) > 3:  # Philippines / フィリピン
                 keys.append(_key(NAME, sk[:-1]))
     return tuple(keys)
+
+
+_WORD_KEYS = _Memo(_word_key, 1 << 16)
+_NAME_KEYS = _Memo(_name_keys, 1 << 16)
 
 
 def _english_keys(text: str, lower_words: set[str]) -> tuple[set[int], set[str]]:
@@ -302,7 +327,7 @@ def _english_keys(text: str, lower_words: set[str]) -> tuple[set[int], set[str]]
     words = _WORD.findall(low)
     if "'s" in low:
         words = [w.removesuffix("'s") for w in words]
-    keys = set(map(_word_key, set(words)))  # one C loop through the memo
+    keys = set(map(_WORD_KEYS.__getitem__, set(words)))  # one C loop through the memo
     keys.discard(None)
     # A capitalised word is a name when the item never uses it in lower case ("Framework"
     # in a Title Case headline is "framework" in the summary).
@@ -313,14 +338,13 @@ def _english_keys(text: str, lower_words: set[str]) -> tuple[set[int], set[str]]
         lowered = {w.removesuffix("'s").removesuffix("’s").lower() for w in capitalised}
     else:
         lowered = set(map(str.lower, capitalised))
-    for low_word in lowered.difference(_NOT_NAMES, _STOP, lower_words):
-        keys.update(_name_keys(low_word))
+    keys.update(*map(_NAME_KEYS.__getitem__,
+                     lowered.difference(_NOT_NAMES, _STOP, lower_words)))
     concepts = _english_concepts(words)
     # A hyphenated compound names each of its parts ("Japan-Australia-India-U.S.",
     # "U.S.-Japan-ROK"): its countries and terms count as if written apart.
-    if "-" in low and any("-" in w for w in words):
-        parts = [p for w in words for p in (w.split("-") if "-" in w else (w,)) if p]
-        concepts |= _english_concepts(parts)
+    if "-" in low and "-" in (joined := " ".join(words)):  # words hold no space: split
+        concepts |= _english_concepts(joined.replace("-", " ").split())  # in C, empties dropped
     keys.update(_key(CONCEPT, c) for c in concepts)
     if _DIGIT.search(low):  # every pattern below needs a digit (\d)
         _codes(low, keys)
@@ -370,20 +394,26 @@ def _japanese_keys(text: str, _lower_words: set[str]) -> tuple[set[int], set[str
 
 
 def _is_japanese(text: str) -> bool:
+    if ascii_but_quotes(text):  # most English: no scan for kana and kanji
+        return False
     return bool(_KANA.search(text)) or len(_CJK.findall(text)) >= 4
 
 
 def _facts(title: str, lead: str, japanese: bool, title_concepts: set[str],
            text_concepts: set[str]) -> Facts:
-    named = title_concepts | ({"australia", "india"} if "quad" in title_concepts else set())
-    parties_title = sum(1 << k for k, p in enumerate(PARTIES) if p in named)
-    parties_text = sum(1 << k for k, p in enumerate(PARTIES) if p in text_concepts)
-    if "vice-minister" in title_concepts:
-        level = 1 << LEVELS.index("vice-minister")
-    else:
-        level = sum(1 << k for k, name in enumerate(LEVELS) if name in title_concepts)
-    meeting = (1 if "call" in title_concepts
-               else 2 if title_concepts & {"meeting", "summit", "two-plus-two"} else 0)
+    parties_text = (sum(1 << k for k, p in enumerate(PARTIES) if p in text_concepts)
+                    if text_concepts else 0)
+    parties_title = level = meeting = events = 0
+    if title_concepts:  # most titles name no concept: nothing below to add up
+        named = title_concepts | ({"australia", "india"} if "quad" in title_concepts else set())
+        parties_title = sum(1 << k for k, p in enumerate(PARTIES) if p in named)
+        if "vice-minister" in title_concepts:
+            level = 1 << LEVELS.index("vice-minister")
+        else:
+            level = sum(1 << k for k, name in enumerate(LEVELS) if name in title_concepts)
+        meeting = (1 if "call" in title_concepts
+                   else 2 if title_concepts & {"meeting", "summit", "two-plus-two"} else 0)
+        events = sum(1 << k for k, name in enumerate(EVENTS) if name in title_concepts)
     day = 0
     for part in (title, lead):
         found = _JA_DAY.search(part) if japanese else _EN_DAY.search(part.lower())
@@ -391,7 +421,6 @@ def _facts(title: str, lead: str, japanese: bool, title_concepts: set[str],
             day = int(found.group(1))
             break
     preview = bool(_JA_PREVIEW.search(title) if japanese else _EN_PREVIEW.search(title.lower()))
-    events = sum(1 << k for k, name in enumerate(EVENTS) if name in title_concepts)
     return Facts(japanese, parties_title, parties_text, level, meeting,
                  day if 0 < day < 32 else 0, preview, events)
 
