@@ -194,25 +194,18 @@ def bench() -> None:
           f"shipped-set model {len(model.to_blob()) / 1e6:.2f} MB")
 
     texts = [(r["title"], r["summary"], r["source"]) for r in held] * 3
-    for name, scorer in (("rules alone", rules), ("rules + model", blended)):
-        runs = []
-        for _ in range(5):
-            t0 = time.process_time()
-            for title, summary, source in texts:
-                score_text(title, summary, source, scorer)
-            runs.append((time.process_time() - t0) / len(texts) * 1e6)
-        print(f"scoring, {name}: {min(runs):.1f} µs CPU an item (median "
-              f"{statistics.median(runs):.1f})")
     real = real_items()
-    for name, scorer in (("rules alone", rules), ("rules + model", blended)) if real else ():
-        runs = []
-        for _ in range(3):
-            t0 = time.process_time()
-            for title, summary, source in real:
-                score_text(title, summary, source, scorer)
-            runs.append((time.process_time() - t0) / len(real) * 1e6)
-        print(f"scoring the real corpus's {len(real):,} items, {name}: {min(runs):.1f} µs CPU "
-              f"an item (median {statistics.median(runs):.1f})")
+    for what, items, repeat in (("scoring", texts, 5),
+                                (f"scoring the real corpus's {len(real):,} items", real, 3)):
+        for name, scorer in (("rules alone", rules), ("rules + model", blended)) if items else ():
+            runs = []
+            for _ in range(repeat):
+                t0 = time.process_time()
+                for title, summary, source in items:
+                    score_text(title, summary, source, scorer)
+                runs.append((time.process_time() - t0) / len(items) * 1e6)
+            print(f"{what}, {name}: {min(runs):.1f} µs CPU an item (median "
+                  f"{statistics.median(runs):.1f})")
     # The model's own part, on texts already normalised (as score_text hands them over).
     normalised = [(normalise(t or ""), normalise((s or "")[: rules.summary_chars]), src)
                   for t, s, src in texts]
