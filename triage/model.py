@@ -93,10 +93,6 @@ _WORD = re.compile(r"[a-z0-9]++(?:['.\-]++[a-z0-9]++)*+")
 _CJK = re.compile(r"[\u3005\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f]+")
 
 
-def _heaviest_term(item: tuple[str, float]) -> float:
-    return -abs(item[1])
-
-
 def held_out(url: str) -> bool:
     """The held-out third of a labelled set, by a hash of the URL: never trained or tuned on."""
     import hashlib

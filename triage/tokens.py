@@ -37,7 +37,7 @@ import tomllib
 import unicodedata
 import zlib
 from array import array
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from itertools import compress
@@ -276,7 +276,7 @@ class _Memo(dict[str, Any]):
     `map(memo.__getitem__, words)`: a dict's own look-up in C, about half of an lru_cache's
     (which also moves each hit to the front of its list)."""
 
-    def __init__(self, fn: Any, size: int) -> None:
+    def __init__(self, fn: Callable[[str], Any], size: int) -> None:
         super().__init__()
         self.fn = fn
         self.size = size
