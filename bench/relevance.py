@@ -35,6 +35,7 @@ from typing import Any
 from alliance_digest.errors import ParseError
 from alliance_digest.sources.feeds import parse_feed
 from alliance_digest.sources.normalise import canonical_url
+from alliance_digest.sources.types import ParsedFeed
 from alliance_digest.triage.evaluate import precision, recall
 from alliance_digest.triage.model import (
     SHIPPED,
@@ -83,6 +84,11 @@ def origin_path(origin: str) -> Path:
     return CORPUS / origin
 
 
+def parse_origin(origin: str) -> ParsedFeed:
+    """The feed a labelled row's origin (or a real corpus feed) names, parsed as collect does."""
+    return parse_feed(origin_path(origin).read_bytes(), {}, f"https://corpus.test/{origin}")
+
+
 def labelled_rows() -> Iterator[dict[str, Any]]:
     """Every labelled row with its entry's text (title, plain summary) and source fields."""
     with LABELS.open(encoding="utf-8") as f:
@@ -91,7 +97,7 @@ def labelled_rows() -> Iterator[dict[str, Any]]:
     for lab in labels:
         origin = lab["origin"]
         if origin not in feeds:
-            feed = parse_feed(origin_path(origin).read_bytes(), {}, f"https://corpus.test/{origin}")
+            feed = parse_origin(origin)
             feeds[origin] = ({e.url: e for e in feed.entries if e.url},
                              {e.guid: e for e in feed.entries if e.guid})
         by_url, by_guid = feeds[origin]
@@ -115,8 +121,7 @@ def real_items() -> list[tuple[str, str, dict[str, str]]]:
         for row in csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE):
             origin = f"real/{row['local_path']}"
             try:
-                feed = parse_feed(origin_path(origin).read_bytes(), {},
-                                  f"https://corpus.test/{origin}")
+                feed = parse_origin(origin)
             except (OSError, ParseError):
                 continue
             source = source_for(origin)
