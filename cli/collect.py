@@ -41,7 +41,7 @@ def run_collect(settings: Settings, *, force: bool, names: list[str] | None,
     from ..pipeline.scale_check import check_scheduler, remote_workers_warning
     from ..sources.registry import load_registry
     from ..store.db import open_for_writing
-    from ..store.lock import lock_holder
+    from ..store.lock import FINISH, lock_holder
     from ..triage.rules import load_rules
 
     registry = {c.name for c in load_registry(settings.sources_file)}
@@ -51,7 +51,8 @@ def run_collect(settings: Settings, *, force: bool, names: list[str] | None,
     load_rules(settings)  # a broken relevance.toml is one clear line, before Prefect starts
     open_for_writing(settings.store_path).close()
     check_scheduler(settings.scale)  # a dead Dask scheduler: one line, at once
-    if holder := lock_holder(settings.store_path):  # before Prefect starts: say so at once
+    holder = lock_holder(settings.store_path)
+    if holder and holder.purpose != FINISH:  # before Prefect starts: say so at once
         raise CollectRunning(holder.pid, holder.since)
     bar = Progress(TextColumn("collecting"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("{task.fields[last]}"), TimeElapsedColumn(), console=err,
@@ -92,12 +93,14 @@ def collect_now_record_later(settings: Settings, *, force: bool, names: list[str
     """The collect use case in this process; Prefect records the run after the command.
 
     The run is the same as the flow's (`collect_once` with its default batches and triage);
-    only its record in Prefect comes later, from a detached process (`flows.record`).
+    only its record in Prefect comes later, from a detached process (`flows.record`), which
+    first adds a large run's items to the search index and clusters them.
     """
     from ..flows.record import hand_off
-    from ..pipeline.collect import collect_once, health_report
+    from ..pipeline.collect import FINISH_LATER_ABOVE, collect_once, health_report
 
-    summary = collect_once(settings, force=force, names=names or None, progress=progress)
+    summary = collect_once(settings, force=force, names=names or None, progress=progress,
+                           finish_later_above=FINISH_LATER_ABOVE)
     result = summary.as_dict()
     try:
         hand_off(settings, result, {"force": force, "sources": names or None, "config": config},
@@ -117,7 +120,13 @@ def print_run_summary(summary: dict[str, Any]) -> None:
         "items_updated")))
     out.print(table)
     triaged = summary.get("triage")
-    if triaged:
+    if triaged and triaged.get("pending"):
+        out.print(f"triage: {triaged['candidates']} new candidates, {triaged['filtered']} "
+                  f"filtered; the search index and the stories take in the {triaged['pending']} "
+                  "new items in the background (seconds; a collect or draft started meanwhile "
+                  "waits for them)"
+                  + (f"; relevance model {triaged['model']}" if triaged.get("model") else ""))
+    elif triaged:
         out.print(f"triage: {triaged['candidates']} new candidates, {triaged['filtered']} "
                   f"filtered; {triaged['in_stories']} items in {triaged['stories']} "
                   "multi-outlet stories"

@@ -17,15 +17,20 @@
                                                          flow submits Prefect tasks, or Dask's)
     as each outcome is ready: progress.done(outcome); writer.put(outcome)
     writer (this thread): store what waits in groups, one transaction a group, each source in
-        its own savepoint (items, health, fetch record), the group's new items indexed for
-        search in one statement; so storing overlaps fetching and parsing and parsed feeds
-        never pile up in memory
+        its own savepoint (items, health, fetch record), the new items left for the search
+        index to take in bulk (store.items.defer_search_index); so storing overlaps fetching
+        and parsing and parsed feeds never pile up in memory
     for future in futures: store its outcomes (a remote batch's) or raise its error
+    index_backlog(db)                                   (the run's new items into the search
+                                                         index in bulk, with any a killed run
+                                                         left out)
     triaged = triage(db, settings, rules, stored)       (cluster the new items into stories;
                                                          score any a killed run left unscored;
                                                          what fails or outruns the budget is
                                                          set aside, noted on the run; skipped
                                                          when nothing waits)
+        or, with finish_later_above and more items than that waiting to be indexed: neither,
+        the caller hands both to finish_collect in a process of its own after the command
     finish the run row -> CollectSummary
 on any error: the writer stops, the run row records the error, the error is raised.
 
@@ -52,7 +57,7 @@ from typing import Any, Protocol
 
 import sqlite_utils
 
-from ..errors import DigestError
+from ..errors import CollectRunning, DigestError
 from ..memory import limit_malloc_arenas, release_free_memory
 from ..settings import CollectSettings, HttpSettings, Settings
 from ..sources.batch import (
@@ -67,8 +72,14 @@ from ..sources.registry import load_registry
 from ..sources.types import Entry, FetchRequest, Outcome, SourceConfig
 from ..store import set_aside
 from ..store.db import open_db, write_transaction
-from ..store.items import index_in_bulk, newest_published, store_entries
-from ..store.lock import collect_lock
+from ..store.items import (
+    defer_search_index,
+    index_backlog,
+    newest_published,
+    search_backlog,
+    store_entries,
+)
+from ..store.lock import FINISH, collect_lock
 from ..store.runs import (
     FetchRecord,
     close_abandoned_runs,
@@ -90,6 +101,10 @@ from ..triage.annotate import Annotator, source_fields
 from ..triage.model import with_current_model
 from ..triage.rules import Rules, load_rules
 
+#: A run that leaves more new items than this to index and cluster can leave them to a process
+#: of its own (collect_once's `finish_later_above`, what `digest collect` passes): fewer take
+#: under a second, less than starting that process.
+FINISH_LATER_ABOVE = 2_000
 #: Fewer due sources than this are parsed in-process: a pool costs more than it saves.
 POOL_THRESHOLD = 8
 #: Batches per collect run: enough to keep both cores busy, few enough to be cheap (each is a
@@ -105,11 +120,11 @@ GROUP_SIZE = 100
 QUEUE_SIZE = GROUP_SIZE
 QUEUE_ENTRIES = 3_000
 #: Entries the writer lets gather before it writes a group, unless a fetch thread waits for
-#: room, a batch has ended or the oldest outcome has waited GROUP_WAIT seconds. The search
-#: index writes a segment per group and merges small segments again and again: groups of
-#: ~1,500 entries instead of the ~260 the writer took as they came cut the index's CPU by a
-#: sixth (measured on the benchmark's 40,000 items). Each stored source leaves memory (and
-#: QUEUE_ENTRIES) at once, so a larger group does not hold more in memory.
+#: room, a batch has ended or the oldest outcome has waited GROUP_WAIT seconds: fewer, larger
+#: transactions (when the search index was written a segment per group, ~1,500 entries
+#: instead of the ~260 the writer took as they came cut its CPU by a sixth; it is written in
+#: bulk at the end of the run now). Each stored source leaves memory (and QUEUE_ENTRIES) at
+#: once, so a larger group does not hold more in memory.
 GROUP_ENTRIES = 1_500
 GROUP_WAIT = 1.0
 #: The writer gives freed memory back to the OS after storing this many sources.
@@ -193,25 +208,33 @@ class CollectSummary:
 def collect_once(settings: Settings, *, force: bool = False, names: Sequence[str] | None = None,
                  progress: Progress | None = None, submit_batch: SubmitBatch | None = None,
                  triage: TriageStep | None = None,
-                 stop: threading.Event | None = None) -> CollectSummary:
+                 stop: threading.Event | None = None,
+                 finish_later_above: int | None = None) -> CollectSummary:
     """Collect every due source (every one with `force`, exactly `names` when given).
 
     `submit_batch` runs each batch (default: a thread each); `triage` is the last step
     (default `triage_collected`); setting `stop` ends the run early (it is recorded as failed
     and this raises DigestError). Raises CollectRunning at once while another collect holds
-    the database's collect lock.
+    the database's collect lock (after waiting, while a process finishing a run holds it).
+
+    With `finish_later_above`, a run that leaves more items than that to add to the search
+    index skips that and the clustering: the caller hands them to `finish_collect` in a
+    process of its own (the summary's `triage["pending"]` says how many items wait; they
+    are stored, scored and listed already, each its own story until clustered).
     """
     limit_malloc_arenas()  # before the fetch threads start
     rules = load_rules(settings)  # a broken rules file fails the run before anything is fetched
     with collect_lock(settings.store_path):  # one writer: CollectRunning if another runs
         return _collect_locked(settings, rules, force=force, names=names, progress=progress,
-                               submit_batch=submit_batch, triage=triage, stop=stop)
+                               submit_batch=submit_batch, triage=triage, stop=stop,
+                               finish_later_above=finish_later_above)
 
 
 def _collect_locked(settings: Settings, rules: Rules, *, force: bool,
                     names: Sequence[str] | None, progress: Progress | None,
                     submit_batch: SubmitBatch | None, triage: TriageStep | None,
-                    stop: threading.Event | None) -> CollectSummary:
+                    stop: threading.Event | None,
+                    finish_later_above: int | None) -> CollectSummary:
     """`collect_once` with the collect lock held."""
     db, registry, due = prepare(settings, force=force, names=names)
     try:
@@ -223,8 +246,14 @@ def _collect_locked(settings: Settings, rules: Rules, *, force: bool,
             _fetch_and_store(db, run_id, settings, rules, {r["name"]: r for r in due},
                              requests_, tally, progress=progress, submit_batch=submit_batch,
                              stop=stop or threading.Event())
-            triaged = (triage or triage_collected)(db, settings, rules, tally.triaged)
-            note_set_aside(db, run_id, triaged)
+            pending = search_backlog(db)
+            if finish_later_above is not None and pending > finish_later_above:
+                triaged = {**untriaged(), **tally.triaged, "pending": pending,
+                           "scored": sum(tally.triaged.values())}
+            else:
+                index_backlog(db)  # this run's items, and any a killed run left unindexed
+                triaged = (triage or triage_collected)(db, settings, rules, tally.triaged)
+                note_set_aside(db, run_id, triaged)
             triaged = {**triaged, "model": rules.model.version if rules.model else None,
                        "model_warning": model_warning}
         except BaseException as e:
@@ -334,9 +363,7 @@ def triage_collected(db: sqlite_utils.Database, settings: Settings, rules: Rules
     (the clustering's scipy: a tenth of a second of an all-304 pass).
     """
     if not any(stored.values()) and nothing_to_triage(db):
-        return {**dict.fromkeys(("scored", "moved_in", "moved_out", "candidates", "filtered",
-                                 "clustered", "in_stories", "stories", "set_aside",
-                                 "set_aside_total", "retrying"), 0), "triage_error": None}
+        return untriaged()
     from ..triage.run import triage_new
 
     counts = triage_new(db, settings, rules)
@@ -344,6 +371,40 @@ def triage_collected(db: sqlite_utils.Database, settings: Settings, rules: Rules
         counts[key] += stored.get(key, 0)
         counts["scored"] += stored.get(key, 0)
     return counts
+
+
+def untriaged() -> dict[str, Any]:
+    """The triage counts of a run that triaged nothing."""
+    return {**dict.fromkeys(("scored", "moved_in", "moved_out", "candidates", "filtered",
+                             "clustered", "in_stories", "stories", "set_aside",
+                             "set_aside_total", "retrying"), 0), "triage_error": None}
+
+
+def finish_collect(settings: Settings, run_id: int,
+                   stored: Mapping[str, int]) -> dict[str, Any] | None:
+    """Complete what collect run `run_id` left (`collect_once`'s `finish_later_above`).
+
+    Adds the search backlog to the index, then clusters the waiting items (scoring any a
+    killed run left unscored), under the collect lock as a run would; returns the run's triage
+    counts (`stored`: the run's own, as collect_once's summary had them). None when a collect
+    holds the lock: that run completes the backlog and the clustering itself, or leaves them
+    to a finishing process of its own. Killed half-way, the next run goes on from where this
+    stopped (the backlog keeps its place a chunk at a time; triage sets aside what it was
+    clustering, as in a run).
+    """
+    try:
+        with collect_lock(settings.store_path, purpose=FINISH, wait_for_finish=0):
+            db = open_db(settings.store_path)
+            try:
+                index_backlog(db)
+                rules, _warning = with_current_model(db, load_rules(settings))
+                triaged = triage_collected(db, settings, rules, stored)
+                note_set_aside(db, run_id, triaged)
+            finally:
+                db.close()
+    except CollectRunning:
+        return None
+    return triaged
 
 
 def note_set_aside(db: sqlite_utils.Database, run_id: int, triaged: Mapping[str, Any]) -> None:
@@ -550,11 +611,12 @@ def store_outcomes(db: sqlite_utils.Database, run_id: int, rows: Mapping[str, Ma
     """Store a group of outcomes in one transaction, adding to the tally.
 
     Each source is written in its own savepoint: one whose write fails leaves nothing behind,
-    the sources before it are committed, and the error is raised. The new items of the whole
-    group are indexed for search in one statement (`index_in_bulk`).
+    the sources before it are committed, and the error is raised. The new items wait to be
+    indexed for search in bulk at the end of the run (`defer_search_index`).
     """
     error: Exception | None = None
-    with write_transaction(db), index_in_bulk(db):
+    with write_transaction(db):
+        defer_search_index(db)
         for outcome in outcomes:
             try:
                 new, updated = store_outcome(db, run_id, rows[outcome.name], outcome, collect,

@@ -33,6 +33,7 @@ from ..settings import Settings
 from ..store.db import open_db
 from ..store.entries import list_entries
 from ..store.issues import IssuePlan, approved_redraft, find_issue, plan_issue, save_issue
+from ..store.lock import wait_for_finish
 from ..templates.render import Rendered, entry_paragraph, entry_view
 from .preview import order_entries, preview_issue
 
@@ -153,9 +154,11 @@ def draft_issue(settings: Settings, *, day: dt.date | None = None,
     """Draft (or redraft) the issue dated `day`: files written and the issue recorded.
 
     Files are staged first and moved into place only once the issue is recorded, so a refused
-    or failed draft never overwrites the files of an existing issue.
+    or failed draft never overwrites the files of an existing issue. A large collect's stories
+    still being grouped after its command (flows/record.py) are waited for first.
     """
     day = day or today(settings)
+    wait_for_finish(settings.store_path)  # on timeout, draft what is grouped: nothing is lost
     db = open_db(settings.store_path)
     try:
         plan_draft(db, settings, day, volume=volume, number=number)

@@ -1,7 +1,10 @@
 """One collect at a time per database: an advisory lock on a file beside it.
 
 `<database>.collect-lock` is locked with flock(2) for as long as a collect run writes, and
-holds "pid<TAB>started-at" so that a second run can say who it is waiting for. The kernel
+holds "pid<TAB>started-at<TAB>purpose" so that a second run can say who it is waiting for.
+The purpose is "collect", or "finish" for the process that completes a run's search index and
+stories after the command (pipeline/collect.py): a collect waits for that one (its work is
+bounded and it completes the run before) instead of failing. The kernel
 drops the lock when its process ends however it ends (kill -9 included), so a lock file left
 behind by a dead process never blocks anyone: a stale pid is detected by the lock being free,
 not by guessing from the pid. The file itself stays (removing it would race a new holder).
@@ -24,6 +27,11 @@ from pathlib import Path
 from ..errors import CollectRunning, StoreError
 from ..timestamps import utcnow
 
+#: What a lock holder does: a collect run, or the completion of one after its command.
+COLLECT, FINISH = "collect", "finish"
+#: How long a collect waits for a finishing process before saying it is busy (seconds).
+FINISH_WAIT_SECONDS = 600.0
+
 
 @dataclass(frozen=True, slots=True)
 class LockHolder:
@@ -31,6 +39,7 @@ class LockHolder:
 
     pid: int | None
     since: str | None
+    purpose: str = COLLECT
 
 
 def lock_path(db_path: str | Path) -> Path:
@@ -46,8 +55,9 @@ def _read_holder(fd: int) -> LockHolder:
         if text:
             break
         time.sleep(0.02)
-    pid_text, _, since = text.partition("\t")
-    return LockHolder(pid=int(pid_text) if pid_text.isdigit() else None, since=since or None)
+    pid_text, since, purpose = [*text.split("\t"), "", ""][:3]
+    return LockHolder(pid=int(pid_text) if pid_text.isdigit() else None, since=since or None,
+                      purpose=purpose or COLLECT)
 
 
 def _open(path: Path) -> int:
@@ -79,20 +89,46 @@ def lock_holder(db_path: str | Path) -> LockHolder | None:
         os.close(fd)
 
 
+def _take(fd: int, wait_for_finish: float) -> None:
+    """Take the lock, waiting up to `wait_for_finish` seconds while a finishing process has it."""
+    deadline = time.monotonic() + wait_for_finish
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            holder = _read_holder(fd)
+            if holder.purpose != FINISH or time.monotonic() > deadline:
+                raise CollectRunning(holder.pid, holder.since) from None
+        time.sleep(0.1)
+
+
+def wait_for_finish(db_path: str | Path, timeout: float = FINISH_WAIT_SECONDS) -> bool:
+    """Wait while a process completes a run's search index and stories; False on timeout.
+
+    For readers that need the stories complete (drafting an issue): a collect run in
+    progress is not waited for, only the bounded work a finished run left.
+    """
+    deadline = time.monotonic() + timeout
+    while (holder := lock_holder(db_path)) is not None and holder.purpose == FINISH:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
 @contextlib.contextmanager
-def collect_lock(db_path: str | Path) -> Iterator[LockHolder]:
-    """Hold the database's collect lock for the block; CollectRunning at once if taken."""
+def collect_lock(db_path: str | Path, *, purpose: str = COLLECT,
+                 wait_for_finish: float = FINISH_WAIT_SECONDS) -> Iterator[LockHolder]:
+    """Hold the database's collect lock for the block; CollectRunning at once if a collect has
+    it, after `wait_for_finish` seconds if a finishing process has it."""
     path = lock_path(db_path)
     fd = _open(path)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _read_holder(fd)
-            raise CollectRunning(holder.pid, holder.since) from None
-        me = LockHolder(pid=os.getpid(), since=utcnow())
+        _take(fd, wait_for_finish)
+        me = LockHolder(pid=os.getpid(), since=utcnow(), purpose=purpose)
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{me.pid}\t{me.since}\n".encode(), 0)
+        os.pwrite(fd, f"{me.pid}\t{me.since}\t{purpose}\n".encode(), 0)
         try:
             yield me
         finally:

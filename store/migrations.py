@@ -302,9 +302,9 @@ def _issues(db: sqlite_utils.Database) -> None:
 def _collect_fast_path(db: sqlite_utils.Database) -> None:
     """What lets a collect run index and triage new items in bulk (pipeline/collect.py).
 
-    - `search_deferred`: while it holds a row (inside a writer's transaction only, see
-      `store.items.index_in_bulk`), inserting an item does not index it; the writer indexes
-      every item inserted after `after_id` in one statement before committing. FTS5 writes a
+    - `search_deferred`: while it holds a row, inserting an item does not index it; the
+      items after `after_id` are indexed in bulk (`store.items.index_backlog`; migration 13
+      lets the backlog outlive a transaction). FTS5 writes a
       new index segment per statement, and merging thousands of one-source segments cost a
       third of storing a large run.
     - `item_tokens_new`: the items waiting to be clustered that were inserted already
@@ -568,10 +568,38 @@ def _relevance_models(db: sqlite_utils.Database) -> None:
     db["items"].create_index(["borderline", "status"], if_not_exists=True)
 
 
+def _search_backlog(db: sqlite_utils.Database) -> None:
+    """A search backlog that outlives its transaction (store.items.defer_search_index).
+
+    A collect run leaves the indexing of what it stored to a process of its own after the
+    command (pipeline/collect.py), so the items after `search_deferred.after_id` may wait in
+    the committed database. The index must never be asked to forget text it was never given:
+    updating or deleting such an item leaves the index alone (`index_backlog` reads the
+    item's text as it is when it gets there).
+    """
+    cols = ", ".join(f"[{c}]" for c in SEARCH_COLUMNS)
+    old_cols = ", ".join(f"old.[{c}]" for c in SEARCH_COLUMNS)
+    new_cols = ", ".join(f"new.[{c}]" for c in SEARCH_COLUMNS)
+    indexed = "WHEN NOT EXISTS (SELECT 1 FROM [search_deferred] WHERE old.rowid > after_id)"
+    db.execute("DROP TRIGGER IF EXISTS [items_au]")
+    db.execute(
+        f"CREATE TRIGGER [items_au] AFTER UPDATE OF {cols} ON [items] {indexed} BEGIN "
+        f"INSERT INTO [items_fts] ([items_fts], rowid, {cols}) "
+        f"VALUES ('delete', old.rowid, {old_cols}); "
+        f"INSERT INTO [items_fts] (rowid, {cols}) VALUES (new.rowid, {new_cols}); END"
+    )
+    db.execute("DROP TRIGGER IF EXISTS [items_ad]")
+    db.execute(
+        f"CREATE TRIGGER [items_ad] AFTER DELETE ON [items] {indexed} BEGIN "
+        f"INSERT INTO [items_fts] ([items_fts], rowid, {cols}) "
+        f"VALUES ('delete', old.rowid, {old_cols}); END"
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _initial, _triage, _search_and_story_tokens, _editor_desk, _issues, _collect_fast_path,
     _story_pins, _issue_entries, _review_and_approval, _deliveries, _bounded_cost,
-    _relevance_models,
+    _relevance_models, _search_backlog,
 ]
 
 

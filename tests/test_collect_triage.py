@@ -1,11 +1,12 @@
 """Triage done where feeds are parsed: the store must end exactly as triage-after-storing leaves it.
 
 The collect use case has its parse workers score each entry and make its story tokens
-(triage/annotate.py), inserts the items already triaged, and indexes each group of sources for
-search in one statement (store.items.index_in_bulk). These tests collect the same real feeds
-from a server on 127.0.0.1 three ways with `collect_once` — parse workers, in-process, and
-plain (batches that return their outcomes unannotated, as on Dask: everything triaged after
-storing) — and compare what each database holds.
+(triage/annotate.py), inserts the items already triaged, and indexes the run's new items for
+search in bulk at its end (store.items.index_backlog). These tests collect the same real feeds
+from a server on 127.0.0.1 four ways with `collect_once` — parse workers, in-process, plain
+(batches that return their outcomes unannotated, as on Dask: everything triaged after
+storing), and later (indexing and clustering left to `finish_collect`, as `digest collect`
+leaves a large run's to a process after the command) — and compare what each database holds.
 """
 
 from __future__ import annotations
@@ -20,12 +21,17 @@ from typing import Any
 import pytest
 from alliance_digest.feedserver import FeedServer
 from alliance_digest.pipeline import collect
-from alliance_digest.pipeline.collect import BatchJob, collect_once
+from alliance_digest.pipeline.collect import BatchJob, collect_once, finish_collect
 from alliance_digest.settings import load_settings
 from alliance_digest.sources.batch import fetch_batch
 from alliance_digest.store import clusters as cluster_mod
 from alliance_digest.store.db import open_db, write_transaction
-from alliance_digest.store.items import index_in_bulk, store_entries
+from alliance_digest.store.items import (
+    defer_search_index,
+    index_backlog,
+    search_backlog,
+    store_entries,
+)
 from alliance_digest.store.sources import sync_sources
 from alliance_digest.triage.clusters import cluster_items
 from alliance_digest.triage.search import search
@@ -70,9 +76,28 @@ def _collect(folder: Path, server: FeedServer, how: str) -> dict[str, Any]:
                 return threads.submit(fetch_batch, job.requests, job.http)
 
             options["submit_batch"] = unannotated
+        elif how == "later":
+            options["finish_later_above"] = 10
         summary = collect_once(settings, force=True, **options)
     assert not summary.failures, summary.failures
-    return dict(summary.triage)
+    if how != "later":
+        assert not summary.triage.get("pending")
+        return dict(summary.triage)
+    pending = summary.triage["pending"]
+    assert pending == summary.run["items_new"] > 10
+    db = open_db(settings.store_path)
+    try:  # stored, scored and listed; the index and the stories wait
+        assert search_backlog(db) == pending
+        assert not search(db, "Japan")
+        assert db.execute("SELECT count(*) FROM item_tokens_new").fetchone()[0] == pending
+        assert db.execute("SELECT count(*) FROM items WHERE triaged_at IS NULL").fetchone()[0] == 0
+        db.execute("INSERT INTO items_fts (items_fts) VALUES ('integrity-check')")
+    finally:
+        db.close()
+    stored = {k: summary.triage[k] for k in ("candidates", "filtered")}
+    finished = finish_collect(settings, summary.run_id, stored)
+    assert finished is not None
+    return {**finished, **{k: summary.triage[k] for k in ("model", "model_warning")}}
 
 
 def _state(path: Path) -> dict[tuple[str, str], dict[str, Any]]:
@@ -103,11 +128,12 @@ def _state(path: Path) -> dict[tuple[str, str], dict[str, Any]]:
 def collected(tmp_path_factory):
     root = tmp_path_factory.mktemp("collect-triage")
     with FeedServer(CORPUS) as server:
-        counts = {how: _collect(root / how, server, how) for how in ("pool", "in-process", "plain")}
+        counts = {how: _collect(root / how, server, how)
+                  for how in ("pool", "in-process", "plain", "later")}
     return root, counts
 
 
-@pytest.mark.parametrize("how", ["pool", "in-process"])
+@pytest.mark.parametrize("how", ["pool", "in-process", "later"])
 def test_items_triaged_where_parsed_match_triage_after_storing(collected, how):
     root, counts = collected
     plain, annotated = _state(root / "plain" / "d.db"), _state(root / how / "d.db")
@@ -122,7 +148,7 @@ def test_items_triaged_where_parsed_match_triage_after_storing(collected, how):
     assert counts[how]["candidates"] + counts[how]["filtered"] == len(annotated)
 
 
-@pytest.mark.parametrize("how", ["pool", "in-process", "plain"])
+@pytest.mark.parametrize("how", ["pool", "in-process", "plain", "later"])
 def test_search_index_is_complete_and_sound(collected, how):
     root, _ = collected
     db = open_db(root / how / "d.db")
@@ -141,39 +167,55 @@ def test_search_index_is_complete_and_sound(collected, how):
         db.close()
 
 
-def test_index_in_bulk_indexes_what_the_block_kept(tmp_path):
+def test_search_backlog_indexes_what_the_writers_kept(tmp_path):
     db = open_db(tmp_path / "d.db")
     sync_sources(db, [{"name": "a", "url": "http://127.0.0.1/a"},
                       {"name": "b", "url": "http://127.0.0.1/b"}])
     store_entries(db, 1, [_entry("before", "Quad leaders meet")])
+    assert search_backlog(db) == 0 and len(search(db, "Quad")) == 1  # indexed as inserted
 
     class Boom(Exception):
         pass
 
     # As the collect writer does: a source whose savepoint failed leaves nothing behind.
-    with db.atomic(), index_in_bulk(db):
+    with write_transaction(db):
+        defer_search_index(db)
         store_entries(db, 1, [_entry("kept", "Okinawa base relocation")])
         with pytest.raises(Boom), db.atomic():
             store_entries(db, 2, [_entry("rolled back", "Okinawa typhoon")])
             raise Boom
-        assert not search(db, "Okinawa")  # inside the block, inserts wait to be indexed
-    assert {r["title"] for r in search(db, "Okinawa")} == {"Okinawa base relocation"}
-    assert {r["title"] for r in search(db, "Quad")} == {"Quad leaders meet"}
-    assert db.execute("SELECT count(*) FROM search_deferred").fetchone()[0] == 0
-    db.execute("INSERT INTO items_fts (items_fts, rank) VALUES ('integrity-check', 1)")
+    assert search_backlog(db) == 1 and not search(db, "Okinawa")  # it outlives the commit
+    # Inserted while a backlog waits: joins it. Edited or deleted there: the index is left
+    # alone (it never had the text) and the backlog takes the item as it is when it gets there.
+    store_entries(db, 2, [_entry("joins", "Okinawa governor"), _entry("goes", "Okinawa vote")])
+    kept, goes = (db.execute("SELECT id FROM items WHERE identity = ?", [i]).fetchone()[0]
+                  for i in ("kept", "goes"))
+    db["items"].update(kept, {"headline": "Futenma relocation"})
+    db["items"].delete(goes)
+    db["items"].update(1, {"headline": "Quad summit in Tokyo"})  # indexed: re-indexed at once
+    assert search_backlog(db) == 2
+    db.execute("INSERT INTO items_fts (items_fts) VALUES ('integrity-check')")
+    assert {r["title"] for r in search(db, "Tokyo")} == {"Quad leaders meet"}
 
-    # An error out of the transaction takes everything back, the deferral included.
-    with pytest.raises(Boom), db.atomic(), index_in_bulk(db):
-        store_entries(db, 2, [_entry("lost", "Okinawa election")])
+    # A transaction that fails takes its deferral back with it.
+    with pytest.raises(Boom), write_transaction(db):
+        defer_search_index(db)
         raise Boom
-    assert db.execute("SELECT count(*) FROM search_deferred").fetchone()[0] == 0
-    assert len(search(db, "Okinawa")) == 1
+    assert search_backlog(db) == 2
 
-    # After a block, inserts are indexed one by one again.
-    store_entries(db, 2, [_entry("after", "Okinawa governor")])
-    assert len(search(db, "Okinawa")) == 2
+    assert index_backlog(db, chunk=1) == 2  # one committed chunk at a time
+    assert search_backlog(db) == 0
+    assert db.execute("SELECT count(*) FROM search_deferred").fetchone()[0] == 0
     db.execute("INSERT INTO items_fts (items_fts, rank) VALUES ('integrity-check', 1)")
-    db.close()
+    assert {r["title"] for r in search(db, "Futenma")} == {"Okinawa base relocation"}
+    assert {r["title"] for r in search(db, "Okinawa")} == {"Okinawa base relocation",
+                                                           "Okinawa governor"}
+    assert index_backlog(db) == 0
+
+    # Without a backlog, inserts are indexed one by one again.
+    store_entries(db, 2, [_entry("after", "Okinawa election")])
+    assert len(search(db, "Okinawa")) == 3
+    db.execute("INSERT INTO items_fts (items_fts, rank) VALUES ('integrity-check', 1)")
 
 
 def _entry(identity: str, title: str) -> dict[str, Any]:
@@ -322,3 +364,72 @@ def test_parse_workers_run_at_a_lower_priority_than_the_collect_process():
                              initargs=(None,)) as pool:
         worker_niceness = pool.submit(os.nice, 0).result(timeout=30)
     assert worker_niceness == min(19, os.nice(0) + PARSE_WORKER_NICENESS)
+
+
+_SLOW_FINISH = """
+import sys, time
+from alliance_digest.pipeline.collect import finish_collect
+from alliance_digest.settings import load_settings
+from alliance_digest.store import db, items
+items.BACKLOG_CHUNK = 40
+real = db.write_transaction
+def slow(conn):  # a chunk at a time, slowly enough to be killed in the middle of the backlog
+    time.sleep(0.05)
+    return real(conn)
+db.write_transaction = slow
+finish_collect(load_settings(sys.argv[1]), 1, {})
+"""
+
+
+def test_a_killed_finish_leaves_a_sound_store_and_the_next_run_completes_it(tmp_path, collected):
+    """kill -9 the process completing a run (digest collect's detached recorder does this):
+    what it indexed stays, and the next collect run indexes and clusters the rest."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    folder = tmp_path / "site"
+    with FeedServer(CORPUS) as server:
+        folder.mkdir()
+        (folder / "sources.toml").write_text("".join(
+            f'[[source]]\nname = "{name}"\nurl = "{server.url("/" + path)}"\n{extra}\n'
+            for name, (path, extra) in _sources().items()), encoding="utf-8")
+        (folder / "digest.toml").write_text(
+            '[store]\npath = "d.db"\n[http]\nmax_bytes = 20000000\n', encoding="utf-8")
+        settings = load_settings(folder / "digest.toml")
+        pending = collect_once(settings, force=True, finish_later_above=10).triage["pending"]
+
+        proc = subprocess.Popen([sys.executable, "-c", _SLOW_FINISH, str(folder / "digest.toml")],
+                                start_new_session=True)
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                with sqlite3.connect(folder / "d.db", timeout=5) as conn:
+                    if conn.execute("SELECT after_id FROM search_deferred").fetchone()[0] > 120:
+                        break
+                time.sleep(0.01)
+            else:
+                pytest.fail("the finishing process never got going")
+        finally:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        db = open_db(folder / "d.db")
+        try:
+            assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+            db.execute("INSERT INTO items_fts (items_fts) VALUES ('integrity-check')")
+            assert 0 < search_backlog(db) < pending  # what it indexed stayed indexed
+        finally:
+            db.close()
+
+        again = collect_once(settings)  # nothing due: it only completes what was left
+    assert again.run["items_new"] == 0 and not again.triage.get("pending")
+    db = open_db(folder / "d.db")
+    try:
+        assert search_backlog(db) == 0
+        assert db.execute("SELECT count(*) FROM item_tokens_new").fetchone()[0] == 0
+        db.execute("INSERT INTO items_fts (items_fts, rank) VALUES ('integrity-check', 1)")
+    finally:
+        db.close()
+    root, _ = collected
+    assert _state(folder / "d.db") == _state(root / "plain" / "d.db")
