@@ -142,12 +142,18 @@ def search(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
 ) -> None:
     """Full-text search over titles, summaries, headlines and blurbs, best match first."""
+    from ..store.items import search_backlog
     from ..triage.search import search as run_search
 
     settings = state.settings()
     with _db(settings, write=False) as db:
         rows = run_search(db, " ".join(words), status=status, limit=limit,
                           budget=settings.editor.search_budget_seconds)
+        unindexed = search_backlog(db)
+    if unindexed:
+        err.print(f"note: {unindexed} items the last collect stored are still being added to "
+                  "the search index; this search cannot find them yet (search again in a few "
+                  "seconds)", soft_wrap=True)
     if as_json:
         keys = ("id", "source", "url", "title", "published_at", "status", "entry", "score",
                 "snippet")

@@ -25,7 +25,7 @@ from ..store.clusters import STORY_ITEMS_SHOWN, story_rows
 from ..store.db import time_budget
 from ..store.editorial import json_list
 from ..store.entries import entry_marks
-from ..store.items import other_sources, query_items
+from ..store.items import other_sources, query_items, search_backlog
 from ..store.migrations import ITEM_STATUSES
 from ..triage.clusters import cluster_members
 from ..triage.search import search
@@ -102,6 +102,9 @@ class QueuePage:
     rows: list[dict[str, Any]]
     has_next: bool
     error: str = ""
+    #: Items a large collect stored that wait to be added to the search index (a search may
+    #: miss them for those few seconds: the page says so).
+    unindexed: int = 0
 
 
 def load_page(db: sqlite_utils.Database, f: QueueFilters,
@@ -125,7 +128,8 @@ def load_page(db: sqlite_utils.Database, f: QueueFilters,
         return QueuePage(rows=[], has_next=False, error=str(e))
     for row in rows:
         _decorate(db, row)
-    return QueuePage(rows=stories_of(db, rows), has_next=has_next)
+    return QueuePage(rows=stories_of(db, rows), has_next=has_next,
+                     unindexed=search_backlog(db) if f.q else 0)
 
 
 def _utc_days(f: QueueFilters, zone: tzinfo) -> QueueFilters:

@@ -169,6 +169,47 @@ def test_a_cold_collect_stores_first_and_prefect_records_the_run_after(tmp_path)
     assert "| s3 | failed | 503 |" in json.loads(health[0])
 
 
+def test_a_large_cold_collect_returns_and_its_recorder_completes_index_and_stories(tmp_path):
+    """More new items than FINISH_LATER_ABOVE: the command returns with them stored and
+    scored; the detached recorder indexes them for search and clusters them, then records the
+    run in Prefect with the whole run's triage."""
+    from alliance_digest.pipeline.collect import FINISH_LATER_ABOVE
+
+    feeds, per_feed = 25, FINISH_LATER_ABOVE // 25 + 10
+    home = tmp_path / "prefect-home"
+    env = {**os.environ, "PREFECT_HOME": str(home)}
+    env.pop("PREFECT_API_URL", None)
+    with FeedServer() as server:
+        for n in range(feeds):
+            server.route(f"/f{n}", body=feed(n, per_feed))
+        config = write_config(tmp_path / "site", server, [f"/f{n}" for n in range(feeds)])
+        done = subprocess.run([sys.executable, "-m", "alliance_digest.cli", "--config",
+                               str(config), "collect", "--force"], env=env, capture_output=True,
+                              text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    total = feeds * per_feed
+    assert f"take in the {total} new items in the background" in " ".join(done.stdout.split())
+    data = config.parent / "data"
+    deadline = time.monotonic() + 180
+    while list(data.glob(".prefect-record-*")) and time.monotonic() < deadline:
+        time.sleep(0.25)
+    assert not list(data.glob(".prefect-record-*")), (data / "prefect.log").read_text()
+    conn = sqlite3.connect(data / "digest.db")
+    assert conn.execute("SELECT count(*) FROM items").fetchone()[0] == total
+    assert conn.execute("SELECT count(*) FROM search_deferred").fetchone()[0] == 0
+    assert conn.execute("SELECT count(*) FROM item_tokens_new").fetchone()[0] == 0
+    assert conn.execute("SELECT count(*) FROM item_tokens").fetchone()[0] == total
+    conn.execute("INSERT INTO items_fts (items_fts, rank) VALUES ('integrity-check', 1)")
+    assert conn.execute("SELECT count(*) FROM items_fts WHERE items_fts MATCH 'deterrence'"
+                        ).fetchone()[0] == total
+    conn.close()
+    conn = sqlite3.connect(home / "prefect.db")
+    runs = conn.execute("SELECT r.name, r.state_type FROM flow_run r").fetchall()
+    conn.close()
+    assert runs == [("run-1-completed", "COMPLETED")]
+    assert "failed" not in (data / "prefect.log").read_text()
+
+
 def test_draft_flow_writes_the_issue_and_publishes_it(tmp_path, prefect_api):
     """collect (real flow) → an editor includes two items → the real draft flow."""
     from alliance_digest.flows.collect import collect_with_runner

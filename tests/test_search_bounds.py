@@ -180,3 +180,51 @@ def test_the_migration_cuts_texts_stored_before_the_caps(tmp_path):
     # The index follows: the cut text is what a search finds.
     assert [r["id"] for r in search(db, "aaa", status="all")] == [1, 2]
     db.close()
+
+
+def test_the_cli_and_desk_say_when_new_items_wait_for_the_search_index(tmp_path):
+    """A large collect leaves its items' indexing to the process after the command: for
+    those seconds a search says what it cannot find yet, and finds it once indexed."""
+    from alliance_digest.editor.app import create_app
+    from alliance_digest.store.db import write_transaction
+    from alliance_digest.store.items import defer_search_index, index_backlog
+    from alliance_digest.store.users import add_user
+    from starlette.testclient import TestClient
+
+    (tmp_path / "digest.toml").write_text('[store]\npath = "data/digest.db"\n')
+    (tmp_path / "sources.toml").write_text("")
+    db = open_db(tmp_path / "data" / "digest.db")
+    sync_sources(db, [{"name": "a", "url": "http://127.0.0.1/a"}])
+    store_entries(db, 1, [make_entry("old", title="Okinawa governor meets envoy",
+                                     published_at="2026-01-01T10:00:00Z")])
+    with write_transaction(db):
+        defer_search_index(db)
+        store_entries(db, 1, [make_entry(n, title=f"Okinawa report {n}",
+                                         published_at="2026-01-02T10:00:00Z") for n in range(3)])
+    add_user(db, "alice", "correct horse battery")
+    db.close()
+
+    def desk_search() -> str:
+        with TestClient(create_app(load_settings(tmp_path / "digest.toml"))) as client:
+            form = client.get("/login").text
+            token = re.search(r'name="csrf_token" value="([^"]+)"', form)
+            assert token
+            client.post("/login", data={"username": "alice", "password": "correct horse battery",
+                                        "csrf_token": token.group(1)}, follow_redirects=False)
+            page = client.get("/", params={"q": "Okinawa", "status": "all", "since": ""})
+        assert page.status_code == 200
+        return page.text
+
+    cli = digest("search", "Okinawa", "--status", "all", cwd=tmp_path)
+    assert "1 results" in cli.stdout
+    assert "note: 3 items the last collect stored are still being added to the search index" \
+        in " ".join(cli.stderr.split())
+    assert "3 items the last collect stored are still being added" in desk_search()
+
+    db = open_db(tmp_path / "data" / "digest.db")
+    assert index_backlog(db) == 3
+    db.close()
+    cli = digest("search", "Okinawa", "--status", "all", cwd=tmp_path)
+    assert "4 results" in cli.stdout and not cli.stderr
+    page = desk_search()
+    assert "still being added" not in page and "Okinawa report 2" in page
