@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from alliance_digest.feedserver import FeedServer
 
@@ -52,6 +54,15 @@ def collect_into(folder: Path, feeds: dict[str, bytes], *, triage: bool = False)
                                                                      job.http),
                              triage=lambda *_: {})
     return config
+
+
+def desk_login(client: Any, user: str, password: str) -> None:
+    """Log a starlette TestClient into the desk through its login form."""
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text)
+    assert token
+    done = client.post("/login", data={"username": user, "password": password,
+                                       "csrf_token": token.group(1)}, follow_redirects=False)
+    assert done.status_code == 303, done.text
 
 
 def digest(*args: str, cwd: Path, env: dict[str, str] | None = None,

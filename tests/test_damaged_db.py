@@ -19,7 +19,7 @@ import pytest
 from alliance_digest.store.db import open_db
 from alliance_digest.store.items import store_entries
 from alliance_digest.store.sources import sync_sources
-from support import digest, make_entry
+from support import desk_login, digest, make_entry
 
 PAGE = 4096
 
@@ -148,7 +148,6 @@ def test_readers_work_in_a_read_only_data_folder(tmp_path, can_mount_read_only, 
 
 
 def test_the_desk_answers_a_damaged_page_with_one_line(tmp_path):
-    import re
 
     from alliance_digest.editor.app import create_app
     from alliance_digest.settings import load_settings
@@ -162,11 +161,7 @@ def test_the_desk_answers_a_damaged_page_with_one_line(tmp_path):
     db.close()
     _damage(path, "items", "items_fts_data")
     with TestClient(create_app(load_settings(tmp_path / "digest.toml"))) as client:
-        form = client.get("/login").text
-        token = re.search(r'name="csrf_token" value="([^"]+)"', form)
-        assert token
-        client.post("/login", data={"username": "alice", "password": "correct horse battery",
-                                    "csrf_token": token.group(1)}, follow_redirects=False)
+        desk_login(client, "alice", "correct horse battery")
         page = client.get("/", params={"q": "Okinawa", "status": "all"})
     assert page.status_code == 500
     assert "the database is damaged" in page.text and "digest check" in page.text

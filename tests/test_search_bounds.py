@@ -4,7 +4,6 @@ and the window of newest matches still finds what is older when the newest are f
 from __future__ import annotations
 
 import json
-import re
 
 import pytest
 from alliance_digest.errors import SearchTooBroad
@@ -17,7 +16,7 @@ from alliance_digest.store.db import open_db
 from alliance_digest.store.items import store_entries
 from alliance_digest.store.sources import sync_sources
 from alliance_digest.triage.search import search
-from support import digest, make_entry
+from support import desk_login, digest, make_entry
 
 HOSTILE_TITLE = "a" * 200_000
 HOSTILE_SUMMARY = "alliance " * 16_000
@@ -140,11 +139,7 @@ def test_the_cli_and_desk_say_search_too_broad(tmp_path):
     assert cli.returncode == 1
     assert cli.stderr.strip() == "error: search too broad, add a term or a date range"
     with TestClient(create_app(load_settings(tmp_path / "digest.toml"))) as client:
-        form = client.get("/login").text
-        token = re.search(r'name="csrf_token" value="([^"]+)"', form)
-        assert token
-        client.post("/login", data={"username": "alice", "password": "correct horse battery",
-                                    "csrf_token": token.group(1)}, follow_redirects=False)
+        desk_login(client, "alice", "correct horse battery")
         page = client.get("/", params={"q": "XQ", "status": "all"})
     assert page.status_code == 400
     assert "search too broad, add a term or a date range" in page.text
@@ -206,11 +201,7 @@ def test_the_cli_and_desk_say_when_new_items_wait_for_the_search_index(tmp_path)
 
     def desk_search() -> str:
         with TestClient(create_app(load_settings(tmp_path / "digest.toml"))) as client:
-            form = client.get("/login").text
-            token = re.search(r'name="csrf_token" value="([^"]+)"', form)
-            assert token
-            client.post("/login", data={"username": "alice", "password": "correct horse battery",
-                                        "csrf_token": token.group(1)}, follow_redirects=False)
+            desk_login(client, "alice", "correct horse battery")
             page = client.get("/", params={"q": "Okinawa", "status": "all", "since": ""})
         assert page.status_code == 200
         return page.text
