@@ -122,9 +122,9 @@ def print_run_summary(summary: dict[str, Any]) -> None:
     triaged = summary.get("triage")
     if triaged and triaged.get("pending"):
         out.print(f"triage: {triaged['candidates']} new candidates, {triaged['filtered']} "
-                  f"filtered; the search index and the stories take in the {triaged['pending']} "
-                  "new items in the background (seconds; a collect or draft started meanwhile "
-                  "waits for them)"
+                  f"filtered; indexing the {triaged['pending']} new items for search and "
+                  "grouping them into stories continue in the background (seconds; a collect "
+                  "or draft started meanwhile waits for them)"
                   + (f"; relevance model {triaged['model']}" if triaged.get("model") else ""))
     elif triaged:
         out.print(f"triage: {triaged['candidates']} new candidates, {triaged['filtered']} "

@@ -188,7 +188,9 @@ def test_a_large_cold_collect_returns_and_its_recorder_completes_index_and_stori
                               text=True, timeout=180)
     assert done.returncode == 0, done.stderr
     total = feeds * per_feed
-    assert f"take in the {total} new items in the background" in " ".join(done.stdout.split())
+    said = " ".join(done.stdout.split())
+    assert (f"indexing the {total} new items for search and grouping them into stories "
+            "continue in the background") in said
     data = config.parent / "data"
     deadline = time.monotonic() + 180
     while list(data.glob(".prefect-record-*")) and time.monotonic() < deadline:
