@@ -54,6 +54,9 @@ def run_collect(settings: Settings, *, force: bool, names: list[str] | None,
     holder = lock_holder(settings.store_path)
     if holder and holder.purpose != FINISH:  # before Prefect starts: say so at once
         raise CollectRunning(holder.pid, holder.since)
+    if holder:
+        err.print(f"waiting for the last run's search index and stories (pid {holder.pid}) "
+                  "to be completed first", soft_wrap=True)
     bar = Progress(TextColumn("collecting"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("{task.fields[last]}"), TimeElapsedColumn(), console=err,
                    disable=not show_progress or not err.is_terminal, transient=True)

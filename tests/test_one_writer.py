@@ -158,6 +158,19 @@ def test_a_collect_or_draft_waits_for_the_process_finishing_a_run(tmp_path):
         assert summary.run["status"] == "completed" and time.monotonic() - started >= 0.4
         holder.join()
 
+        # The command says what it waits for, then collects.
+        release.clear()
+        taken.clear()
+        holder = threading.Thread(target=finishing)
+        holder.start()
+        assert taken.wait(10)
+        threading.Timer(1.5, release.set).start()
+        waiting = digest("collect", "--force", cwd=tmp_path)
+        assert " ".join(waiting.stderr.split()).startswith(
+            "waiting for the last run's search index and stories (pid ")
+        assert "Collect run 2" in waiting.stdout
+        holder.join()
+
         # A draft started while a run is being finished waits for its stories.
         release.clear()
         taken.clear()
