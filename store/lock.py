@@ -3,8 +3,8 @@
 `<database>.collect-lock` is locked with flock(2) for as long as a collect run writes, and
 holds "pid<TAB>started-at<TAB>purpose" so that a second run can say who it is waiting for.
 The purpose is "collect", or "finish" for the process that completes a run's search index and
-stories after the command (pipeline/collect.py): a collect waits for that one (its work is
-bounded and it completes the run before) instead of failing. The kernel
+stories after the command (pipeline/collect.py): a collect waits for that one instead of
+failing (its work is bounded, and it completes the run before this one). The kernel
 drops the lock when its process ends however it ends (kill -9 included), so a lock file left
 behind by a dead process never blocks anyone: a stale pid is detected by the lock being free,
 not by guessing from the pid. The file itself stays (removing it would race a new holder).
