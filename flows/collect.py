@@ -6,6 +6,10 @@
                writes SQLite)
     summary  = collect_once(settings, force, sources, the caller's progress, batches,
                             triage as a task run)
+               a run of more than FINISH_LATER_ABOVE new items skips the triage task: a
+               detached process (flows/record.py, recording nothing) indexes and clusters
+               them, so the flow's process never holds clustering's memory on top of
+               Prefect's (351 MB measured at 40,000 items) and the run ends when it is stored
     artifact = "collect-health": this run's source health, worst first
     retrain  = pipeline.relevance_model.retrain_if_due(settings): once [triage] retrain_after
                editors' decisions accumulated (or an issue was finalised) since the relevance
@@ -34,6 +38,7 @@ from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from ..errors import CollectRunning, ConfigError, DigestError
 from ..pipeline.collect import (
+    FINISH_LATER_ABOVE,
     MAX_BATCHES,
     BatchFuture,
     BatchJob,
@@ -48,6 +53,7 @@ from ..pipeline.collect import (
 from ..pipeline.relevance_model import retrain_if_due
 from ..pipeline.scale_check import CONNECT_TIMEOUT
 from ..settings import ScaleSettings, load_settings
+from .record import hand_off
 
 #: One batch fetched and parsed in the flow's process, each outcome handed to the run's
 #: writer as soon as it is ready.
@@ -92,18 +98,25 @@ async def collect(force: bool = False, sources: list[str] | None = None,
         with batch_runner(settings.scale) as submit_batch:
             summary = await collect_in_thread(settings, force=force, names=sources,
                                               progress=caller_progress(),
-                                              submit_batch=submit_batch, triage=triage)
+                                              submit_batch=submit_batch, triage=triage,
+                                              finish_later_above=FINISH_LATER_ABOVE)
     except CollectRunning as e:
         # A scheduled run that finds another collect running is skipped, one line in the
         # log and no traceback; `digest collect` turns the result back into that line.
         get_run_logger().warning(str(e))
         return {"skipped": str(e), "pid": e.pid, "since": e.since}
-    await acreate_markdown_artifact(
-        key="collect-health",
-        markdown=health_report(settings, summary.run_id),
-        description="Source health after this collect run",
-    )
+    health = health_report(settings, summary.run_id)
+    await acreate_markdown_artifact(key="collect-health", markdown=health,
+                                    description="Source health after this collect run")
     result = summary.as_dict()
+    if result["triage"].get("pending"):
+        try:
+            hand_off(settings, result, {"force": force, "sources": sources, "config": config},
+                     health, record=False)
+        except OSError as e:  # stored; the next collect run indexes and clusters them
+            get_run_logger().warning(f"collect run {summary.run_id}: cannot start the process "
+                                     f"that indexes and clusters its new items ({e}); the "
+                                     "next collect run does it")
     try:
         training = retrain_relevance(settings)
     except Exception as e:  # the run is stored: a failed training only reports itself

@@ -44,11 +44,12 @@ PAYLOAD_PREFIX = ".prefect-record-"
 
 
 def hand_off(settings: Settings, summary: dict[str, Any], parameters: dict[str, Any],
-             health: str) -> Path:
+             health: str, *, record: bool = True) -> Path:
     """Write the run's record and start the detached recorder; returns the payload's path.
 
     The recorder runs in a session of its own (it outlives the command); its output goes to
-    Prefect's log in the data folder.
+    Prefect's log in the data folder. With `record=False` it only completes the run (for a
+    collect flow, which is its own record in Prefect).
     """
     from . import PREFECT_LOG
 
@@ -56,8 +57,8 @@ def hand_off(settings: Settings, summary: dict[str, Any], parameters: dict[str, 
     data.mkdir(parents=True, exist_ok=True)
     path = data / f"{PAYLOAD_PREFIX}{summary['id']}.json"
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"parameters": parameters, "summary": summary, "health": health},
-                              ensure_ascii=False), encoding="utf-8")
+    tmp.write_text(json.dumps({"parameters": parameters, "summary": summary, "health": health,
+                               "record": record}, ensure_ascii=False), encoding="utf-8")
     os.replace(tmp, path)
     with (data / PREFECT_LOG).open("ab") as log:
         subprocess.Popen([sys.executable, "-m", "alliance_digest.flows.record", str(path)],
@@ -126,7 +127,11 @@ def main(payload_path: str) -> int:
 
     path = Path(payload_path)
     payload = json.loads(path.read_text(encoding="utf-8"))
-    if finish(path, payload) is not payload:
+    finished = finish(path, payload)
+    if not finished.get("record", True):  # a collect flow's run: Prefect has it already
+        path.unlink(missing_ok=True)
+        return 0
+    if finished is not payload:
         # Start again as a fresh process to record it: the heap clustering grew (~250 MB at
         # 30,000 items) stays with a process, and Prefect's client would come on top of it;
         # recording alone peaks at ~120 MB.

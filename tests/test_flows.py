@@ -77,6 +77,45 @@ def test_collect_flow_stores_items_and_publishes_health(tmp_path, prefect_api):
     assert "| s12 | failed | 503 |" in table
 
 
+def test_a_large_collect_flow_run_leaves_index_and_stories_to_a_process_of_their_own(
+        tmp_path, prefect_api):
+    """The flow's process never clusters a large run on top of Prefect's memory: it ends once
+    the items are stored and scored, and a detached process completes the run (recording
+    nothing: the flow run is the record)."""
+    from alliance_digest.flows.collect import collect_with_runner
+    from alliance_digest.pipeline.collect import FINISH_LATER_ABOVE
+    from prefect.client.orchestration import get_client
+
+    feeds, per_feed = 25, FINISH_LATER_ABOVE // 25 + 10
+    with FeedServer() as server:
+        for n in range(feeds):
+            server.route(f"/f{n}", body=feed(n, per_feed))
+        config = write_config(tmp_path, server, [f"/f{n}" for n in range(feeds)])
+
+        async def flow_runs() -> int:
+            async with get_client() as client:
+                return len(await client.read_flow_runs())
+
+        before = asyncio.run(flow_runs())
+        summary = asyncio.run(collect_with_runner()(force=True, config=str(config)))
+    total = feeds * per_feed
+    assert summary["status"] == "completed" and summary["items_new"] == total
+    assert summary["triage"]["pending"] == total
+    assert summary["triage"]["candidates"] + summary["triage"]["filtered"] == total
+    data = tmp_path / "data"
+    deadline = time.monotonic() + 120
+    while list(data.glob(".prefect-record-*")) and time.monotonic() < deadline:
+        time.sleep(0.25)
+    assert not list(data.glob(".prefect-record-*")), (data / "prefect.log").read_text()
+    conn = sqlite3.connect(data / "digest.db")
+    assert conn.execute("SELECT count(*) FROM search_deferred").fetchone()[0] == 0
+    assert conn.execute("SELECT count(*) FROM item_tokens_new").fetchone()[0] == 0
+    assert conn.execute("SELECT count(*) FROM item_tokens").fetchone()[0] == total
+    conn.execute("INSERT INTO items_fts (items_fts, rank) VALUES ('integrity-check', 1)")
+    conn.close()
+    assert asyncio.run(flow_runs()) == before + 1  # the flow's own run, nothing recorded twice
+
+
 def test_broken_config_fails_the_flow_with_a_clear_error(tmp_path, prefect_api):
     from alliance_digest.flows.collect import collect_with_runner
 
