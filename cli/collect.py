@@ -28,10 +28,11 @@ def run_collect(settings: Settings, *, force: bool, names: list[str] | None,
                 show_progress: bool = True, record_later: bool = True) -> dict[str, Any]:
     """Validate config, registry and database up front (one clear line each), then collect.
 
-    With a Prefect server (PREFECT_API_URL, a running `digest serve`) or a Dask cluster, the
-    collect flow runs on it. Without one, and with `record_later`, the collect use case runs
-    at once and a detached process records it in Prefect afterwards (`flows.record`): no
-    temporary server on the command's clock. Else the flow runs on a temporary server.
+    With `record_later` and no Dask cluster, the collect use case runs at once and a detached
+    process records it in Prefect afterwards (`flows.record`): on the server that runs
+    (PREFECT_API_URL, a running `digest serve`), else on a temporary server of its own, off
+    the command's clock either way. Else (Dask, or not `record_later`: the demo) the collect
+    flow runs on that server or a temporary one.
     """
     import asyncio
 
@@ -72,10 +73,11 @@ def run_collect(settings: Settings, *, force: bool, names: list[str] | None,
                 bar.update(self.task_id, advance=1, last=outcome.name[:40])
 
     config = str(settings.config_path) if settings.config_path else None
-    if record_later and not settings.scale.dask_address and configured_api_url(settings) is None:
+    if record_later and not settings.scale.dask_address:
         with bar:
             return collect_now_record_later(settings, force=force, names=names,
-                                            progress=BarProgress(), config=config)
+                                            progress=BarProgress(), config=config,
+                                            api_url=configured_api_url(settings))
     api = use_server(settings)  # a temporary server starts while Prefect is imported
     if warning := remote_workers_warning(settings.scale, api.url):
         err.print(f"[yellow]warning:[/yellow] {escape(warning)}", markup=True, soft_wrap=True)
@@ -92,12 +94,14 @@ def run_collect(settings: Settings, *, force: bool, names: list[str] | None,
 
 
 def collect_now_record_later(settings: Settings, *, force: bool, names: list[str] | None,
-                             progress: Any, config: str | None) -> dict[str, Any]:
+                             progress: Any, config: str | None,
+                             api_url: str | None = None) -> dict[str, Any]:
     """The collect use case in this process; Prefect records the run after the command.
 
     The run is the same as the flow's (`collect_once` with its default batches and triage);
     only its record in Prefect comes later, from a detached process (`flows.record`), which
-    first adds a large run's items to the search index and clusters them.
+    first adds a large run's items to the search index and clusters them. It records on
+    `api_url` (a server that runs anyway), else on a temporary server it starts.
     """
     from ..flows.record import hand_off
     from ..pipeline.collect import FINISH_LATER_ABOVE, collect_once, health_report
@@ -107,7 +111,7 @@ def collect_now_record_later(settings: Settings, *, force: bool, names: list[str
     result = summary.as_dict()
     try:
         hand_off(settings, result, {"force": force, "sources": names or None, "config": config},
-                 health_report(settings, summary.run_id))
+                 health_report(settings, summary.run_id), api_url=api_url)
     except OSError as e:  # the run is stored; only its record in Prefect is missing
         err.print(f"warning: collect run {summary.run_id} is stored but will not appear in "
                   f"Prefect: {e}", soft_wrap=True)

@@ -251,6 +251,40 @@ def test_a_large_cold_collect_returns_and_its_recorder_completes_index_and_stori
     assert "failed" not in (data / "prefect.log").read_text()
 
 
+def test_with_a_server_running_collect_runs_at_once_and_records_on_that_server(
+        tmp_path, prefect_api):
+    """PREFECT_API_URL (or a running `digest serve`): the command collects at once, as without
+    a server, and its recorder records the run on that server: no flow run on the command's
+    clock, no temporary server."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL
+
+    home = tmp_path / "prefect-home"
+    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_API_URL": PREFECT_API_URL.value()}
+    with FeedServer() as server:
+        server.route("/f0", body=feed(0, 3))
+        config = write_config(tmp_path / "site", server, ["/f0"])
+        done = subprocess.run([sys.executable, "-m", "alliance_digest.cli", "--config",
+                               str(config), "collect", "--force"], env=env, capture_output=True,
+                              text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    data = config.parent / "data"
+    deadline = time.monotonic() + 120
+    while list(data.glob(".prefect-record-*")) and time.monotonic() < deadline:
+        time.sleep(0.25)
+    assert not list(data.glob(".prefect-record-*")), (data / "prefect.log").read_text()
+
+    async def recorded() -> list[tuple[str, str]]:
+        async with get_client() as client:
+            runs = await client.read_flow_runs()
+            return [(r.name, r.state_type.value) for r in runs if r.parameters.get("config")
+                    == str(config)]
+
+    assert asyncio.run(recorded()) == [("run-1-completed", "COMPLETED")]
+    assert not (home / "digest-temporary-server.log").exists()
+    assert not (home / "prefect.db").exists()
+
+
 def test_draft_flow_writes_the_issue_and_publishes_it(tmp_path, prefect_api):
     """collect (real flow) → an editor includes two items → the real draft flow."""
     from alliance_digest.flows.collect import collect_with_runner
