@@ -5,10 +5,12 @@
 Issue 11's case end to end: the demo snapshot and `--feeds` feeds that together carry
 `--templated` items of one templated series (the same readout text, a date and a number
 apart, as in bench/triage.py --templated) are served on 127.0.0.1; `digest collect` runs as
-a real process (its own temporary Prefect server, or none, as a user's first collect) into a
-fresh folder. Prints the command's wall time and peak RSS (the process tree's largest), the
-run's counts, and the triage step's time as the run records it, then checks that every item
-was stored and clustered (nothing set aside).
+a real process (no Prefect server running, as a user's first collect) into a fresh folder.
+A run this large leaves its search indexing and clustering to the recorder the command starts
+(flows/record.py): the bench waits for it too. Prints the command's wall time, when the index
+and stories were complete, the largest digest process's peak RSS (the recorder included,
+bench/collect.py's monitor), the run's counts, then checks that every item was stored and
+clustered (nothing set aside).
 """
 
 from __future__ import annotations
@@ -17,9 +19,7 @@ import argparse
 import json
 import os
 import random
-import resource
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,6 +30,7 @@ from xml.sax.saxutils import escape
 
 from alliance_digest.demo import DEMO_DATA, write_demo_config
 from alliance_digest.feedserver import FeedServer
+from collect import mb, run_process, stored_complete  # bench/collect.py, beside this script
 
 SEED = 20261205
 
@@ -87,14 +88,23 @@ def main() -> None:
         env = {**os.environ, "PREFECT_HOME": str(Path(tmp) / "prefect")}
         env.pop("PREFECT_API_URL", None)
         digest = Path(sys.executable).with_name("digest")
-        t0 = time.perf_counter()
-        done = subprocess.run([str(digest), "--config", str(config), "collect"],
-                              capture_output=True, text=True, env=env, timeout=1800)
-        seconds = time.perf_counter() - t0
-        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        if done.returncode not in (0, 3):
-            sys.exit(f"digest collect failed ({done.returncode}): {done.stderr[-2000:]}")
-        db = sqlite3.connect(folder / "data" / "digest.db")
+        data = folder / "data"
+        complete_at: list[float] = []
+
+        def working() -> bool:  # the recorder is still completing or recording the run
+            if not complete_at and stored_complete(data / "digest.db"):
+                complete_at.append(time.perf_counter())
+            return any(data.glob(".prefect-record-*")) or not complete_at
+
+        log = Path(tmp) / "collect.log"
+        started = time.perf_counter()
+        seconds, monitor, status, _load = run_process(
+            "digest", "first", [str(digest), "--config", str(config), "collect"], env, folder,
+            log, timeout=1800, linger=working, marker=str(data / ".prefect-record-").encode())
+        complete = complete_at[0] - started if complete_at else float("nan")
+        if status not in (0, 3):
+            sys.exit(f"digest collect failed ({status}): {log.read_text()[-2000:]}")
+        db = sqlite3.connect(data / "digest.db")
         stored = db.execute("SELECT count(*) FROM items").fetchone()[0]
         series = db.execute("SELECT count(*) FROM items WHERE guid LIKE 'series-%'").fetchone()[0]
         waiting = db.execute("SELECT count(*) FROM items WHERE cluster_id IS NULL").fetchone()[0]
@@ -102,11 +112,15 @@ def main() -> None:
         stories = db.execute("SELECT count(DISTINCT cluster_id) FROM items "
                              "WHERE guid LIKE 'series-%'").fetchone()[0]
         db.close()
+    single = monitor.peak_single
+    peaks = ", ".join(f"{role} {mb(rss):.0f}" for role, rss in sorted(single.items()))
+    largest = max((v for k, v in single.items() if k != "prefect server"), default=0)
     print(f"digest collect of {args.templated:,} templated items in {args.feeds} feeds plus the "
-          f"demo feeds: {seconds:.1f} s wall, largest process peak {peak_mb:.0f} MB")
+          f"demo feeds: {seconds:.1f} s wall; search index and stories complete "
+          f"{complete:.1f} s from the start; largest digest process peak "
+          f"{mb(largest):.0f} MB ({peaks} MB)")
     print(json.dumps({"items": stored, "series_items": series, "series_stories": stories,
-                      "unclustered": waiting, "set_aside": aside,
-                      "exit": done.returncode}))
+                      "unclustered": waiting, "set_aside": aside, "exit": status}))
     if series != args.templated or waiting or aside:
         sys.exit("not every series item was stored and clustered")
 
