@@ -127,7 +127,9 @@ def test_a_scheduled_collect_flow_meeting_a_running_collect_is_skipped_in_one_li
 def test_a_collect_or_draft_waits_for_the_process_finishing_a_run(tmp_path):
     """The detached process completing a large run's search index and stories holds the lock
     as "finish": a collect waits for it (bounded) instead of refusing; a draft waits too."""
+    import contextlib
     import time
+    from collections.abc import Iterator
 
     from alliance_digest.pipeline.draft import draft_issue
     from alliance_digest.store.lock import FINISH, wait_for_finish
@@ -136,52 +138,48 @@ def test_a_collect_or_draft_waits_for_the_process_finishing_a_run(tmp_path):
         server.route("/slow", body=SITE_FEED)
         _configured(tmp_path, server)
         settings = load_settings(tmp_path / "digest.toml")
-        taken, release = threading.Event(), threading.Event()
 
-        def finishing() -> None:
-            with collect_lock(settings.store_path, purpose=FINISH):
-                taken.set()
-                release.wait(10)
+        @contextlib.contextmanager
+        def finishing(for_seconds: float) -> Iterator[None]:
+            """Another thread holds the lock as a finishing process for `for_seconds`."""
+            taken, release = threading.Event(), threading.Event()
 
-        holder = threading.Thread(target=finishing)
-        holder.start()
-        assert taken.wait(10)
-        assert lock_holder(settings.store_path).purpose == FINISH
-        assert not wait_for_finish(settings.store_path, timeout=0.2)
-        # Waited out its (here short) patience:
-        with pytest.raises(CollectRunning), collect_lock(settings.store_path,
-                                                         wait_for_finish=0.2):
-            pass
-        threading.Timer(0.5, release.set).start()
-        started = time.monotonic()
-        summary = collect_once(settings, force=True, triage=lambda *_: {})
-        assert summary.run["status"] == "completed" and time.monotonic() - started >= 0.4
-        holder.join()
+            def hold() -> None:
+                with collect_lock(settings.store_path, purpose=FINISH):
+                    taken.set()
+                    release.wait(30)
 
-        # The command says what it waits for, then collects.
-        release.clear()
-        taken.clear()
-        holder = threading.Thread(target=finishing)
-        holder.start()
-        assert taken.wait(10)
-        threading.Timer(1.5, release.set).start()
-        waiting = digest("collect", "--force", cwd=tmp_path)
+            holder = threading.Thread(target=hold)
+            holder.start()
+            assert taken.wait(10)
+            threading.Timer(for_seconds, release.set).start()
+            try:
+                yield
+            finally:
+                release.set()
+                holder.join()
+
+        with finishing(2.0):
+            assert lock_holder(settings.store_path).purpose == FINISH
+            assert not wait_for_finish(settings.store_path, timeout=0.2)
+            # Waited out its (here short) patience:
+            with pytest.raises(CollectRunning), collect_lock(settings.store_path,
+                                                             wait_for_finish=0.2):
+                pass
+            started = time.monotonic()
+            summary = collect_once(settings, force=True, triage=lambda *_: {})
+            assert summary.run["status"] == "completed" and time.monotonic() - started >= 1.0
+
+        with finishing(1.5):  # the command says what it waits for, then collects
+            waiting = digest("collect", "--force", cwd=tmp_path)
         assert " ".join(waiting.stderr.split()).startswith(
             "waiting for the last run's search index and stories (pid ")
         assert "Collect run 2" in waiting.stdout
-        holder.join()
 
-        # A draft started while a run is being finished waits for its stories.
-        release.clear()
-        taken.clear()
-        holder = threading.Thread(target=finishing)
-        holder.start()
-        assert taken.wait(10)
-        threading.Timer(0.5, release.set).start()
-        started = time.monotonic()
-        draft_issue(settings)
-        assert time.monotonic() - started >= 0.4
-        holder.join()
+        with finishing(0.5):  # a draft started while a run is being finished waits for it
+            started = time.monotonic()
+            draft_issue(settings)
+            assert time.monotonic() - started >= 0.4
     # A collect run's own lock is refused at once, as before.
     with collect_lock(settings.store_path), pytest.raises(CollectRunning):
         started = time.monotonic()
