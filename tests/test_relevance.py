@@ -397,3 +397,23 @@ def test_evaluate_reports_unmatched_labels_and_bad_files(labelled_db, rules, tmp
     labels.write_text("title\tlabel\nx\t1\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="line 1: the header needs"):
         read_labels(labels)
+
+
+def test_a_rules_file_is_compiled_again_only_when_it_changes(tmp_path):
+    """`digest collect` checks the rules before it starts and loads them again to collect:
+    the second load reuses the first while the file is the same file, unchanged."""
+    path = tmp_path / "relevance.toml"
+    text = DEFAULT_RULES.read_text(encoding="utf-8")
+    path.write_text(text, encoding="utf-8")
+    first = load_rules_file(path)
+    assert load_rules_file(path) is first
+    path.write_text(text + "\n# edited\n", encoding="utf-8")
+    edited = load_rules_file(path)
+    assert edited is not first and edited == first  # the same rules, compiled again
+    replacement = tmp_path / "new.toml"
+    replacement.write_text(text + "\n# edited\n", encoding="utf-8")
+    replacement.replace(path)  # same size, a new file: compiled again
+    assert load_rules_file(path) is not edited
+    path.unlink()
+    with pytest.raises(ConfigError, match="file not found"):
+        load_rules_file(path)

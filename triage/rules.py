@@ -330,11 +330,33 @@ def load_rules(settings: Settings) -> Rules:
 
 
 def load_rules_file(path: Path) -> Rules:
-    """Rules from a relevance.toml file (its tables at the top level, or under [relevance])."""
+    """Rules from a relevance.toml file (its tables at the top level, or under [relevance]).
+
+    The file's last compiled rules are kept while it is unchanged (same inode, size, mtime and
+    ctime): a command that checks the rules before it starts and then collects compiled them
+    twice, ~40 ms of an all-304 pass. Rules are immutable, so sharing them is safe.
+    """
+    try:
+        stat = path.stat()
+    except OSError:  # read_toml says what is wrong, in one line
+        return _compile_file(path)
+    key = (str(path.resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+    if (kept := _COMPILED.get(key)) is not None:
+        return kept
+    rules = _compile_file(path)
+    _COMPILED.clear()  # one file's rules at a time: a process uses one rules file
+    _COMPILED[key] = rules
+    return rules
+
+
+def _compile_file(path: Path) -> Rules:
     data = read_toml(path)
     if set(data) == {"relevance"} and isinstance(data["relevance"], dict):
         return rules_from_mapping(data["relevance"], str(path), prefix="relevance.")
     return rules_from_mapping(data, str(path))
+
+
+_COMPILED: dict[tuple[str, int, int, int, int], Rules] = {}
 
 
 def rules_from_mapping(data: Mapping[str, Any], where: str, *, prefix: str = "") -> Rules:
