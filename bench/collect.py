@@ -443,6 +443,23 @@ def stored_complete(db_path: Path) -> bool:
         return False
 
 
+class RecorderWatch:
+    """`run_process`'s `linger` for a digest run into the data folder `data`: true while the
+    detached recorder it started is still completing the run (search index, stories) or
+    recording it in Prefect; `complete_at` is when the run was first seen complete
+    (perf_counter), `marker` what finds the recorder's process (its payload's path)."""
+
+    def __init__(self, data: Path) -> None:
+        self.data = data
+        self.marker = str(data / ".prefect-record-").encode()
+        self.complete_at: float | None = None
+
+    def __call__(self) -> bool:
+        if self.complete_at is None and stored_complete(self.data / "digest.db"):
+            self.complete_at = time.perf_counter()
+        return any(self.data.glob(".prefect-record-*")) or self.complete_at is None
+
+
 def run_process(label: str, pass_: str, argv: list[str], env: dict[str, str], cwd: Path,
                 log: Path, timeout: float = 600, linger: Any = None,
                 marker: bytes | None = None) -> tuple[float, TreeMonitor, int, float]:
@@ -775,18 +792,13 @@ def main(argv: list[str] | None = None) -> int:
                 home = Path(env["PREFECT_HOME"])
                 had_db = (home / "prefect.db").exists()
                 env = {**env, "DIGEST_CONFIG": str(data / "digest.toml")}
-                complete_at: list[float] = []
-
-                def recording() -> bool:  # the Prefect recorder's payload is still there
-                    if not complete_at and stored_complete(data / "data" / "digest.db"):
-                        complete_at.append(time.perf_counter())
-                    return any((data / "data").glob(".prefect-record-*")) or not complete_at
-
+                recorder = RecorderWatch(data / "data")
                 started = time.perf_counter()
                 wall, mon, status, load = run_process(
-                    contender, pass_, digest, env, data, log, linger=recording,
-                    marker=str(data / "data" / ".prefect-record-").encode())
-                after = complete_at[0] - started - wall if complete_at else 0.0
+                    contender, pass_, digest, env, data, log, linger=recorder,
+                    marker=recorder.marker)
+                after = (recorder.complete_at - started - wall
+                         if recorder.complete_at is not None else 0.0)
                 if after > 0.05:
                     extra += (f"; search index and stories complete {after:.1f} s after the "
                               "command (the recorder's work)")

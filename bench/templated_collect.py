@@ -30,7 +30,7 @@ from xml.sax.saxutils import escape
 
 from alliance_digest.demo import DEMO_DATA, write_demo_config
 from alliance_digest.feedserver import FeedServer
-from collect import mb, run_process, stored_complete  # bench/collect.py, beside this script
+from collect import RecorderWatch, mb, run_process  # bench/collect.py, beside this script
 
 SEED = 20261205
 
@@ -89,19 +89,14 @@ def main() -> None:
         env.pop("PREFECT_API_URL", None)
         digest = Path(sys.executable).with_name("digest")
         data = folder / "data"
-        complete_at: list[float] = []
-
-        def working() -> bool:  # the recorder is still completing or recording the run
-            if not complete_at and stored_complete(data / "digest.db"):
-                complete_at.append(time.perf_counter())
-            return any(data.glob(".prefect-record-*")) or not complete_at
-
+        recorder = RecorderWatch(data)
         log = Path(tmp) / "collect.log"
         started = time.perf_counter()
         seconds, monitor, status, _load = run_process(
             "digest", "first", [str(digest), "--config", str(config), "collect"], env, folder,
-            log, timeout=1800, linger=working, marker=str(data / ".prefect-record-").encode())
-        complete = complete_at[0] - started if complete_at else float("nan")
+            log, timeout=1800, linger=recorder, marker=recorder.marker)
+        complete = (recorder.complete_at - started if recorder.complete_at is not None
+                    else float("nan"))
         if status not in (0, 3):
             sys.exit(f"digest collect failed ({status}): {log.read_text()[-2000:]}")
         db = sqlite3.connect(data / "digest.db")

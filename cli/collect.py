@@ -127,16 +127,13 @@ def print_run_summary(summary: dict[str, Any]) -> None:
         "items_updated")))
     out.print(table)
     triaged = summary.get("triage")
-    if triaged and triaged.get("pending"):
+    if triaged:
+        stories = (f"indexing the {triaged['pending']} new items for search and grouping them "
+                   "into stories continue in the background (seconds; a collect or draft "
+                   "started meanwhile waits for them)" if triaged.get("pending") else
+                   f"{triaged['in_stories']} items in {triaged['stories']} multi-outlet stories")
         out.print(f"triage: {triaged['candidates']} new candidates, {triaged['filtered']} "
-                  f"filtered; indexing the {triaged['pending']} new items for search and "
-                  "grouping them into stories continue in the background (seconds; a collect "
-                  "or draft started meanwhile waits for them)"
-                  + (f"; relevance model {triaged['model']}" if triaged.get("model") else ""))
-    elif triaged:
-        out.print(f"triage: {triaged['candidates']} new candidates, {triaged['filtered']} "
-                  f"filtered; {triaged['in_stories']} items in {triaged['stories']} "
-                  "multi-outlet stories"
+                  f"filtered; {stories}"
                   + (f"; relevance model {triaged['model']}" if triaged.get("model") else ""))
         if triaged.get("model_warning"):
             out.print(f"  [yellow]warning[/yellow] {escape(triaged['model_warning'])}",

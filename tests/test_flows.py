@@ -43,6 +43,15 @@ def write_config(folder: Path, server: FeedServer, paths: list[str]) -> Path:
     return config
 
 
+def wait_for_recorder(data: Path, timeout: float) -> None:
+    """Wait until the detached recorder of `digest collect` (or of a flow's large run) has
+    taken its payload out of the data folder: the run is complete, and recorded if it was to be."""
+    deadline = time.monotonic() + timeout
+    while list(data.glob(".prefect-record-*")) and time.monotonic() < deadline:
+        time.sleep(0.25)
+    assert not list(data.glob(".prefect-record-*")), (data / "prefect.log").read_text()
+
+
 @pytest.fixture(scope="session")
 def prefect_api():
     """One temporary Prefect API for the session (entering it costs about ten seconds)."""
@@ -103,10 +112,7 @@ def test_a_large_collect_flow_run_leaves_index_and_stories_to_a_process_of_their
     assert summary["triage"]["pending"] == total
     assert summary["triage"]["candidates"] + summary["triage"]["filtered"] == total
     data = tmp_path / "data"
-    deadline = time.monotonic() + 120
-    while list(data.glob(".prefect-record-*")) and time.monotonic() < deadline:
-        time.sleep(0.25)
-    assert not list(data.glob(".prefect-record-*")), (data / "prefect.log").read_text()
+    wait_for_recorder(data, 120)
     conn = sqlite3.connect(data / "digest.db")
     assert conn.execute("SELECT count(*) FROM search_deferred").fetchone()[0] == 0
     assert conn.execute("SELECT count(*) FROM item_tokens_new").fetchone()[0] == 0
@@ -194,10 +200,7 @@ def test_a_cold_collect_stores_first_and_prefect_records_the_run_after(tmp_path)
     conn = sqlite3.connect(data / "digest.db")
     assert conn.execute("SELECT count(*) FROM items").fetchone()[0] == 12
     conn.close()
-    deadline = time.monotonic() + 180
-    while list(data.glob(".prefect-record-*")) and time.monotonic() < deadline:
-        time.sleep(0.25)
-    assert not list(data.glob(".prefect-record-*")), (data / "prefect.log").read_text()
+    wait_for_recorder(data, 180)
     conn = sqlite3.connect(home / "prefect.db")
     runs = conn.execute("SELECT f.name, r.name, r.state_type, r.parameters FROM flow_run r "
                         "JOIN flow f ON f.id = r.flow_id").fetchall()
@@ -231,10 +234,7 @@ def test_a_large_cold_collect_returns_and_its_recorder_completes_index_and_stori
     assert (f"indexing the {total} new items for search and grouping them into stories "
             "continue in the background") in said
     data = config.parent / "data"
-    deadline = time.monotonic() + 180
-    while list(data.glob(".prefect-record-*")) and time.monotonic() < deadline:
-        time.sleep(0.25)
-    assert not list(data.glob(".prefect-record-*")), (data / "prefect.log").read_text()
+    wait_for_recorder(data, 180)
     conn = sqlite3.connect(data / "digest.db")
     assert conn.execute("SELECT count(*) FROM items").fetchone()[0] == total
     assert conn.execute("SELECT count(*) FROM search_deferred").fetchone()[0] == 0
@@ -269,10 +269,7 @@ def test_with_a_server_running_collect_runs_at_once_and_records_on_that_server(
                               text=True, timeout=180)
     assert done.returncode == 0, done.stderr
     data = config.parent / "data"
-    deadline = time.monotonic() + 120
-    while list(data.glob(".prefect-record-*")) and time.monotonic() < deadline:
-        time.sleep(0.25)
-    assert not list(data.glob(".prefect-record-*")), (data / "prefect.log").read_text()
+    wait_for_recorder(data, 120)
 
     async def recorded() -> list[tuple[str, str]]:
         async with get_client() as client:
